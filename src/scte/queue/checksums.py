@@ -1,0 +1,72 @@
+"""The digests SQS puts in its responses: MD5 of the body and of the message attributes.
+
+SDKs that check integrity (the AWS SDKs for Java, Go, .NET, Ruby, ...) recompute `MD5OfMessageBody` and
+`MD5OfMessageAttributes` from what they sent or received and fail the call when ours differ, so these have to
+be bit-for-bit what AWS computes. botocore does not check them, which is why a wrong digest can go unnoticed
+in Python tests: the unit tests pin the values AWS returns for known inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+__all__ = ["md5_of_body", "md5_of_message_attributes", "transport_type"]
+
+# The byte AWS writes between an attribute's data type and its value: 1 for values carried in StringValue
+# (String and Number, with or without a custom label), 2 for values carried in BinaryValue.
+_STRING_TRANSPORT = b"\x01"
+_BINARY_TRANSPORT = b"\x02"
+
+
+def md5_of_body(body: str) -> str:
+    """Hex MD5 of the UTF-8 encoded body, as `MD5OfMessageBody` / `MD5OfBody`."""
+    return hashlib.md5(body.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def transport_type(data_type: str) -> str:
+    """`Binary` or `String`: which value field carries an attribute of this DataType.
+
+    The logical type is the part before the first dot: `Binary.gif` travels as binary, `Number.int` and
+    `String.json` travel as strings.
+    """
+    return "Binary" if data_type.partition(".")[0] == "Binary" else "String"
+
+
+def _length_prefixed(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def md5_of_message_attributes(attrs: Mapping[str, Mapping[str, object]]) -> str:
+    """Hex MD5 of message attributes with AWS's encoding, as `MD5OfMessageAttributes`.
+
+    For each attribute in name order: 4-byte big-endian length + UTF-8 name, 4-byte length + UTF-8 data
+    type, one transport byte (1 string/number, 2 binary), 4-byte length + value (the UTF-8 StringValue, or
+    the raw bytes of BinaryValue). Names are sorted by code point, which equals the byte order AWS uses for
+    the ASCII names that `validation.validate_message_attributes` admits. The same encoding gives
+    `MD5OfMessageSystemAttributes` when called with the system attributes (e.g. AWSTraceHeader).
+
+    Callers pass attributes that already passed validation; a value of the wrong kind is a programming
+    error and raises TypeError rather than producing a digest no SDK would accept.
+    """
+    digest = hashlib.md5(usedforsecurity=False)
+    for name in sorted(attrs):
+        attr = attrs[name]
+        data_type = attr.get("DataType")
+        if not isinstance(data_type, str):
+            raise TypeError(f"message attribute {name!r} has no string DataType")
+        digest.update(_length_prefixed(name.encode("utf-8")))
+        digest.update(_length_prefixed(data_type.encode("utf-8")))
+        if transport_type(data_type) == "Binary":
+            value = attr.get("BinaryValue")
+            if not isinstance(value, bytes | bytearray | memoryview):
+                raise TypeError(f"message attribute {name!r} of type {data_type} needs bytes in BinaryValue")
+            digest.update(_BINARY_TRANSPORT)
+            digest.update(_length_prefixed(bytes(value)))
+        else:
+            text = attr.get("StringValue")
+            if not isinstance(text, str):
+                raise TypeError(f"message attribute {name!r} of type {data_type} needs a str StringValue")
+            digest.update(_STRING_TRANSPORT)
+            digest.update(_length_prefixed(text.encode("utf-8")))
+    return digest.hexdigest()

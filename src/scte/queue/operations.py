@@ -1,0 +1,914 @@
+"""The SQS operations as they run on the store's thread, inside a transaction.
+
+Each public method takes the SQLite connection first and either returns its result or raises
+`SqsError` before writing anything (the store also rolls back the piece's savepoint on any error).
+The queue catalogue is cached in memory (a few rows per queue); messages are not.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from scte.queue import receipts, validation
+from scte.queue.checksums import md5_of_body, md5_of_message_attributes
+from scte.queue.errors import SqsError, invalid_parameter, queue_does_not_exist
+
+MINUTES_5_MS = 5 * 60 * 1000
+SYSTEM_ATTRIBUTE_NAMES = (
+    "ApproximateFirstReceiveTimestamp",
+    "ApproximateReceiveCount",
+    "AWSTraceHeader",
+    "DeadLetterQueueSourceArn",
+    "MessageDeduplicationId",
+    "MessageGroupId",
+    "SenderId",
+    "SentTimestamp",
+    "SequenceNumber",
+)
+
+_MESSAGE_COLUMNS = (
+    "id, visible_at, sent_at, receive_count, first_receive, receipt, message_id, body, attributes, "
+    "md5_attributes, group_id, dedup_id, sender_id, trace_header, dlq_source"
+)
+# Row layout of _MESSAGE_COLUMNS
+(
+    C_ID,
+    C_VISIBLE,
+    C_SENT,
+    C_COUNT,
+    C_FIRST,
+    C_RECEIPT,
+    C_MESSAGE_ID,
+    C_BODY,
+    C_ATTRS,
+    C_MD5_ATTRS,
+    C_GROUP,
+    C_DEDUP,
+    C_SENDER,
+    C_TRACE,
+    C_DLQ_SOURCE,
+) = range(15)
+
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (queue_id, visible_at, sent_at, message_id, body, attributes, md5_attributes, "
+    "group_id, dedup_id, sender_id, trace_header) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+@dataclass
+class QueueMeta:
+    """A queue's catalogue row with its attributes parsed for the hot paths."""
+
+    id: int
+    name: str
+    fifo: bool
+    attributes: dict[str, str]
+    tags: dict[str, str]
+    created: int
+    modified: int
+    arn: str = ""
+    visibility_ms: int = 30_000
+    retention_ms: int = 345_600_000
+    delay_ms: int = 0
+    max_size: int = 1_048_576
+    wait_seconds: int = 0
+    dlq_name: str | None = None
+    max_receive: int = 0
+    content_dedup: bool = False
+    group_scope: bool = False
+    last_sweep: int = field(default=0)
+
+    def refresh(self, account: str, region: str) -> None:
+        a = self.attributes
+        self.arn = f"arn:aws:sqs:{region}:{account}:{self.name}"
+        self.visibility_ms = int(a.get("VisibilityTimeout", "30")) * 1000
+        self.retention_ms = int(a.get("MessageRetentionPeriod", "345600")) * 1000
+        self.delay_ms = int(a.get("DelaySeconds", "0")) * 1000
+        self.max_size = int(a.get("MaximumMessageSize", "1048576"))
+        self.wait_seconds = int(a.get("ReceiveMessageWaitTimeSeconds", "0"))
+        self.content_dedup = a.get("ContentBasedDeduplication") == "true"
+        self.group_scope = a.get("DeduplicationScope") == "messageGroup"
+        policy = a.get("RedrivePolicy")
+        if policy:
+            target, count = validation.parse_redrive_policy(policy)
+            self.dlq_name = target.rsplit(":", 1)[1]
+            self.max_receive = count
+        else:
+            self.dlq_name = None
+            self.max_receive = 0
+
+
+@dataclass(slots=True)
+class SendEntry:
+    """One message to send, validated and prepared on the caller's side."""
+
+    body: str
+    delay_seconds: int | None = None
+    attributes: Mapping[str, Mapping[str, Any]] | None = None
+    attributes_json: str | None = None
+    md5_attributes: str | None = None
+    size: int = 0
+    group_id: str | None = None
+    dedup_id: str | None = None
+    trace_header: str | None = None
+    sender_id: str = ""
+    entry_id: str | None = None
+
+
+@dataclass(slots=True)
+class ReceiveRequest:
+    max_number: int = 1
+    visibility_timeout: int | None = None
+    attribute_names: frozenset[str] = frozenset()
+    message_attribute_names: tuple[str, ...] = ()
+    attempt_id: str | None = None
+
+
+@dataclass(slots=True)
+class ReceiveOutcome:
+    messages: list[dict[str, Any]]
+    next_visible_ms: int | None  # when something may become deliverable (for long polls)
+    dead_lettered_to: str | None = None
+
+
+def encode_message_attributes(attrs: Mapping[str, Mapping[str, Any]]) -> str:
+    """Message attributes as stored: JSON, binary values as base64."""
+    import base64
+
+    out: dict[str, list[str]] = {}
+    for name, value in attrs.items():
+        data_type = str(value["DataType"])
+        if "BinaryValue" in value and data_type.startswith("Binary"):
+            raw = value["BinaryValue"]
+            out[name] = [data_type, "B", base64.b64encode(bytes(raw)).decode("ascii")]
+        else:
+            out[name] = [data_type, "S", str(value["StringValue"])]
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_message_attributes(text: str) -> dict[str, dict[str, Any]]:
+    import base64
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, (data_type, kind, value) in json.loads(text).items():
+        if kind == "B":
+            out[name] = {"DataType": data_type, "BinaryValue": base64.b64decode(value)}
+        else:
+            out[name] = {"DataType": data_type, "StringValue": value}
+    return out
+
+
+def select_message_attributes(
+    attrs: dict[str, dict[str, Any]], names: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Apply MessageAttributeNames: names, `All`, `.*`, and `prefix.*`."""
+    if not names:
+        return {}
+    if "All" in names or ".*" in names:
+        return attrs
+    prefixes = [n[:-1] for n in names if n.endswith(".*")]
+    wanted = set(names)
+    return {k: v for k, v in attrs.items() if k in wanted or any(k.startswith(p) for p in prefixes)}
+
+
+class Operations:
+    """SQS semantics over the schema; runs only on the store's thread."""
+
+    def __init__(self, account: str, region: str, clock_ms: Callable[[], int]) -> None:
+        self.account = account
+        self.region = region
+        self.now_ms = clock_ms
+        self.queues: dict[str, QueueMeta] = {}
+        self.by_id: dict[int, QueueMeta] = {}
+        self._random = random.Random()
+        self.last_dedup_sweep = 0
+
+    # -- catalogue ---------------------------------------------------------------------------------
+
+    def load(self, conn: sqlite3.Connection) -> None:
+        """(Re)read the queue catalogue: at start-up and after a failed transaction."""
+        queues: dict[str, QueueMeta] = {}
+        for qid, name, fifo, attrs, tags, created, modified in conn.execute(
+            "SELECT id, name, fifo, attributes, tags, created, modified FROM queues"
+        ):
+            meta = QueueMeta(qid, name, bool(fifo), json.loads(attrs), json.loads(tags), created, modified)
+            meta.refresh(self.account, self.region)
+            queues[name] = meta
+        self.queues = queues
+        self.by_id = {m.id: m for m in queues.values()}
+
+    def arn(self, name: str) -> str:
+        return f"arn:aws:sqs:{self.region}:{self.account}:{name}"
+
+    def queue(self, name: str) -> QueueMeta:
+        meta = self.queues.get(name)
+        if meta is None:
+            raise queue_does_not_exist(name)
+        return meta
+
+    def name_from_arn(self, arn: str, parameter: str) -> str:
+        parts = arn.split(":") if isinstance(arn, str) else []
+        if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs" or not parts[5]:
+            raise invalid_parameter(f"Value {arn} for parameter {parameter} is invalid. Reason: not a queue ARN.")
+        return parts[5]
+
+    def _save(self, conn: sqlite3.Connection, meta: QueueMeta) -> None:
+        conn.execute(
+            "UPDATE queues SET attributes=?, tags=?, modified=? WHERE id=?",
+            (json.dumps(meta.attributes), json.dumps(meta.tags), meta.modified, meta.id),
+        )
+
+    def _check_redrive(self, source_name: str, fifo: bool, attributes: Mapping[str, str]) -> None:
+        policy = attributes.get("RedrivePolicy")
+        if not policy:
+            return
+        target_arn, _count = validation.parse_redrive_policy(policy)
+        target_name = target_arn.rsplit(":", 1)[1]
+        target = self.queues.get(target_name)
+        if target is None or target_arn != target.arn:
+            raise invalid_parameter(
+                f"Value {policy} for parameter RedrivePolicy is invalid. Reason: Dead letter target does not exist."
+            )
+        if target.fifo != fifo:
+            kind = "FIFO" if fifo else "standard"
+            raise invalid_parameter(
+                f"Value {policy} for parameter RedrivePolicy is invalid. Reason: "
+                f"Dead-letter queue must be same type of queue as the source ({kind})."
+            )
+        allow = target.attributes.get("RedriveAllowPolicy")
+        if allow:
+            rule = json.loads(allow)
+            permission = rule.get("redrivePermission")
+            source_arn = self.arn(source_name)
+            if permission == "denyAll" or (
+                permission == "byQueue" and source_arn not in rule.get("sourceQueueArns", [])
+            ):
+                raise invalid_parameter(
+                    f"Value {policy} for parameter RedrivePolicy is invalid. Reason: "
+                    f"The dead-letter queue's RedriveAllowPolicy does not allow {source_arn} as a source."
+                )
+
+    def create_queue(
+        self, conn: sqlite3.Connection, name: str, attributes: Mapping[str, str], tags: Mapping[str, str]
+    ) -> str:
+        full = validation.new_queue_attributes(name, attributes)
+        fifo = full.get("FifoQueue") == "true"
+        existing = self.queues.get(name)
+        if existing is not None:
+            if not validation.attributes_equal_for_create(existing.attributes, full):
+                differing = sorted(
+                    k for k in set(existing.attributes) | set(full) if existing.attributes.get(k) != full.get(k)
+                )
+                raise SqsError(
+                    "QueueNameExists",
+                    "A queue already exists with the same name and a different value for attribute "
+                    + ", ".join(differing),
+                )
+            return name
+        self._check_redrive(name, fifo, full)
+        validate_tags(tags)
+        now_s = self.now_ms() // 1000
+        cur = conn.execute(
+            "INSERT INTO queues (name, fifo, attributes, tags, created, modified) VALUES (?, ?, ?, ?, ?, ?)",
+            (name, int(fifo), json.dumps(full), json.dumps(dict(tags)), now_s, now_s),
+        )
+        qid = cur.lastrowid
+        assert qid is not None
+        meta = QueueMeta(qid, name, fifo, full, dict(tags), now_s, now_s)
+        meta.refresh(self.account, self.region)
+        self.queues[name] = meta
+        self.by_id[qid] = meta
+        return name
+
+    def delete_queue(self, conn: sqlite3.Connection, name: str) -> None:
+        meta = self.queue(name)
+        for table in ("messages", "fifo_groups", "dedup", "receive_attempts"):
+            conn.execute(f"DELETE FROM {table} WHERE queue_id=?", (meta.id,))
+        conn.execute("DELETE FROM queues WHERE id=?", (meta.id,))
+        del self.queues[name]
+        del self.by_id[meta.id]
+
+    def list_queues(self, prefix: str | None) -> list[str]:
+        names = sorted(self.queues)
+        if prefix:
+            names = [n for n in names if n.startswith(prefix)]
+        return names
+
+    def get_queue_attributes(self, conn: sqlite3.Connection, name: str, names: Iterable[str]) -> dict[str, str]:
+        meta = self.queue(name)
+        wanted = set(names)
+        every = "All" in wanted
+        out: dict[str, str] = {}
+
+        def want(key: str) -> bool:
+            return every or key in wanted
+
+        now = self.now_ms()
+        if want("ApproximateNumberOfMessages"):
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at<=?", (meta.id, now)
+            ).fetchone()
+            out["ApproximateNumberOfMessages"] = str(count)
+        if want("ApproximateNumberOfMessagesNotVisible"):
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at>? AND receipt!=0", (meta.id, now)
+            ).fetchone()
+            out["ApproximateNumberOfMessagesNotVisible"] = str(count)
+        if want("ApproximateNumberOfMessagesDelayed"):
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at>? AND receipt=0", (meta.id, now)
+            ).fetchone()
+            out["ApproximateNumberOfMessagesDelayed"] = str(count)
+        if want("CreatedTimestamp"):
+            out["CreatedTimestamp"] = str(meta.created)
+        if want("LastModifiedTimestamp"):
+            out["LastModifiedTimestamp"] = str(meta.modified)
+        if want("QueueArn"):
+            out["QueueArn"] = meta.arn
+        for key, value in meta.attributes.items():
+            if want(key):
+                out[key] = value
+        return out
+
+    def set_queue_attributes(self, conn: sqlite3.Connection, name: str, changes: Mapping[str, str]) -> None:
+        meta = self.queue(name)
+        full = validation.changed_queue_attributes(meta.attributes, meta.fifo, changes)
+        if "RedrivePolicy" in changes:
+            self._check_redrive(name, meta.fifo, full)
+        meta.attributes = full
+        meta.modified = self.now_ms() // 1000
+        meta.refresh(self.account, self.region)
+        self._save(conn, meta)
+
+    def set_tags(self, conn: sqlite3.Connection, name: str, tags: Mapping[str, str], remove: Sequence[str]) -> None:
+        meta = self.queue(name)
+        merged = dict(meta.tags)
+        merged.update(tags)
+        for key in remove:
+            merged.pop(key, None)
+        validate_tags(merged)
+        meta.tags = merged
+        self._save(conn, meta)
+
+    def set_policy(self, conn: sqlite3.Connection, name: str, policy: str | None) -> None:
+        meta = self.queue(name)
+        if policy:
+            meta.attributes["Policy"] = policy
+        else:
+            meta.attributes.pop("Policy", None)
+        meta.modified = self.now_ms() // 1000
+        self._save(conn, meta)
+
+    def purge_queue(self, conn: sqlite3.Connection, name: str) -> None:
+        meta = self.queue(name)
+        conn.execute("DELETE FROM messages WHERE queue_id=?", (meta.id,))
+        conn.execute("DELETE FROM fifo_groups WHERE queue_id=?", (meta.id,))
+
+    def dead_letter_sources(self, name: str) -> list[str]:
+        meta = self.queue(name)
+        return sorted(m.name for m in self.queues.values() if m.dlq_name == meta.name)
+
+    # -- housekeeping ----------------------------------------------------------------------------
+
+    def sweep(self, conn: sqlite3.Connection, meta: QueueMeta, now: int) -> None:
+        """Drop messages past retention and old deduplication records; at most once a second a queue.
+
+        There is no index on sent_at (it would cost a quarter of the send throughput). A message is
+        never visible before it is sent, so every message visible since before the cutoff is
+        expired, and the ready index finds those. An expired message that was received or delayed
+        more recently is caught when a receive comes to it.
+        """
+        if now - meta.last_sweep < 1000:
+            return
+        meta.last_sweep = now
+        cutoff = now - meta.retention_ms
+        if meta.fifo:
+            groups = [
+                g
+                for (g,) in conn.execute(
+                    "SELECT DISTINCT group_id FROM messages WHERE queue_id=? AND visible_at<=?", (meta.id, cutoff)
+                )
+            ]
+            conn.execute("DELETE FROM messages WHERE queue_id=? AND visible_at<=?", (meta.id, cutoff))
+            for group in groups:
+                self._refresh_group(conn, meta, group, now)
+        else:
+            conn.execute("DELETE FROM messages WHERE queue_id=? AND visible_at<=?", (meta.id, cutoff))
+        if now - self.last_dedup_sweep >= 1000:
+            self.last_dedup_sweep = now
+            conn.execute("DELETE FROM dedup WHERE expires_at<=?", (now,))
+            conn.execute("DELETE FROM receive_attempts WHERE expires_at<=?", (now,))
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    def send(
+        self, conn: sqlite3.Connection, name: str, entries: Sequence[SendEntry]
+    ) -> list[dict[str, Any] | SqsError]:
+        """Send each entry; an entry that fails is answered with its error and the others go on."""
+        meta = self.queue(name)
+        now = self.now_ms()
+        if meta.fifo:
+            out: list[dict[str, Any] | SqsError] = []
+            for entry in entries:
+                try:
+                    out.append(self._send_one(conn, meta, entry, now))
+                except SqsError as exc:
+                    out.append(exc)
+            return out
+        # Standard queues need no row id back: one executemany for the whole batch.
+        results: list[dict[str, Any] | SqsError] = []
+        rows: list[tuple[Any, ...]] = []
+        for e in entries:
+            if e.size > meta.max_size:
+                results.append(self._too_long(meta))
+                continue
+            message_id = self._message_id()
+            delay_ms = meta.delay_ms if e.delay_seconds is None else e.delay_seconds * 1000
+            rows.append(
+                (meta.id, now + delay_ms, now, message_id, e.body, e.attributes_json, e.md5_attributes,
+                 e.group_id, e.dedup_id, e.sender_id, e.trace_header)
+            )
+            results.append(self._send_result(e, message_id, None))
+        if rows:
+            conn.executemany(_INSERT_MESSAGE, rows)
+        return results
+
+    @staticmethod
+    def _too_long(meta: QueueMeta) -> SqsError:
+        return invalid_parameter(
+            f"One or more parameters are invalid. Reason: Message must be shorter than {meta.max_size} bytes."
+        )
+
+    def _message_id(self) -> str:
+        bits = self._random.getrandbits
+        return "%08x-%04x-4%03x-%04x-%012x" % (  # noqa: UP031 - uuid4 layout, faster than uuid.uuid4()
+            bits(32),
+            bits(16),
+            bits(12),
+            0x8000 | bits(14),
+            bits(48),
+        )
+
+    def _send_one(self, conn: sqlite3.Connection, meta: QueueMeta, e: SendEntry, now: int) -> dict[str, Any]:
+        if e.size > meta.max_size:
+            raise self._too_long(meta)
+        if meta.fifo:
+            if e.delay_seconds is not None and e.delay_seconds != 0:
+                raise invalid_parameter(
+                    f"Value {e.delay_seconds} for parameter DelaySeconds is invalid. Reason: "
+                    "The request include parameter that is not valid for this queue type."
+                )
+            if not e.group_id:
+                raise SqsError(
+                    "MissingParameter", "The request must contain the parameter MessageGroupId."
+                )
+            dedup_id = e.dedup_id
+            if dedup_id is None:
+                if not meta.content_dedup:
+                    raise invalid_parameter(
+                        "The queue should either have ContentBasedDeduplication enabled or "
+                        "MessageDeduplicationId provided explicitly"
+                    )
+                dedup_id = validation.content_dedup_id(e.body)
+            scope = e.group_id if meta.group_scope else ""
+            seen = conn.execute(
+                "SELECT message_id, sequence FROM dedup WHERE queue_id=? AND scope=? AND dedup_id=? "
+                "AND expires_at>?",
+                (meta.id, scope, dedup_id, now),
+            ).fetchone()
+            if seen is not None:
+                return self._send_result(e, seen[0], seen[1])
+        else:
+            dedup_id = e.dedup_id
+        delay_ms = meta.delay_ms if e.delay_seconds is None else e.delay_seconds * 1000
+        message_id = self._message_id()
+        visible_at = now + delay_ms
+        cur = conn.execute(
+            _INSERT_MESSAGE,
+            (
+                meta.id,
+                visible_at,
+                now,
+                message_id,
+                e.body,
+                e.attributes_json,
+                e.md5_attributes,
+                e.group_id,
+                dedup_id,
+                e.sender_id,
+                e.trace_header,
+            ),
+        )
+        row_id = cur.lastrowid
+        assert row_id is not None
+        if meta.fifo:
+            assert dedup_id is not None and e.group_id is not None
+            conn.execute(
+                "INSERT OR REPLACE INTO dedup (queue_id, scope, dedup_id, expires_at, message_id, sequence) "
+                "VALUES (?,?,?,?,?,?)",
+                (meta.id, e.group_id if meta.group_scope else "", dedup_id, now + MINUTES_5_MS, message_id, row_id),
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO fifo_groups (queue_id, group_id, next_at) VALUES (?,?,?)",
+                (meta.id, e.group_id, visible_at),
+            )
+            return self._send_result(e, message_id, row_id)
+        return self._send_result(e, message_id, None)
+
+    @staticmethod
+    def _send_result(e: SendEntry, message_id: str, sequence: int | None) -> dict[str, Any]:
+        result: dict[str, Any] = {"MessageId": message_id, "MD5OfMessageBody": md5_of_body(e.body)}
+        if e.md5_attributes:
+            result["MD5OfMessageAttributes"] = e.md5_attributes
+        if e.trace_header is not None:
+            result["MD5OfMessageSystemAttributes"] = md5_of_message_attributes(
+                {"AWSTraceHeader": {"DataType": "String", "StringValue": e.trace_header}}
+            )
+        if sequence is not None:
+            result["SequenceNumber"] = sequence_number(sequence)
+        return result
+
+    # -- receiving ---------------------------------------------------------------------------------
+
+    def receive(self, conn: sqlite3.Connection, name: str, req: ReceiveRequest) -> ReceiveOutcome:
+        meta = self.queue(name)
+        now = self.now_ms()
+        self.sweep(conn, meta, now)
+        vt_ms = meta.visibility_ms if req.visibility_timeout is None else req.visibility_timeout * 1000
+        if meta.fifo and req.attempt_id:
+            repeated = self._repeat_attempt(conn, meta, req, now)
+            if repeated is not None:
+                return ReceiveOutcome(repeated, None)
+        dead: list[tuple[int, str | None]] = []
+        if meta.fifo:
+            rows = self._pick_fifo(conn, meta, req.max_number, now, vt_ms, dead)
+        else:
+            rows = self._pick_standard(conn, meta, req.max_number, now, dead)
+        delivered: list[dict[str, Any]] = []
+        updates: list[tuple[int, int, int, int]] = []
+        handles: list[list[int]] = []
+        rand = self._random.getrandbits
+        for row in rows:
+            nonce = rand(62) + 1
+            updates.append((now + vt_ms, now, nonce, row[C_ID]))
+            handles.append([row[C_ID], nonce])
+            delivered.append(self._format(meta, row, nonce, now, req))
+        if updates:
+            conn.executemany(
+                "UPDATE messages SET visible_at=?, receive_count=receive_count+1, "
+                "first_receive=COALESCE(first_receive, ?), receipt=? WHERE id=?",
+                updates,
+            )
+        if meta.fifo and req.attempt_id and delivered:
+            conn.execute(
+                "INSERT OR REPLACE INTO receive_attempts (queue_id, attempt_id, expires_at, handles) "
+                "VALUES (?,?,?,?)",
+                (meta.id, req.attempt_id, now + MINUTES_5_MS, json.dumps(handles)),
+            )
+        dead_to = self._dead_letter(conn, meta, dead, now) if dead else None
+        next_visible = None
+        if not delivered:
+            next_visible = self._next_visible(conn, meta, now)
+        return ReceiveOutcome(delivered, next_visible, dead_to)
+
+    def _pick_standard(
+        self, conn: sqlite3.Connection, meta: QueueMeta, wanted: int, now: int, dead: list[tuple[int, str | None]]
+    ) -> list[tuple[Any, ...]]:
+        picked: list[tuple[Any, ...]] = []
+        expired_before = now - meta.retention_ms
+        for _ in range(20):  # bounded: each round removes what it skips
+            rows = conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE queue_id=? AND visible_at<=? "
+                "ORDER BY visible_at LIMIT ?",
+                (meta.id, now, wanted - len(picked)),
+            ).fetchall()
+            skipped = False
+            for row in rows:
+                if row[C_SENT] <= expired_before:
+                    conn.execute("DELETE FROM messages WHERE id=?", (row[C_ID],))
+                    skipped = True
+                elif meta.dlq_name is not None and row[C_COUNT] >= meta.max_receive:
+                    dead.append((row[C_ID], None))
+                    conn.execute("UPDATE messages SET visible_at=? WHERE id=?", (now + 1_000_000_000_000, row[C_ID]))
+                    skipped = True
+                else:
+                    picked.append(row)
+            if not skipped or len(picked) >= wanted or len(rows) == 0:
+                break
+        return picked
+
+    def _pick_fifo(
+        self,
+        conn: sqlite3.Connection,
+        meta: QueueMeta,
+        wanted: int,
+        now: int,
+        vt_ms: int,
+        dead: list[tuple[int, str | None]],
+    ) -> list[tuple[Any, ...]]:
+        picked: list[tuple[Any, ...]] = []
+        expired_before = now - meta.retention_ms
+        seen: set[str] = set()
+        for _ in range(10):
+            groups = [
+                g
+                for (g,) in conn.execute(
+                    "SELECT group_id FROM fifo_groups WHERE queue_id=? AND next_at<=? ORDER BY next_at LIMIT 16",
+                    (meta.id, now),
+                )
+                if g not in seen
+            ]
+            if not groups:
+                break
+            for group in groups:
+                seen.add(group)
+                rows = conn.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE queue_id=? AND group_id=? ORDER BY id LIMIT ?",
+                    (meta.id, group, wanted - len(picked) + 10),
+                ).fetchall()
+                inflight = [r[C_VISIBLE] for r in rows if r[C_RECEIPT] != 0 and r[C_VISIBLE] > now]
+                if inflight:
+                    self._set_group(conn, meta, group, max(inflight))
+                    continue
+                take: list[tuple[Any, ...]] = []
+                for row in rows:
+                    if row[C_VISIBLE] > now:
+                        break
+                    if row[C_SENT] <= expired_before:
+                        conn.execute("DELETE FROM messages WHERE id=?", (row[C_ID],))
+                        continue
+                    if meta.dlq_name is not None and row[C_COUNT] >= meta.max_receive:
+                        dead.append((row[C_ID], group))
+                        conn.execute(
+                            "UPDATE messages SET visible_at=? WHERE id=?", (now + 1_000_000_000_000, row[C_ID])
+                        )
+                        continue
+                    take.append(row)
+                    if len(picked) + len(take) >= wanted:
+                        break
+                if take:
+                    picked.extend(take)
+                    self._set_group(conn, meta, group, now + vt_ms)
+                elif not dead or dead[-1][1] != group:
+                    self._refresh_group(conn, meta, group, now)
+                if len(picked) >= wanted:
+                    return picked
+        return picked
+
+    def _set_group(self, conn: sqlite3.Connection, meta: QueueMeta, group: str, next_at: int) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO fifo_groups (queue_id, group_id, next_at) VALUES (?,?,?)",
+            (meta.id, group, next_at),
+        )
+
+    def _refresh_group(self, conn: sqlite3.Connection, meta: QueueMeta, group: str, now: int) -> None:
+        """Recompute when a FIFO group may deliver next, or forget it when it is empty."""
+        rows = conn.execute(
+            "SELECT visible_at, receipt FROM messages WHERE queue_id=? AND group_id=? ORDER BY id LIMIT 32",
+            (meta.id, group),
+        ).fetchall()
+        if not rows:
+            conn.execute("DELETE FROM fifo_groups WHERE queue_id=? AND group_id=?", (meta.id, group))
+            return
+        inflight = [v for v, r in rows if r != 0 and v > now]
+        self._set_group(conn, meta, group, max(inflight) if inflight else rows[0][0])
+
+    def _next_visible(self, conn: sqlite3.Connection, meta: QueueMeta, now: int) -> int | None:
+        if meta.fifo:
+            row = conn.execute(
+                "SELECT MIN(next_at) FROM fifo_groups WHERE queue_id=? AND next_at>?", (meta.id, now)
+            ).fetchone()
+        else:
+            row = conn.execute(
+                "SELECT MIN(visible_at) FROM messages WHERE queue_id=? AND visible_at>?", (meta.id, now)
+            ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def _dead_letter(
+        self, conn: sqlite3.Connection, meta: QueueMeta, dead: list[tuple[int, str | None]], now: int
+    ) -> str | None:
+        """Move messages that reached maxReceiveCount to the dead-letter queue, in place."""
+        target = self.queues.get(meta.dlq_name or "")
+        if target is None:
+            # The DLQ was deleted after the policy was set: AWS keeps the messages in the source.
+            conn.executemany("UPDATE messages SET visible_at=? WHERE id=?", [(now, i) for i, _ in dead])
+            return None
+        sent_at_sql = "?" if target.fifo else "sent_at"  # FIFO DLQs reset the retention clock
+        conn.executemany(
+            f"UPDATE messages SET queue_id=?, visible_at=?, sent_at={sent_at_sql}, receipt=0, dlq_source=? "
+            "WHERE id=?",
+            [
+                (target.id, now + target.delay_ms, now, meta.arn, i) if target.fifo else (target.id, now, meta.arn, i)
+                for i, _ in dead
+            ],
+        )
+        if target.fifo:
+            for row_id, _group in dead:
+                (group,) = conn.execute("SELECT group_id FROM messages WHERE id=?", (row_id,)).fetchone()
+                conn.execute(
+                    "INSERT OR IGNORE INTO fifo_groups (queue_id, group_id, next_at) VALUES (?,?,?)",
+                    (target.id, group, now + target.delay_ms),
+                )
+        for group in {g for _i, g in dead if g is not None}:
+            self._refresh_group(conn, meta, group, now)
+        return target.name
+
+    def _repeat_attempt(
+        self, conn: sqlite3.Connection, meta: QueueMeta, req: ReceiveRequest, now: int
+    ) -> list[dict[str, Any]] | None:
+        row = conn.execute(
+            "SELECT handles FROM receive_attempts WHERE queue_id=? AND attempt_id=? AND expires_at>?",
+            (meta.id, req.attempt_id, now),
+        ).fetchone()
+        if row is None:
+            return None
+        out: list[dict[str, Any]] = []
+        for row_id, nonce in json.loads(row[0]):
+            msg = conn.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id=?", (row_id,)).fetchone()
+            if msg is None or msg[C_RECEIPT] != nonce or msg[C_VISIBLE] <= now:
+                return None  # deleted, changed or released since: the attempt starts afresh
+            out.append(self._format(meta, msg, nonce, now, req, counted=True))
+        return out
+
+    def _format(
+        self,
+        meta: QueueMeta,
+        row: tuple[Any, ...],
+        nonce: int,
+        now: int,
+        req: ReceiveRequest,
+        counted: bool = False,
+    ) -> dict[str, Any]:
+        body = row[C_BODY]
+        msg: dict[str, Any] = {
+            "MessageId": row[C_MESSAGE_ID],
+            "ReceiptHandle": receipts.encode(meta.id, row[C_ID], nonce),
+            "MD5OfBody": md5_of_body(body),
+            "Body": body,
+        }
+        names = req.attribute_names
+        if names:
+            every = "All" in names
+            attrs: dict[str, str] = {}
+            if every or "SenderId" in names:
+                attrs["SenderId"] = row[C_SENDER]
+            if every or "SentTimestamp" in names:
+                attrs["SentTimestamp"] = str(row[C_SENT])
+            if every or "ApproximateReceiveCount" in names:
+                attrs["ApproximateReceiveCount"] = str(row[C_COUNT] + (0 if counted else 1))
+            if every or "ApproximateFirstReceiveTimestamp" in names:
+                attrs["ApproximateFirstReceiveTimestamp"] = str(row[C_FIRST] if row[C_FIRST] is not None else now)
+            if row[C_TRACE] is not None and (every or "AWSTraceHeader" in names):
+                attrs["AWSTraceHeader"] = row[C_TRACE]
+            if row[C_DLQ_SOURCE] is not None and (every or "DeadLetterQueueSourceArn" in names):
+                attrs["DeadLetterQueueSourceArn"] = row[C_DLQ_SOURCE]
+            if row[C_GROUP] is not None and (every or "MessageGroupId" in names):
+                attrs["MessageGroupId"] = row[C_GROUP]
+            if meta.fifo:
+                if row[C_DEDUP] is not None and (every or "MessageDeduplicationId" in names):
+                    attrs["MessageDeduplicationId"] = row[C_DEDUP]
+                if every or "SequenceNumber" in names:
+                    attrs["SequenceNumber"] = sequence_number(row[C_ID])
+            if attrs:
+                msg["Attributes"] = attrs
+        if row[C_ATTRS] is not None and req.message_attribute_names:
+            stored = decode_message_attributes(row[C_ATTRS])
+            selected = select_message_attributes(stored, req.message_attribute_names)
+            if selected:
+                # The checksum covers what is returned: the stored one when everything is.
+                msg["MD5OfMessageAttributes"] = (
+                    row[C_MD5_ATTRS] if len(selected) == len(stored) else md5_of_message_attributes(selected)
+                )
+                msg["MessageAttributes"] = selected
+        return msg
+
+    # -- acknowledging -----------------------------------------------------------------------------
+
+    def _locate(self, meta: QueueMeta, handle: str) -> tuple[int, int]:
+        queue_id, row_id, nonce = receipts.decode(handle)
+        if queue_id != meta.id:
+            raise receipts.invalid(handle)
+        return row_id, nonce
+
+    def delete(self, conn: sqlite3.Connection, name: str, handles: Sequence[str]) -> list[SqsError | None]:
+        """Delete by receipt handle. A handle outdated by a later receive deletes nothing, as on AWS."""
+        meta = self.queue(name)
+        out: list[SqsError | None] = []
+        now = self.now_ms()
+        doomed: list[tuple[int, int, int]] = []
+        for handle in handles:
+            try:
+                row_id, nonce = self._locate(meta, handle)
+            except SqsError as exc:
+                out.append(exc)
+                continue
+            if meta.fifo:
+                row = conn.execute(
+                    "SELECT group_id FROM messages WHERE id=? AND queue_id=? AND receipt=?", (row_id, meta.id, nonce)
+                ).fetchone()
+                if row is not None:
+                    conn.execute("DELETE FROM messages WHERE id=?", (row_id,))
+                    self._refresh_group(conn, meta, row[0], now)
+            else:
+                doomed.append((row_id, meta.id, nonce))
+            out.append(None)
+        if doomed:
+            conn.executemany("DELETE FROM messages WHERE id=? AND queue_id=? AND receipt=?", doomed)
+        return out
+
+    def change_visibility(
+        self, conn: sqlite3.Connection, name: str, changes: Sequence[tuple[str, int]]
+    ) -> list[SqsError | None]:
+        meta = self.queue(name)
+        now = self.now_ms()
+        out: list[SqsError | None] = []
+        for handle, timeout in changes:
+            try:
+                row_id, nonce = self._locate(meta, handle)
+                row = conn.execute(
+                    "SELECT receipt, visible_at, group_id FROM messages WHERE id=? AND queue_id=?", (row_id, meta.id)
+                ).fetchone()
+                if row is None or row[0] != nonce:
+                    raise invalid_parameter(
+                        f"Value {handle} for parameter ReceiptHandle is invalid. Reason: Message does not exist "
+                        "or is not available for visibility timeout change."
+                    )
+                if row[1] <= now:
+                    raise SqsError("MessageNotInflight", "The message referred to isn't in flight.")
+                conn.execute("UPDATE messages SET visible_at=? WHERE id=?", (now + timeout * 1000, row_id))
+                if meta.fifo and row[2] is not None:
+                    self._refresh_group(conn, meta, row[2], now)
+                out.append(None)
+            except SqsError as exc:
+                out.append(exc)
+        return out
+
+    # -- message move tasks ------------------------------------------------------------------------
+
+    def move_batch(
+        self, conn: sqlite3.Connection, source: str, destination: str | None, limit: int
+    ) -> tuple[int, set[str]]:
+        """Move up to `limit` deliverable messages out of a dead-letter queue; (moved, queues that got some)."""
+        meta = self.queue(source)
+        now = self.now_ms()
+        rows = conn.execute(
+            "SELECT id, dlq_source, group_id FROM messages WHERE queue_id=? AND visible_at<=? "
+            "ORDER BY visible_at LIMIT ?",
+            (meta.id, now, limit),
+        ).fetchall()
+        moved = 0
+        touched: set[str] = set()
+        for row_id, dlq_source, group in rows:
+            target_name = destination
+            if target_name is None:
+                if not dlq_source:
+                    raise SqsError(
+                        "InvalidParameterValue",
+                        "A message in the dead-letter queue has no source queue to return to; give a DestinationArn.",
+                    )
+                target_name = dlq_source.rsplit(":", 1)[1]
+            target = self.queues.get(target_name)
+            if target is None:
+                raise SqsError("ResourceNotFoundException", f"The destination queue {target_name} does not exist.")
+            conn.execute(
+                "UPDATE messages SET queue_id=?, visible_at=?, receipt=0, receive_count=0, first_receive=NULL, "
+                "dlq_source=NULL WHERE id=?",
+                (target.id, now + target.delay_ms, row_id),
+            )
+            if target.fifo and group is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO fifo_groups (queue_id, group_id, next_at) VALUES (?,?,?)",
+                    (target.id, group, now + target.delay_ms),
+                )
+            if meta.fifo and group is not None:
+                self._refresh_group(conn, meta, group, now)
+            moved += 1
+            touched.add(target.name)
+        return moved, touched
+
+    def count_messages(self, conn: sqlite3.Connection, name: str) -> int:
+        meta = self.queue(name)
+        (count,) = conn.execute("SELECT COUNT(*) FROM messages WHERE queue_id=?", (meta.id,)).fetchone()
+        return int(count)
+
+
+def validate_tags(tags: Mapping[str, str]) -> None:
+    """AWS: at most 50 tags; keys 1..128 characters, values up to 256."""
+    if len(tags) > 50:
+        raise invalid_parameter("Too many tags added for queue. A queue can have at most 50 tags.")
+    for key, value in tags.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 128:
+            raise invalid_parameter(f"Tag key {key!r} is invalid: it must be 1 to 128 characters.")
+        if not isinstance(value, str) or len(value) > 256:
+            raise invalid_parameter(f"Tag value for key {key!r} is invalid: it must be at most 256 characters.")
+
+
+def sequence_number(row_id: int) -> str:
+    """FIFO SequenceNumber: a large, strictly increasing decimal string, as AWS gives."""
+    return f"{row_id:020d}"
