@@ -24,7 +24,13 @@ from scte.queue import validation
 from scte.queue.checksums import md5_of_message_attributes
 from scte.queue.clock import Clock, SystemClock
 from scte.queue.errors import SqsError, invalid_parameter, missing_parameter
-from scte.queue.operations import SYSTEM_ATTRIBUTE_NAMES, Operations, ReceiveRequest, SendEntry, encode_message_attributes
+from scte.queue.operations import (
+    SYSTEM_ATTRIBUTE_NAMES,
+    Operations,
+    ReceiveRequest,
+    SendEntry,
+    encode_message_attributes,
+)
 from scte.queue.schema import create_schema
 from scte.queue.store import Store
 
@@ -61,9 +67,7 @@ class Engine:
         path = Path(self.config.path)
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
-        self._store = Store(
-            str(path), durability=self.config.durability, setup=self._setup, on_failure=self._ops.load
-        )
+        self._store = Store(str(path), durability=self.config.durability, setup=self._setup, on_failure=self._ops.load)
         self._signals: dict[str, asyncio.Event] = {}
         self._closing = False
         self._move_tasks: dict[str, asyncio.Task[None]] = {}
@@ -81,8 +85,7 @@ class Engine:
             self._started = True
             for handle, source, destination, rate in await self._store.run(
                 lambda c: c.execute(
-                    "SELECT handle, source_arn, destination_arn, max_per_second FROM move_tasks "
-                    "WHERE status='RUNNING'"
+                    "SELECT handle, source_arn, destination_arn, max_per_second FROM move_tasks WHERE status='RUNNING'"
                 ).fetchall()
             ):
                 self._launch_move(handle, source, destination, rate)
@@ -108,6 +111,11 @@ class Engine:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    @property
+    def closing(self) -> bool:
+        """True once close() has begun: long polls return and no new work should start."""
+        return self._closing
 
     @property
     def stats(self) -> dict[str, int]:
@@ -223,10 +231,8 @@ class Engine:
         page = names[start : start + max_results]
         return page, (_encode_token(page[-1]) if start + max_results < len(names) and page else None)
 
-    async def add_permission(
-        self, name: str, label: str, account_ids: Sequence[str], actions: Sequence[str]
-    ) -> None:
-        """Add a statement to the queue's access policy (kept and returned; this broker does not enforce it)."""
+    async def add_permission(self, name: str, label: str, account_ids: Sequence[str], actions: Sequence[str]) -> None:
+        """Add a statement to the queue's access policy (kept and returned, not enforced here)."""
         if not label:
             raise missing_parameter("Label")
         if not account_ids:
@@ -237,7 +243,10 @@ class Engine:
             raise SqsError("OverLimit", f"{len(actions)} Actions were found, maximum allowed is 7.")
         for action in actions:
             if action != "*" and action not in _PERMISSION_ACTIONS:
-                raise invalid_parameter(f"Value SQS:{action} for parameter ActionName is invalid. Reason: Only the queue owner is allowed to invoke this action.")
+                raise invalid_parameter(
+                    f"Value SQS:{action} for parameter ActionName is invalid. "
+                    "Reason: Only the queue owner is allowed to invoke this action."
+                )
         meta = self._ops.queue(name)
         policy = json.loads(meta.attributes.get("Policy") or "null") or {
             "Version": "2012-10-17",
@@ -442,7 +451,7 @@ class Engine:
             if outcome.next_visible_ms is not None:
                 remaining = min(remaining, max(0.0, outcome.next_visible_ms / 1000 - clock.now()) + 0.001)
             await clock.wait(signal, remaining)
-            if self._closing:
+            if self.closing:
                 return []
 
     async def delete_message(self, name: str, receipt_handle: str) -> None:
@@ -453,7 +462,7 @@ class Engine:
             raise error
 
     async def delete_message_batch(self, name: str, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        validation.validate_batch_entries(entries)
+        validation.validate_batch_entries(entries, action="DeleteMessage")
         handles: list[str] = []
         ids: list[str] = []
         failed: list[dict[str, Any]] = []
@@ -479,18 +488,14 @@ class Engine:
         if visibility_timeout is None:
             raise missing_parameter("VisibilityTimeout")
         timeout = validation.validate_int_param("VisibilityTimeout", visibility_timeout, 0, 43200)
-        (error,) = await self._store.run(
-            lambda c: self._ops.change_visibility(c, name, ((receipt_handle, timeout),))
-        )
+        (error,) = await self._store.run(lambda c: self._ops.change_visibility(c, name, ((receipt_handle, timeout),)))
         if error is not None:
             raise error
         if timeout == 0:
             self._notify(name)
 
-    async def change_message_visibility_batch(
-        self, name: str, entries: Sequence[Mapping[str, Any]]
-    ) -> dict[str, Any]:
-        validation.validate_batch_entries(entries)
+    async def change_message_visibility_batch(self, name: str, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        validation.validate_batch_entries(entries, action="ChangeMessageVisibility")
         changes: list[tuple[str, int]] = []
         ids: list[str] = []
         failed: list[dict[str, Any]] = []
@@ -539,7 +544,10 @@ class Engine:
             ).fetchone()
         )
         if running:
-            raise invalid_parameter("There is already a task running. Only one active task is allowed for a source queue arn at a given time.")
+            raise invalid_parameter(
+                "There is already a task running. "
+                "Only one active task is allowed for a source queue arn at a given time."
+            )
         handle = base64.urlsafe_b64encode(
             json.dumps({"taskId": str(uuid.uuid4()), "sourceArn": source_arn}).encode()
         ).decode()
@@ -550,8 +558,8 @@ class Engine:
             if c.execute("SELECT 1 FROM move_tasks WHERE source_arn=? AND status='RUNNING'", (source_arn,)).fetchone():
                 raise invalid_parameter("There is already a task running for this source queue.")
             c.execute(
-                "INSERT INTO move_tasks (handle, source_arn, destination_arn, max_per_second, status, started, to_move) "
-                "VALUES (?,?,?,?, 'RUNNING', ?, ?)",
+                "INSERT INTO move_tasks (handle, source_arn, destination_arn, max_per_second, status, started, "
+                "to_move) VALUES (?,?,?,?, 'RUNNING', ?, ?)",
                 (handle, source_arn, destination_arn or None, max_per_second, started, to_move),
             )
 
@@ -563,7 +571,10 @@ class Engine:
         name = self._ops.name_from_arn(arn, parameter)
         meta = self._ops.queues.get(name)
         if meta is None or meta.arn != arn:
-            raise SqsError("ResourceNotFoundException", f"The resource that you specified for the {parameter} parameter doesn't exist.")
+            raise SqsError(
+                "ResourceNotFoundException",
+                f"The resource that you specified for the {parameter} parameter doesn't exist.",
+            )
         return name
 
     def _launch_move(self, handle: str, source_arn: str, destination_arn: str | None, rate: int | None) -> None:
@@ -605,7 +616,8 @@ class Engine:
             status, reason = "FAILED", str(exc)
         await self._store.run(
             lambda c: c.execute(
-                "UPDATE move_tasks SET status=?, failure_reason=? WHERE handle=? AND status IN ('RUNNING','CANCELLING')",
+                "UPDATE move_tasks SET status=?, failure_reason=? "
+                "WHERE handle=? AND status IN ('RUNNING','CANCELLING')",
                 (status, reason, handle),
             )
         )

@@ -55,9 +55,10 @@ _MESSAGE_COLUMNS = (
 ) = range(15)
 
 
+ID_BLOCK = 100_000
 _INSERT_MESSAGE = (
-    "INSERT INTO messages (queue_id, visible_at, sent_at, message_id, body, attributes, md5_attributes, "
-    "group_id, dedup_id, sender_id, trace_header) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    "INSERT INTO messages (id, queue_id, visible_at, sent_at, message_id, body, attributes, md5_attributes, "
+    "group_id, dedup_id, sender_id, trace_header) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -164,9 +165,7 @@ def decode_message_attributes(text: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def select_message_attributes(
-    attrs: dict[str, dict[str, Any]], names: Sequence[str]
-) -> dict[str, dict[str, Any]]:
+def select_message_attributes(attrs: dict[str, dict[str, Any]], names: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Apply MessageAttributeNames: names, `All`, `.*`, and `prefix.*`."""
     if not names:
         return {}
@@ -188,6 +187,8 @@ class Operations:
         self.by_id: dict[int, QueueMeta] = {}
         self._random = random.Random()
         self.last_dedup_sweep = 0
+        self.next_id = 1
+        self.id_ceiling = 0
 
     # -- catalogue ---------------------------------------------------------------------------------
 
@@ -202,6 +203,20 @@ class Operations:
             queues[name] = meta
         self.queues = queues
         self.by_id = {m.id: m for m in queues.values()}
+        (top,) = conn.execute("SELECT MAX(id) FROM messages").fetchone()
+        stored = conn.execute("SELECT value FROM meta WHERE key='id_ceiling'").fetchone()
+        start = max(top or 0, int(stored[0]) if stored else 0) + 1
+        self.next_id = start
+        self.id_ceiling = start - 1
+
+    def allocate_ids(self, conn: sqlite3.Connection, count: int) -> int:
+        """Reserve `count` message ids; returns the first. The ceiling is persisted in blocks."""
+        first = self.next_id
+        self.next_id += count
+        if self.next_id - 1 > self.id_ceiling:
+            self.id_ceiling = self.next_id - 1 + ID_BLOCK
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('id_ceiling', ?)", (str(self.id_ceiling),))
+        return first
 
     def arn(self, name: str) -> str:
         return f"arn:aws:sqs:{self.region}:{self.account}:{name}"
@@ -261,10 +276,9 @@ class Operations:
         fifo = full.get("FifoQueue") == "true"
         existing = self.queues.get(name)
         if existing is not None:
-            if not validation.attributes_equal_for_create(existing.attributes, full):
-                differing = sorted(
-                    k for k in set(existing.attributes) | set(full) if existing.attributes.get(k) != full.get(k)
-                )
+            # Only the attributes the request names are compared, as AWS does.
+            if not validation.attributes_equal_for_create(existing.attributes, attributes):
+                differing = sorted(k for k in attributes if existing.attributes.get(k) != full.get(k))
                 raise SqsError(
                     "QueueNameExists",
                     "A queue already exists with the same name and a different value for attribute "
@@ -317,12 +331,14 @@ class Operations:
             out["ApproximateNumberOfMessages"] = str(count)
         if want("ApproximateNumberOfMessagesNotVisible"):
             (count,) = conn.execute(
-                "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at>? AND receipt!=0", (meta.id, now)
+                "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at>? AND receipt!=0",
+                (meta.id, now),
             ).fetchone()
             out["ApproximateNumberOfMessagesNotVisible"] = str(count)
         if want("ApproximateNumberOfMessagesDelayed"):
             (count,) = conn.execute(
-                "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at>? AND receipt=0", (meta.id, now)
+                "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at>? AND receipt=0",
+                (meta.id, now),
             ).fetchone()
             out["ApproximateNumberOfMessagesDelayed"] = str(count)
         if want("CreatedTimestamp"):
@@ -392,7 +408,8 @@ class Operations:
             groups = [
                 g
                 for (g,) in conn.execute(
-                    "SELECT DISTINCT group_id FROM messages WHERE queue_id=? AND visible_at<=?", (meta.id, cutoff)
+                    "SELECT DISTINCT group_id FROM messages WHERE queue_id=? AND visible_at<=?",
+                    (meta.id, cutoff),
                 )
             ]
             conn.execute("DELETE FROM messages WHERE queue_id=? AND visible_at<=?", (meta.id, cutoff))
@@ -424,15 +441,29 @@ class Operations:
         # Standard queues need no row id back: one executemany for the whole batch.
         results: list[dict[str, Any] | SqsError] = []
         rows: list[tuple[Any, ...]] = []
+        row_id = self.allocate_ids(conn, len(entries)) - 1  # incremented before each use
         for e in entries:
             if e.size > meta.max_size:
                 results.append(self._too_long(meta))
                 continue
             message_id = self._message_id()
             delay_ms = meta.delay_ms if e.delay_seconds is None else e.delay_seconds * 1000
+            row_id += 1
             rows.append(
-                (meta.id, now + delay_ms, now, message_id, e.body, e.attributes_json, e.md5_attributes,
-                 e.group_id, e.dedup_id, e.sender_id, e.trace_header)
+                (
+                    row_id,
+                    meta.id,
+                    now + delay_ms,
+                    now,
+                    message_id,
+                    e.body,
+                    e.attributes_json,
+                    e.md5_attributes,
+                    e.group_id,
+                    e.dedup_id,
+                    e.sender_id,
+                    e.trace_header,
+                )
             )
             results.append(self._send_result(e, message_id, None))
         if rows:
@@ -465,9 +496,7 @@ class Operations:
                     "The request include parameter that is not valid for this queue type."
                 )
             if not e.group_id:
-                raise SqsError(
-                    "MissingParameter", "The request must contain the parameter MessageGroupId."
-                )
+                raise SqsError("MissingParameter", "The request must contain the parameter MessageGroupId.")
             dedup_id = e.dedup_id
             if dedup_id is None:
                 if not meta.content_dedup:
@@ -478,8 +507,7 @@ class Operations:
                 dedup_id = validation.content_dedup_id(e.body)
             scope = e.group_id if meta.group_scope else ""
             seen = conn.execute(
-                "SELECT message_id, sequence FROM dedup WHERE queue_id=? AND scope=? AND dedup_id=? "
-                "AND expires_at>?",
+                "SELECT message_id, sequence FROM dedup WHERE queue_id=? AND scope=? AND dedup_id=? AND expires_at>?",
                 (meta.id, scope, dedup_id, now),
             ).fetchone()
             if seen is not None:
@@ -489,9 +517,11 @@ class Operations:
         delay_ms = meta.delay_ms if e.delay_seconds is None else e.delay_seconds * 1000
         message_id = self._message_id()
         visible_at = now + delay_ms
-        cur = conn.execute(
+        row_id = self.allocate_ids(conn, 1)
+        conn.execute(
             _INSERT_MESSAGE,
             (
+                row_id,
                 meta.id,
                 visible_at,
                 now,
@@ -505,14 +535,19 @@ class Operations:
                 e.trace_header,
             ),
         )
-        row_id = cur.lastrowid
-        assert row_id is not None
         if meta.fifo:
             assert dedup_id is not None and e.group_id is not None
             conn.execute(
                 "INSERT OR REPLACE INTO dedup (queue_id, scope, dedup_id, expires_at, message_id, sequence) "
                 "VALUES (?,?,?,?,?,?)",
-                (meta.id, e.group_id if meta.group_scope else "", dedup_id, now + MINUTES_5_MS, message_id, row_id),
+                (
+                    meta.id,
+                    e.group_id if meta.group_scope else "",
+                    dedup_id,
+                    now + MINUTES_5_MS,
+                    message_id,
+                    row_id,
+                ),
             )
             conn.execute(
                 "INSERT OR IGNORE INTO fifo_groups (queue_id, group_id, next_at) VALUES (?,?,?)",
@@ -567,8 +602,7 @@ class Operations:
             )
         if meta.fifo and req.attempt_id and delivered:
             conn.execute(
-                "INSERT OR REPLACE INTO receive_attempts (queue_id, attempt_id, expires_at, handles) "
-                "VALUES (?,?,?,?)",
+                "INSERT OR REPLACE INTO receive_attempts (queue_id, attempt_id, expires_at, handles) VALUES (?,?,?,?)",
                 (meta.id, req.attempt_id, now + MINUTES_5_MS, json.dumps(handles)),
             )
         dead_to = self._dead_letter(conn, meta, dead, now) if dead else None
@@ -578,7 +612,12 @@ class Operations:
         return ReceiveOutcome(delivered, next_visible, dead_to)
 
     def _pick_standard(
-        self, conn: sqlite3.Connection, meta: QueueMeta, wanted: int, now: int, dead: list[tuple[int, str | None]]
+        self,
+        conn: sqlite3.Connection,
+        meta: QueueMeta,
+        wanted: int,
+        now: int,
+        dead: list[tuple[int, str | None]],
     ) -> list[tuple[Any, ...]]:
         picked: list[tuple[Any, ...]] = []
         expired_before = now - meta.retention_ms
@@ -646,7 +685,8 @@ class Operations:
                     if meta.dlq_name is not None and row[C_COUNT] >= meta.max_receive:
                         dead.append((row[C_ID], group))
                         conn.execute(
-                            "UPDATE messages SET visible_at=? WHERE id=?", (now + 1_000_000_000_000, row[C_ID])
+                            "UPDATE messages SET visible_at=? WHERE id=?",
+                            (now + 1_000_000_000_000, row[C_ID]),
                         )
                         continue
                     take.append(row)
@@ -701,8 +741,7 @@ class Operations:
             return None
         sent_at_sql = "?" if target.fifo else "sent_at"  # FIFO DLQs reset the retention clock
         conn.executemany(
-            f"UPDATE messages SET queue_id=?, visible_at=?, sent_at={sent_at_sql}, receipt=0, dlq_source=? "
-            "WHERE id=?",
+            f"UPDATE messages SET queue_id=?, visible_at=?, sent_at={sent_at_sql}, receipt=0, dlq_source=? WHERE id=?",
             [
                 (target.id, now + target.delay_ms, now, meta.arn, i) if target.fifo else (target.id, now, meta.arn, i)
                 for i, _ in dead
@@ -810,7 +849,8 @@ class Operations:
                 continue
             if meta.fifo:
                 row = conn.execute(
-                    "SELECT group_id FROM messages WHERE id=? AND queue_id=? AND receipt=?", (row_id, meta.id, nonce)
+                    "SELECT group_id FROM messages WHERE id=? AND queue_id=? AND receipt=?",
+                    (row_id, meta.id, nonce),
                 ).fetchone()
                 if row is not None:
                     conn.execute("DELETE FROM messages WHERE id=?", (row_id,))
@@ -832,7 +872,8 @@ class Operations:
             try:
                 row_id, nonce = self._locate(meta, handle)
                 row = conn.execute(
-                    "SELECT receipt, visible_at, group_id FROM messages WHERE id=? AND queue_id=?", (row_id, meta.id)
+                    "SELECT receipt, visible_at, group_id FROM messages WHERE id=? AND queue_id=?",
+                    (row_id, meta.id),
                 ).fetchone()
                 if row is None or row[0] != nonce:
                     raise invalid_parameter(

@@ -1,24 +1,22 @@
 """Receipt handles: opaque to clients, and tied to one receive of one message.
 
-A handle encodes the queue, the message row and the nonce written at that receive; a later receive
-writes a new nonce, so an older handle no longer matches.
+A handle names the queue, the message row and the nonce written at that receive; a later receive
+writes a new nonce, so an older handle no longer matches. Plain hex fields: cheap to make and to read
+on every receive and delete.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import struct
+import re
 
 from scte.queue.errors import SqsError
 
-_LAYOUT = struct.Struct(">QQQ")
-_PREFIX = "scte1"
+_PREFIX = "scte1."
+_FORMAT = re.compile(r"scte1\.([0-9a-f]{1,16})\.([0-9a-f]{1,16})\.([0-9a-f]{1,16})")
 
 
 def encode(queue_id: int, row_id: int, nonce: int) -> str:
-    raw = _LAYOUT.pack(queue_id, row_id, nonce)
-    return _PREFIX + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return f"{_PREFIX}{queue_id:x}.{row_id:x}.{nonce:016x}"
 
 
 def invalid(handle: str) -> SqsError:
@@ -28,15 +26,10 @@ def invalid(handle: str) -> SqsError:
 
 def decode(handle: str) -> tuple[int, int, int]:
     """Return (queue id, message row id, nonce); ReceiptHandleIsInvalid when it is not one of ours."""
-    if not isinstance(handle, str) or not handle.startswith(_PREFIX) or len(handle) != len(_PREFIX) + 32:
+    match = _FORMAT.fullmatch(handle) if isinstance(handle, str) else None
+    if match is None:
         raise invalid(str(handle))
-    try:
-        raw = base64.urlsafe_b64decode(handle[len(_PREFIX) :] + "=" * (-len(handle) % 4))
-    except (binascii.Error, ValueError):
-        raise invalid(handle) from None
-    if len(raw) != _LAYOUT.size:
-        raise invalid(handle)
-    queue_id, row_id, nonce = _LAYOUT.unpack(raw)
+    queue_id, row_id, nonce = (int(part, 16) for part in match.groups())
     if nonce == 0:
         raise invalid(handle)
     return queue_id, row_id, nonce

@@ -90,7 +90,7 @@ class Store:
         """Finish what was submitted, then close the connection."""
         if self._closed:
             return
-        while self._pending or self._scheduled or self._committing:
+        while self._pending or self._scheduled or self._committing:  # noqa: ASYNC110 - one group at most
             await asyncio.sleep(0.001)
         self._closed = True
         if self._conn is not None:
@@ -125,31 +125,44 @@ class Store:
     def _execute(
         self, conn: sqlite3.Connection, batch: list[tuple[Work, asyncio.Future[Any]]]
     ) -> list[tuple[bool, Any]] | None:
-        results: list[tuple[bool, Any]] = []
+        """Run a group. Fast path without savepoints; if any piece fails, roll back and run the
+        group again with a savepoint around each piece, so the failure changes nothing."""
         try:
             conn.execute("BEGIN IMMEDIATE")
-            if len(batch) == 1:
-                # Alone in its transaction, a piece needs no savepoint: on error the whole rolls back.
+            results: list[tuple[bool, Any]] = []
+            for work, _fut in batch:
                 try:
-                    results.append((True, batch[0][0](conn)))
+                    results.append((True, work(conn)))
                 except Exception as exc:
                     conn.execute("ROLLBACK")
-                    results.append((False, exc))
-                return results
-            for work, _fut in batch:
-                conn.execute("SAVEPOINT work")
-                try:
-                    value = work(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO work")
-                    conn.execute("RELEASE work")
-                    results.append((False, exc))
-                else:
-                    conn.execute("RELEASE work")
-                    results.append((True, value))
+                    if self._on_failure is not None:
+                        self._on_failure(conn)  # in-memory state may hold the failed group's changes
+                    if len(batch) == 1:
+                        return [(False, exc)]
+                    return self._execute_isolated(conn, batch)
+            return results
         except Exception as exc:  # the database itself failed (disk full, I/O error)
             self._fail(conn, batch, exc)
             return None
+
+    def _execute_isolated(
+        self, conn: sqlite3.Connection, batch: list[tuple[Work, asyncio.Future[Any]]]
+    ) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for work, _fut in batch:
+            conn.execute("SAVEPOINT work")
+            try:
+                value = work(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO work")
+                conn.execute("RELEASE work")
+                if self._on_failure is not None:
+                    self._on_failure(conn)
+                results.append((False, exc))
+            else:
+                conn.execute("RELEASE work")
+                results.append((True, value))
         return results
 
     def _finish(

@@ -88,9 +88,7 @@ SETTABLE_ATTRIBUTE_NAMES: Final = frozenset(
 QUEUE_ATTRIBUTE_NAMES: Final = READ_ONLY_ATTRIBUTE_NAMES | SETTABLE_ATTRIBUTE_NAMES
 """Every QueueAttributeName of the botocore model except the pseudo-name `All`."""
 
-FIFO_ONLY_ATTRIBUTE_NAMES: Final = frozenset(
-    {"ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"}
-)
+FIFO_ONLY_ATTRIBUTE_NAMES: Final = frozenset({"ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"})
 
 INTEGER_ATTRIBUTE_RANGES: Final[Mapping[str, tuple[int, int]]] = MappingProxyType(
     {
@@ -145,9 +143,7 @@ _REMOVABLE_BY_EMPTY: Final = frozenset({"Policy", "RedrivePolicy", "RedriveAllow
 _INT_TEXT: Final = re.compile(r"[+-]?[0-9]+")
 _QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,80}")
 _FIFO_QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,75}\.fifo")
-_QUEUE_ARN: Final = re.compile(
-    r"arn:aws(?:-[a-z]+)*:sqs:[a-z0-9-]+:[0-9]{12}:([A-Za-z0-9_-]{1,80}(?:\.fifo)?)"
-)
+_QUEUE_ARN: Final = re.compile(r"arn:aws(?:-[a-z]+)*:sqs:[a-z0-9-]+:[0-9]{12}:([A-Za-z0-9_-]{1,80}(?:\.fifo)?)")
 
 _NAME_ERROR: Final = "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length"
 _FIFO_NAME_ERROR: Final = (
@@ -257,8 +253,7 @@ def parse_redrive_policy(value: str) -> tuple[str, int]:
     if count is None or not 1 <= count <= 1000:
         raise _redrive_error(
             value,
-            f"Invalid value for maxReceiveCount: {raw_count}, "
-            "valid values are from 1 to 1000 both inclusive.",
+            f"Invalid value for maxReceiveCount: {raw_count}, valid values are from 1 to 1000 both inclusive.",
         )
     return arn, count
 
@@ -270,9 +265,7 @@ def _normalize_redrive_policy(value: str) -> str:
 
 def _normalize_redrive_allow_policy(value: str) -> str:
     def error(reason: str) -> SqsError:
-        return invalid_parameter(
-            f"Value {value} for parameter RedriveAllowPolicy is invalid. Reason: {reason}"
-        )
+        return invalid_parameter(f"Value {value} for parameter RedriveAllowPolicy is invalid. Reason: {reason}")
 
     try:
         document = json.loads(value)
@@ -289,17 +282,13 @@ def _normalize_redrive_allow_policy(value: str) -> str:
     arns = document.get("sourceQueueArns")
     if permission != "byQueue":
         if arns is not None:
-            raise error(
-                f"sourceQueueArns can be given only when redrivePermission is byQueue, not {permission}."
-            )
+            raise error(f"sourceQueueArns can be given only when redrivePermission is byQueue, not {permission}.")
         return json.dumps({"redrivePermission": permission})
     if not isinstance(arns, list) or not 1 <= len(arns) <= 10:
         raise error("redrivePermission byQueue needs sourceQueueArns: a list of 1 to 10 SQS queue ARNs.")
     for arn in arns:
         if _queue_name_of_arn(arn) is None:
-            raise error(
-                f"{arn!r} in sourceQueueArns is not an SQS queue ARN arn:aws:sqs:<region>:<account>:<name>."
-            )
+            raise error(f"{arn!r} in sourceQueueArns is not an SQS queue ARN arn:aws:sqs:<region>:<account>:<name>.")
     return json.dumps({"redrivePermission": permission, "sourceQueueArns": arns})
 
 
@@ -340,19 +329,13 @@ def _normalize_value(name: str, raw: object) -> str | None:
 def _check_names(names: Sequence[str], fifo: bool) -> None:
     for name in names:
         if name in READ_ONLY_ATTRIBUTE_NAMES:
-            raise _unknown_attribute(
-                name, f"{name} is read-only: GetQueueAttributes returns it, it cannot be set."
-            )
+            raise _unknown_attribute(name, f"{name} is read-only: GetQueueAttributes returns it, it cannot be set.")
         if name not in SETTABLE_ATTRIBUTE_NAMES:
             raise _unknown_attribute(name)
         if not fifo and name == "ContentBasedDeduplication":
-            raise _unknown_attribute(
-                name, "ContentBasedDeduplication applies only to FIFO queues (FifoQueue=true)."
-            )
+            raise _unknown_attribute(name, "ContentBasedDeduplication applies only to FIFO queues (FifoQueue=true).")
         if not fifo and name in FIFO_ONLY_ATTRIBUTE_NAMES:
-            raise SqsError(
-                "InvalidAttributeName", f"You can specify the {name} only when FifoQueue is set to true."
-            )
+            raise SqsError("InvalidAttributeName", f"You can specify the {name} only when FifoQueue is set to true.")
 
 
 def _reconcile(result: dict[str, str], changes: Mapping[str, str | None]) -> None:
@@ -374,10 +357,7 @@ def _reconcile(result: dict[str, str], changes: Mapping[str, str | None]) -> Non
             "(SSE-SQS) or KmsMasterKeyId (SSE-KMS), not both; to switch to SSE-SQS also set KmsMasterKeyId "
             'to "".',
         )
-    if (
-        result.get("FifoThroughputLimit") == "perMessageGroupId"
-        and result.get("DeduplicationScope") != "messageGroup"
-    ):
+    if result.get("FifoThroughputLimit") == "perMessageGroupId" and result.get("DeduplicationScope") != "messageGroup":
         raise _attribute_value_error(
             "FifoThroughputLimit",
             "perMessageGroupId is allowed only when DeduplicationScope is messageGroup "
@@ -413,9 +393,7 @@ def new_queue_attributes(name: str, attributes: Mapping[str, str]) -> dict[str, 
     return result
 
 
-def changed_queue_attributes(
-    current: Mapping[str, str], fifo: bool, changes: Mapping[str, str]
-) -> dict[str, str]:
+def changed_queue_attributes(current: Mapping[str, str], fifo: bool, changes: Mapping[str, str]) -> dict[str, str]:
     """Validate SetQueueAttributes' Attributes against a queue; return its new full attribute set.
 
     The queue type is fixed at creation: FifoQueue is refused on a standard queue (AWS: unknown attribute) and
@@ -524,15 +502,11 @@ _NUMBER_PRECISION: Final = 38
 
 def _check_number(name: str, text: str) -> None:
     if _NUMBER_TEXT.fullmatch(text) is None:
-        raise invalid_parameter(
-            f"Can't cast the value of message (user) attribute '{name}' to a number: '{text}'."
-        )
+        raise invalid_parameter(f"Can't cast the value of message (user) attribute '{name}' to a number: '{text}'.")
     try:
         number = Decimal(text)
     except InvalidOperation:  # pragma: no cover - the regex admits only what Decimal parses
-        raise invalid_parameter(
-            f"Can't cast the value of message (user) attribute '{name}' to a number."
-        ) from None
+        raise invalid_parameter(f"Can't cast the value of message (user) attribute '{name}' to a number.") from None
     digits = number.as_tuple().digits
     significant = len("".join(map(str, digits)).strip("0")) if number else 1
     magnitude = abs(number)
@@ -552,8 +526,7 @@ def _check_attribute_name(name: object) -> str:
         raise invalid_parameter("Message (user) attribute names must not be empty.")
     if len(name) > 256:
         raise invalid_parameter(
-            f"Message (user) attribute name '{name[:32]}...' is {len(name)} characters long; "
-            "the limit is 256."
+            f"Message (user) attribute name '{name[:32]}...' is {len(name)} characters long; the limit is 256."
         )
     if _ATTRIBUTE_NAME.fullmatch(name) is None:
         # moto's suite compares this code and text exactly.
@@ -570,8 +543,7 @@ def _check_attribute_name(name: object) -> str:
         )
     if ".." in name:
         raise invalid_parameter(
-            f"Message (user) attribute name '{name}' is invalid: "
-            "it cannot contain consecutive periods ('..')."
+            f"Message (user) attribute name '{name}' is invalid: it cannot contain consecutive periods ('..')."
         )
     return name
 
@@ -584,15 +556,12 @@ def validate_message_attributes(attrs: Mapping[str, Mapping[str, object]]) -> No
     """
     if len(attrs) > MAX_MESSAGE_ATTRIBUTES:
         raise invalid_parameter(
-            f"Number of message attributes [{len(attrs)}] exceeds the allowed maximum "
-            f"[{MAX_MESSAGE_ATTRIBUTES}]."
+            f"Number of message attributes [{len(attrs)}] exceeds the allowed maximum [{MAX_MESSAGE_ATTRIBUTES}]."
         )
     for raw_name, attr in attrs.items():
         name = _check_attribute_name(raw_name)
         if not isinstance(attr, Mapping):
-            raise invalid_parameter(
-                f"Message (user) attribute '{name}' must be a structure with DataType and a value."
-            )
+            raise invalid_parameter(f"Message (user) attribute '{name}' must be a structure with DataType and a value.")
         data_type = attr.get("DataType")
         if not isinstance(data_type, str) or not data_type:
             raise invalid_parameter(
@@ -610,8 +579,7 @@ def validate_message_attributes(attrs: Mapping[str, Mapping[str, object]]) -> No
             )
         if len(data_type) > 256:
             raise invalid_parameter(
-                f"Message (user) attribute '{name}' has a DataType of {len(data_type)} characters; "
-                "the limit is 256."
+                f"Message (user) attribute '{name}' has a DataType of {len(data_type)} characters; the limit is 256."
             )
         for list_field in ("StringListValues", "BinaryListValues"):
             if attr.get(list_field):
@@ -624,8 +592,7 @@ def validate_message_attributes(attrs: Mapping[str, Mapping[str, object]]) -> No
             value = attr.get("BinaryValue")
             if not isinstance(value, bytes | bytearray | memoryview) or len(value) == 0:
                 raise invalid_parameter(
-                    f"Message (user) attribute '{name}' must contain a non-empty value of type 'Binary' "
-                    "in BinaryValue."
+                    f"Message (user) attribute '{name}' must contain a non-empty value of type 'Binary' in BinaryValue."
                 )
             continue
         text = attr.get("StringValue")
@@ -745,8 +712,7 @@ def validate_int_param(name: str, value: object, low: int, high: int) -> int:
         number = int(value)
     if number is None:
         raise invalid_parameter(
-            f"Value {value} for parameter {name} is invalid. "
-            f"Reason: {name} must be an integer from {low} to {high}."
+            f"Value {value} for parameter {name} is invalid. Reason: {name} must be an integer from {low} to {high}."
         )
     if not low <= number <= high:
         reason = _INT_PARAM_REASONS.get(name, _DEFAULT_INT_REASON).format(low=low, high=high)
