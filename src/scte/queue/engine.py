@@ -254,6 +254,8 @@ class Engine:
             "Statement": [],
         }
         statements = policy.setdefault("Statement", [])
+        if isinstance(statements, dict):  # IAM allows one statement object instead of a list
+            statements = policy["Statement"] = [statements]
         if any(s.get("Sid") == label for s in statements):
             raise invalid_parameter(f"Value {label} for parameter Label is invalid. Reason: Already exists.")
         principals = [f"arn:aws:iam::{a}:root" for a in account_ids]
@@ -276,6 +278,8 @@ class Engine:
         meta = self._ops.queue(name)
         policy = json.loads(meta.attributes.get("Policy") or "null") or {}
         statements = policy.get("Statement", [])
+        if isinstance(statements, dict):  # IAM allows one statement object instead of a list
+            statements = [statements]
         kept = [s for s in statements if s.get("Sid") != label]
         if len(kept) == len(statements):
             raise invalid_parameter(

@@ -35,6 +35,13 @@ _MESSAGE_COLUMNS = (
     "id, visible_at, sent_at, receive_count, first_receive, receipt, message_id, body, attributes, "
     "md5_attributes, group_id, dedup_id, sender_id, trace_header, dlq_source"
 )
+# Reserve the next visible messages of a standard queue: one statement, rows returned as updated.
+_TAKE_STANDARD = (
+    "UPDATE messages SET visible_at=?, receive_count=receive_count+1, first_receive=COALESCE(first_receive, ?), "
+    "receipt=(random() & 4611686018427387903) + 1 "
+    "WHERE id IN (SELECT id FROM messages WHERE queue_id=? AND visible_at<=? ORDER BY visible_at LIMIT ?) "
+    f"RETURNING {_MESSAGE_COLUMNS}"
+)
 # Row layout of _MESSAGE_COLUMNS
 (
     C_ID,
@@ -324,6 +331,8 @@ class Operations:
             return every or key in wanted
 
         now = self.now_ms()
+        if any(want(k) for k in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed")):
+            self.sweep(conn, meta, now)  # do not count messages past their retention period
         if want("ApproximateNumberOfMessages"):
             (count,) = conn.execute(
                 "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at<=?", (meta.id, now)
@@ -355,7 +364,7 @@ class Operations:
     def set_queue_attributes(self, conn: sqlite3.Connection, name: str, changes: Mapping[str, str]) -> None:
         meta = self.queue(name)
         full = validation.changed_queue_attributes(meta.attributes, meta.fifo, changes)
-        if "RedrivePolicy" in changes:
+        if any(key.strip() == "RedrivePolicy" for key in changes):  # names may come padded
             self._check_redrive(name, meta.fifo, full)
         meta.attributes = full
         meta.modified = self.now_ms() // 1000
@@ -581,25 +590,26 @@ class Operations:
             if repeated is not None:
                 return ReceiveOutcome(repeated, None)
         dead: list[tuple[int, str | None]] = []
+        delivered: list[dict[str, Any]] = []
+        handles: list[list[int]] = []
         if meta.fifo:
             rows = self._pick_fifo(conn, meta, req.max_number, now, vt_ms, dead)
+            updates: list[tuple[int, int, int, int]] = []
+            rand = self._random.getrandbits
+            for row in rows:
+                nonce = rand(62) + 1
+                updates.append((now + vt_ms, now, nonce, row[C_ID]))
+                handles.append([row[C_ID], nonce])
+                delivered.append(self._format(meta, row, nonce, now, req))
+            if updates:
+                conn.executemany(
+                    "UPDATE messages SET visible_at=?, receive_count=receive_count+1, "
+                    "first_receive=COALESCE(first_receive, ?), receipt=? WHERE id=?",
+                    updates,
+                )
         else:
-            rows = self._pick_standard(conn, meta, req.max_number, now, dead)
-        delivered: list[dict[str, Any]] = []
-        updates: list[tuple[int, int, int, int]] = []
-        handles: list[list[int]] = []
-        rand = self._random.getrandbits
-        for row in rows:
-            nonce = rand(62) + 1
-            updates.append((now + vt_ms, now, nonce, row[C_ID]))
-            handles.append([row[C_ID], nonce])
-            delivered.append(self._format(meta, row, nonce, now, req))
-        if updates:
-            conn.executemany(
-                "UPDATE messages SET visible_at=?, receive_count=receive_count+1, "
-                "first_receive=COALESCE(first_receive, ?), receipt=? WHERE id=?",
-                updates,
-            )
+            for row in self._take_standard(conn, meta, req.max_number, now, vt_ms, dead):
+                delivered.append(self._format(meta, row, row[C_RECEIPT], now, req, counted=True))
         if meta.fifo and req.attempt_id and delivered:
             conn.execute(
                 "INSERT OR REPLACE INTO receive_attempts (queue_id, attempt_id, expires_at, handles) VALUES (?,?,?,?)",
@@ -611,36 +621,40 @@ class Operations:
             next_visible = self._next_visible(conn, meta, now)
         return ReceiveOutcome(delivered, next_visible, dead_to)
 
-    def _pick_standard(
+    def _take_standard(
         self,
         conn: sqlite3.Connection,
         meta: QueueMeta,
         wanted: int,
         now: int,
+        vt_ms: int,
         dead: list[tuple[int, str | None]],
     ) -> list[tuple[Any, ...]]:
-        picked: list[tuple[Any, ...]] = []
+        """Reserve up to `wanted` visible messages in one statement; rows come back as updated.
+
+        A message past retention, or due for the dead-letter queue, is rare: it is taken like the
+        others, then deleted or moved in the same transaction, and the receive takes more.
+        """
+        taken: list[tuple[Any, ...]] = []
         expired_before = now - meta.retention_ms
         for _ in range(20):  # bounded: each round removes what it skips
-            rows = conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE queue_id=? AND visible_at<=? "
-                "ORDER BY visible_at LIMIT ?",
-                (meta.id, now, wanted - len(picked)),
-            ).fetchall()
+            rows = conn.execute(_TAKE_STANDARD, (now + vt_ms, now, meta.id, now, wanted - len(taken))).fetchall()
             skipped = False
             for row in rows:
                 if row[C_SENT] <= expired_before:
                     conn.execute("DELETE FROM messages WHERE id=?", (row[C_ID],))
                     skipped = True
-                elif meta.dlq_name is not None and row[C_COUNT] >= meta.max_receive:
+                elif meta.dlq_name is not None and row[C_COUNT] > meta.max_receive:
+                    # Received maxReceiveCount times already: this receive does not count, it moves it.
+                    conn.execute("UPDATE messages SET receive_count=receive_count-1 WHERE id=?", (row[C_ID],))
                     dead.append((row[C_ID], None))
-                    conn.execute("UPDATE messages SET visible_at=? WHERE id=?", (now + 1_000_000_000_000, row[C_ID]))
                     skipped = True
                 else:
-                    picked.append(row)
-            if not skipped or len(picked) >= wanted or len(rows) == 0:
+                    taken.append(row)
+            if not skipped or len(taken) >= wanted or not rows:
                 break
-        return picked
+        taken.sort(key=lambda r: r[C_ID])  # RETURNING has no order; oldest first is what callers expect
+        return taken
 
     def _pick_fifo(
         self,
@@ -900,7 +914,7 @@ class Operations:
         now = self.now_ms()
         rows = conn.execute(
             "SELECT id, dlq_source, group_id FROM messages WHERE queue_id=? AND visible_at<=? "
-            "ORDER BY visible_at LIMIT ?",
+            "ORDER BY visible_at, id LIMIT ?",
             (meta.id, now, limit),
         ).fetchall()
         moved = 0
@@ -917,10 +931,12 @@ class Operations:
             target = self.queues.get(target_name)
             if target is None:
                 raise SqsError("ResourceNotFoundException", f"The destination queue {target_name} does not exist.")
+            # AWS: a redriven message is a new message (new MessageId, retention from now) and queues
+            # behind what the destination already holds (a new id: SequenceNumber and FIFO order).
             conn.execute(
-                "UPDATE messages SET queue_id=?, visible_at=?, receipt=0, receive_count=0, first_receive=NULL, "
-                "dlq_source=NULL WHERE id=?",
-                (target.id, now + target.delay_ms, row_id),
+                "UPDATE messages SET id=?, queue_id=?, visible_at=?, sent_at=?, message_id=?, receipt=0, "
+                "receive_count=0, first_receive=NULL, dlq_source=NULL WHERE id=?",
+                (self.allocate_ids(conn, 1), target.id, now + target.delay_ms, now, self._message_id(), row_id),
             )
             if target.fifo and group is not None:
                 conn.execute(

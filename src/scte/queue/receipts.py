@@ -7,12 +7,10 @@ on every receive and delete.
 
 from __future__ import annotations
 
-import re
-
 from scte.queue.errors import SqsError
 
 _PREFIX = "scte1."
-_FORMAT = re.compile(r"scte1\.([0-9a-f]{1,16})\.([0-9a-f]{1,16})\.([0-9a-f]{1,16})")
+_HEX = frozenset("0123456789abcdef")
 
 
 def encode(queue_id: int, row_id: int, nonce: int) -> str:
@@ -26,10 +24,16 @@ def invalid(handle: str) -> SqsError:
 
 def decode(handle: str) -> tuple[int, int, int]:
     """Return (queue id, message row id, nonce); ReceiptHandleIsInvalid when it is not one of ours."""
-    match = _FORMAT.fullmatch(handle) if isinstance(handle, str) else None
-    if match is None:
+    if not isinstance(handle, str) or len(handle) > 60:
         raise invalid(str(handle))
-    queue_id, row_id, nonce = (int(part, 16) for part in match.groups())
+    parts = handle.split(".")
+    if len(parts) != 4 or parts[0] != "scte1":
+        raise invalid(handle)
+    _, queue_part, row_part, nonce_part = parts
+    for part in (queue_part, row_part, nonce_part):
+        if not part or len(part) > 16 or not _HEX.issuperset(part):
+            raise invalid(handle)
+    nonce = int(nonce_part, 16)
     if nonce == 0:
         raise invalid(handle)
-    return queue_id, row_id, nonce
+    return int(queue_part, 16), int(row_part, 16), nonce

@@ -32,6 +32,10 @@ class StoreClosed(RuntimeError):
     """The store was closed; nothing more is accepted."""
 
 
+class StoreLocked(RuntimeError):
+    """Another process holds the database."""
+
+
 class Store:
     """Runs work on one SQLite connection in shared transactions (group commit)."""
 
@@ -59,8 +63,16 @@ class Store:
 
     def start(self) -> None:
         """Open the database (any thread); afterwards the store is used from one event loop."""
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0.5)
+        # One broker owns its database: exclusive locking keeps the WAL index in process memory and
+        # saves the lock system calls of every transaction (a quarter of a commit's cost), and it
+        # keeps a second broker process off the same file.
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            raise StoreLocked(f"{self.path} is in use by another broker process ({exc})") from exc
         conn.execute(f"PRAGMA synchronous={'FULL' if self.durability == 'full' else 'NORMAL'}")
         conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache: memory stays bounded
