@@ -247,47 +247,53 @@ class Engine:
                     f"Value SQS:{action} for parameter ActionName is invalid. "
                     "Reason: Only the queue owner is allowed to invoke this action."
                 )
-        meta = self._ops.queue(name)
-        policy = json.loads(meta.attributes.get("Policy") or "null") or {
-            "Version": "2012-10-17",
-            "Id": f"{meta.arn}/SQSDefaultPolicy",
-            "Statement": [],
-        }
-        statements = policy.setdefault("Statement", [])
-        if isinstance(statements, dict):  # IAM allows one statement object instead of a list
-            statements = policy["Statement"] = [statements]
-        if any(s.get("Sid") == label for s in statements):
-            raise invalid_parameter(f"Value {label} for parameter Label is invalid. Reason: Already exists.")
-        principals = [f"arn:aws:iam::{a}:root" for a in account_ids]
-        actions_out = [f"SQS:{a}" for a in actions]
-        statements.append(
-            {
-                "Sid": label,
-                "Effect": "Allow",
-                "Principal": {"AWS": principals[0] if len(principals) == 1 else principals},
-                "Action": actions_out[0] if len(actions_out) == 1 else actions_out,
-                "Resource": meta.arn,
+
+        def apply(c: Any) -> None:  # read-modify-write in one store piece: concurrent calls lose nothing
+            meta = self._ops.queue(name)
+            policy = json.loads(meta.attributes.get("Policy") or "null") or {
+                "Version": "2012-10-17",
+                "Id": f"{meta.arn}/SQSDefaultPolicy",
+                "Statement": [],
             }
-        )
-        text = json.dumps(policy)
-        await self._store.run(lambda c: self._ops.set_policy(c, name, text))
+            statements = policy.setdefault("Statement", [])
+            if isinstance(statements, dict):  # IAM allows one statement object instead of a list
+                statements = policy["Statement"] = [statements]
+            if any(s.get("Sid") == label for s in statements):
+                raise invalid_parameter(f"Value {label} for parameter Label is invalid. Reason: Already exists.")
+            principals = [f"arn:aws:iam::{a}:root" for a in account_ids]
+            actions_out = [f"SQS:{a}" for a in actions]
+            statements.append(
+                {
+                    "Sid": label,
+                    "Effect": "Allow",
+                    "Principal": {"AWS": principals[0] if len(principals) == 1 else principals},
+                    "Action": actions_out[0] if len(actions_out) == 1 else actions_out,
+                    "Resource": meta.arn,
+                }
+            )
+            self._ops.set_policy(c, name, json.dumps(policy))
+
+        await self._store.run(apply)
 
     async def remove_permission(self, name: str, label: str) -> None:
         if not label:
             raise missing_parameter("Label")
-        meta = self._ops.queue(name)
-        policy = json.loads(meta.attributes.get("Policy") or "null") or {}
-        statements = policy.get("Statement", [])
-        if isinstance(statements, dict):  # IAM allows one statement object instead of a list
-            statements = [statements]
-        kept = [s for s in statements if s.get("Sid") != label]
-        if len(kept) == len(statements):
-            raise invalid_parameter(
-                f"Value {label} for parameter Label is invalid. Reason: can't find label on existing policy."
-            )
-        policy["Statement"] = kept
-        text = json.dumps(policy) if kept else None
-        await self._store.run(lambda c: self._ops.set_policy(c, name, text))
+
+        def apply(c: Any) -> None:  # read-modify-write in one store piece: concurrent calls lose nothing
+            meta = self._ops.queue(name)
+            policy = json.loads(meta.attributes.get("Policy") or "null") or {}
+            statements = policy.get("Statement", [])
+            if isinstance(statements, dict):  # IAM allows one statement object instead of a list
+                statements = [statements]
+            kept = [s for s in statements if s.get("Sid") != label]
+            if len(kept) == len(statements):
+                raise invalid_parameter(
+                    f"Value {label} for parameter Label is invalid. Reason: can't find label on existing policy."
+                )
+            policy["Statement"] = kept
+            self._ops.set_policy(c, name, json.dumps(policy) if kept else None)
+
+        await self._store.run(apply)
 
     # -- messages ----------------------------------------------------------------------------------
 
@@ -464,6 +470,8 @@ class Engine:
         (error,) = await self._store.run(lambda c: self._ops.delete(c, name, (receipt_handle,)))
         if error is not None:
             raise error
+        if (meta := self._ops.queues.get(name)) is not None and meta.fifo:
+            self._notify(name)  # the message's group may deliver its next message now
 
     async def delete_message_batch(self, name: str, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         validation.validate_batch_entries(entries, action="DeleteMessage")
@@ -484,6 +492,8 @@ class Engine:
                 successful.append({"Id": entry_id})
             else:
                 failed.append(_batch_failure(entry_id, error))
+        if successful and (meta := self._ops.queues.get(name)) is not None and meta.fifo:
+            self._notify(name)  # their groups may deliver their next messages now
         return {"Successful": successful, "Failed": failed}
 
     async def change_message_visibility(self, name: str, receipt_handle: str, visibility_timeout: int) -> None:

@@ -754,8 +754,11 @@ class Operations:
             conn.executemany("UPDATE messages SET visible_at=? WHERE id=?", [(now, i) for i, _ in dead])
             return None
         sent_at_sql = "?" if target.fifo else "sent_at"  # FIFO DLQs reset the retention clock
+        # AWS: in a FIFO DLQ the message's deduplication id is replaced by its MessageId.
+        dedup_sql = ", dedup_id=message_id" if target.fifo else ""
         conn.executemany(
-            f"UPDATE messages SET queue_id=?, visible_at=?, sent_at={sent_at_sql}, receipt=0, dlq_source=? WHERE id=?",
+            f"UPDATE messages SET queue_id=?, visible_at=?, sent_at={sent_at_sql}{dedup_sql}, receipt=0, dlq_source=? "
+            "WHERE id=?",
             [
                 (target.id, now + target.delay_ms, now, meta.arn, i) if target.fifo else (target.id, now, meta.arn, i)
                 for i, _ in dead
