@@ -63,7 +63,9 @@ class Engine:
         self.config = config or EngineConfig()
         self.clock = self.config.clock
         clock = self.clock
-        self._ops = Operations(self.config.account_id, self.config.region, lambda: int(clock.now() * 1000))
+        self._ops = Operations(
+            self.config.account_id, self.config.region, lambda: int(clock.now() * 1000), self.config.sender_id
+        )
         path = Path(self.config.path)
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)

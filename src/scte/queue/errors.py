@@ -19,6 +19,8 @@ QUERY_CODES: dict[str, str] = {
     "InvalidBatchEntryId": "AWS.SimpleQueueService.InvalidBatchEntryId",
     "MessageNotInflight": "AWS.SimpleQueueService.MessageNotInflight",
     "UnsupportedOperation": "AWS.SimpleQueueService.UnsupportedOperation",
+    # Not a shape of the model: AWS (and moto) report invalid message attributes as InvalidParameterValue.
+    "MessageAttributesInvalid": "InvalidParameterValue",
 }
 
 

@@ -12,6 +12,7 @@ import random
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from hashlib import md5
 from typing import Any
 
 from scte.queue import receipts, validation
@@ -178,7 +179,7 @@ def select_message_attributes(attrs: dict[str, dict[str, Any]], names: Sequence[
         return {}
     if "All" in names or ".*" in names:
         return attrs
-    prefixes = [n[:-1] for n in names if n.endswith(".*")]
+    prefixes = [n[:-2] for n in names if n.endswith(".*")]  # `bar.*`: names starting with `bar` (AWS docs)
     wanted = set(names)
     return {k: v for k, v in attrs.items() if k in wanted or any(k.startswith(p) for p in prefixes)}
 
@@ -186,13 +187,18 @@ def select_message_attributes(attrs: dict[str, dict[str, Any]], names: Sequence[
 class Operations:
     """SQS semantics over the schema; runs only on the store's thread."""
 
-    def __init__(self, account: str, region: str, clock_ms: Callable[[], int]) -> None:
+    def __init__(
+        self, account: str, region: str, clock_ms: Callable[[], int], default_sender: str = "AIDAIT2UOQQY3AUEKVGXU"
+    ) -> None:
         self.account = account
         self.region = region
         self.now_ms = clock_ms
         self.queues: dict[str, QueueMeta] = {}
         self.by_id: dict[int, QueueMeta] = {}
         self._random = random.Random()
+        bits = self._random.getrandbits
+        self._id_prefix = f"{bits(32):08x}-{bits(16):04x}-4{bits(12):03x}-{0x8000 | bits(14):04x}-"
+        self.default_sender = default_sender
         self.last_dedup_sweep = 0
         self.next_id = 1
         self.id_ceiling = 0
@@ -451,13 +457,15 @@ class Operations:
         results: list[dict[str, Any] | SqsError] = []
         rows: list[tuple[Any, ...]] = []
         row_id = self.allocate_ids(conn, len(entries)) - 1  # incremented before each use
+        prefix = self._id_prefix
+        default_sender = self.default_sender
         for e in entries:
             if e.size > meta.max_size:
                 results.append(self._too_long(meta))
                 continue
-            message_id = self._message_id()
-            delay_ms = meta.delay_ms if e.delay_seconds is None else e.delay_seconds * 1000
             row_id += 1
+            message_id = f"{prefix}{row_id:012x}"
+            delay_ms = meta.delay_ms if e.delay_seconds is None else e.delay_seconds * 1000
             rows.append(
                 (
                     row_id,
@@ -470,11 +478,14 @@ class Operations:
                     e.md5_attributes,
                     e.group_id,
                     e.dedup_id,
-                    e.sender_id,
+                    None if e.sender_id == default_sender else e.sender_id,  # the usual sender costs no bytes
                     e.trace_header,
                 )
             )
-            results.append(self._send_result(e, message_id, None))
+            if e.md5_attributes is None and e.trace_header is None:
+                results.append({"MessageId": message_id, "MD5OfMessageBody": md5(e.body.encode()).hexdigest()})
+            else:
+                results.append(self._send_result(e, message_id, None))
         if rows:
             conn.executemany(_INSERT_MESSAGE, rows)
         return results
@@ -485,15 +496,9 @@ class Operations:
             f"One or more parameters are invalid. Reason: Message must be shorter than {meta.max_size} bytes."
         )
 
-    def _message_id(self) -> str:
-        bits = self._random.getrandbits
-        return "%08x-%04x-4%03x-%04x-%012x" % (  # noqa: UP031 - uuid4 layout, faster than uuid.uuid4()
-            bits(32),
-            bits(16),
-            bits(12),
-            0x8000 | bits(14),
-            bits(48),
-        )
+    def _message_id(self, row_id: int) -> str:
+        """A UUID-shaped MessageId: this process's random prefix and the row id, which never repeats."""
+        return f"{self._id_prefix}{row_id:012x}"
 
     def _send_one(self, conn: sqlite3.Connection, meta: QueueMeta, e: SendEntry, now: int) -> dict[str, Any]:
         if e.size > meta.max_size:
@@ -524,9 +529,9 @@ class Operations:
         else:
             dedup_id = e.dedup_id
         delay_ms = meta.delay_ms if e.delay_seconds is None else e.delay_seconds * 1000
-        message_id = self._message_id()
         visible_at = now + delay_ms
         row_id = self.allocate_ids(conn, 1)
+        message_id = self._message_id(row_id)
         conn.execute(
             _INSERT_MESSAGE,
             (
@@ -540,7 +545,7 @@ class Operations:
                 e.md5_attributes,
                 e.group_id,
                 dedup_id,
-                e.sender_id,
+                None if e.sender_id == self.default_sender else e.sender_id,
                 e.trace_header,
             ),
         )
@@ -804,8 +809,8 @@ class Operations:
         body = row[C_BODY]
         msg: dict[str, Any] = {
             "MessageId": row[C_MESSAGE_ID],
-            "ReceiptHandle": receipts.encode(meta.id, row[C_ID], nonce),
-            "MD5OfBody": md5_of_body(body),
+            "ReceiptHandle": f"scte1.{meta.id:x}.{row[C_ID]:x}.{nonce:016x}",  # receipts.encode, inlined: hot
+            "MD5OfBody": md5(body.encode()).hexdigest(),
             "Body": body,
         }
         names = req.attribute_names
@@ -813,7 +818,7 @@ class Operations:
             every = "All" in names
             attrs: dict[str, str] = {}
             if every or "SenderId" in names:
-                attrs["SenderId"] = row[C_SENDER]
+                attrs["SenderId"] = row[C_SENDER] or self.default_sender
             if every or "SentTimestamp" in names:
                 attrs["SentTimestamp"] = str(row[C_SENT])
             if every or "ApproximateReceiveCount" in names:
@@ -934,12 +939,13 @@ class Operations:
             target = self.queues.get(target_name)
             if target is None:
                 raise SqsError("ResourceNotFoundException", f"The destination queue {target_name} does not exist.")
+            new_id = self.allocate_ids(conn, 1)
             # AWS: a redriven message is a new message (new MessageId, retention from now) and queues
             # behind what the destination already holds (a new id: SequenceNumber and FIFO order).
             conn.execute(
                 "UPDATE messages SET id=?, queue_id=?, visible_at=?, sent_at=?, message_id=?, receipt=0, "
                 "receive_count=0, first_receive=NULL, dlq_source=NULL WHERE id=?",
-                (self.allocate_ids(conn, 1), target.id, now + target.delay_ms, now, self._message_id(), row_id),
+                (new_id, target.id, now + target.delay_ms, now, self._message_id(new_id), row_id),
             )
             if target.fifo and group is not None:
                 conn.execute(

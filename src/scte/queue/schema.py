@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS messages (
     md5_attributes  TEXT,
     group_id        TEXT,
     dedup_id        TEXT,
-    sender_id       TEXT NOT NULL,
+    sender_id       TEXT,                 -- NULL for the engine's default sender
     trace_header    TEXT,                 -- AWSTraceHeader system attribute
     dlq_source      TEXT                  -- ARN of the queue it was dead-lettered from
 );
