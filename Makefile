@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint check install bench clean
+.PHONY: up test lint check install bench clean conformance
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 check: lint test
+
+# moto's SQS test suite in server mode against `scte queue serve` (downloads the moto sdist; see
+# docs/queue-server.md). Prints "N passed, N failed"; fails unless every selected test passes.
+conformance: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,conformance]'
+	$(BIN)/python tests/conformance/moto_sqs.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/queue_engine.py

@@ -187,8 +187,6 @@ def test_agrees_with_botocore_if_it_has_a_check() -> None:
     pytest.importorskip("botocore")
     func = _botocore_md5()
     if func is None:
-        pytest.skip(
-            "botocore has no SQS message-attribute MD5 function; AWS-returned digests are used instead"
-        )
+        pytest.skip("botocore has no SQS message-attribute MD5 function; AWS-returned digests are used instead")
     for attrs, expected in KNOWN:  # pragma: no cover - only with a botocore that has the check
         assert func(attrs) == expected

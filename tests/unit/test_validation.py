@@ -57,18 +57,14 @@ def fails(call: Callable[[], object], code: str, *fragments: str) -> SqsError:
 
 
 def test_attribute_name_sets_match_botocore_model() -> None:
-    botocore_model = (
-        pytest.importorskip("botocore.loaders").create_loader().load_service_model("sqs", "service-2")
-    )
+    botocore_model = pytest.importorskip("botocore.loaders").create_loader().load_service_model("sqs", "service-2")
     enum = set(botocore_model["shapes"]["QueueAttributeName"]["enum"])
     assert enum - {"All"} == QUEUE_ATTRIBUTE_NAMES
     assert READ_ONLY_ATTRIBUTE_NAMES | SETTABLE_ATTRIBUTE_NAMES == QUEUE_ATTRIBUTE_NAMES
     assert not READ_ONLY_ATTRIBUTE_NAMES & SETTABLE_ATTRIBUTE_NAMES
 
 
-@pytest.mark.parametrize(
-    "name", ["a", "A-z_0", "x" * 80, "name_with_underscores", "Name-with_all_the_THings"]
-)
+@pytest.mark.parametrize("name", ["a", "A-z_0", "x" * 80, "name_with_underscores", "Name-with_all_the_THings"])
 def test_valid_standard_queue_names(name: str) -> None:
     validate_queue_name(name, fifo=False)
 
@@ -288,9 +284,7 @@ def test_enumerated_fifo_attributes() -> None:
         "perQueue or perMessageGroupId",
     )
     fails(
-        lambda: new_queue_attributes(
-            "q.fifo", {"FifoQueue": "true", "FifoThroughputLimit": "perMessageGroupId"}
-        ),
+        lambda: new_queue_attributes("q.fifo", {"FifoQueue": "true", "FifoThroughputLimit": "perMessageGroupId"}),
         "InvalidAttributeValue",
         "FifoThroughputLimit",
         "DeduplicationScope is messageGroup",
@@ -302,9 +296,7 @@ def test_kms_key_switches_sse_sqs_off_and_defaults_reuse_period() -> None:
     assert attrs["KmsMasterKeyId"] == "master-key-id"
     assert attrs["KmsDataKeyReusePeriodSeconds"] == "300"
     assert attrs["SqsManagedSseEnabled"] == "false"
-    attrs = new_queue_attributes(
-        "q", {"KmsMasterKeyId": "master-key-id", "KmsDataKeyReusePeriodSeconds": "600"}
-    )
+    attrs = new_queue_attributes("q", {"KmsMasterKeyId": "master-key-id", "KmsDataKeyReusePeriodSeconds": "600"})
     assert attrs["KmsDataKeyReusePeriodSeconds"] == "600"
 
 
@@ -342,9 +334,7 @@ def test_redrive_allow_policy() -> None:
         "sourceQueueArns": [ARN],
     }
     for permission in ("allowAll", "denyAll"):
-        stored = new_queue_attributes(
-            "q", {"RedriveAllowPolicy": json.dumps({"redrivePermission": permission})}
-        )
+        stored = new_queue_attributes("q", {"RedriveAllowPolicy": json.dumps({"redrivePermission": permission})})
         assert json.loads(stored["RedriveAllowPolicy"]) == {"redrivePermission": permission}
     bad = {
         "nope": "not a valid JSON object",
@@ -352,9 +342,7 @@ def test_redrive_allow_policy() -> None:
         json.dumps({"redrivePermission": "byQueue"}): "1 to 10",
         json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": []}): "1 to 10",
         json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [ARN] * 11}): "1 to 10",
-        json.dumps(
-            {"redrivePermission": "byQueue", "sourceQueueArns": ["arn:aws:sns:x"]}
-        ): "not an SQS queue ARN",
+        json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": ["arn:aws:sns:x"]}): "not an SQS queue ARN",
         json.dumps(
             {"redrivePermission": "allowAll", "sourceQueueArns": [ARN]}
         ): "only when redrivePermission is byQueue",
@@ -421,9 +409,7 @@ def test_bad_redrive_policies(document: str, reason: str) -> None:
 
 def test_redrive_policy_errors_surface_from_create_and_set() -> None:
     bad = json.dumps({"deadLetterTargetArn": ARN})
-    fails(
-        lambda: new_queue_attributes("q", {"RedrivePolicy": bad}), "InvalidParameterValue", "maxReceiveCount"
-    )
+    fails(lambda: new_queue_attributes("q", {"RedrivePolicy": bad}), "InvalidParameterValue", "maxReceiveCount")
     current = new_queue_attributes("q", {})
     fails(lambda: changed_queue_attributes(current, False, {"RedrivePolicy": bad}), "InvalidParameterValue")
 
@@ -448,9 +434,7 @@ def test_set_empty_removes_policies() -> None:
             "RedriveAllowPolicy": json.dumps({"redrivePermission": "denyAll"}),
         },
     )
-    new = changed_queue_attributes(
-        current, False, {"Policy": "", "RedrivePolicy": "", "RedriveAllowPolicy": ""}
-    )
+    new = changed_queue_attributes(current, False, {"Policy": "", "RedrivePolicy": "", "RedriveAllowPolicy": ""})
     assert new == dict(DEFAULT_STANDARD_ATTRIBUTES)
     assert changed_queue_attributes(new, False, {"Policy": ""}) == new  # removing an absent one is fine
 
@@ -588,9 +572,7 @@ def test_create_idempotency_for_fifo_queue() -> None:
     changed = changed_queue_attributes(existing, True, {"VisibilityTimeout": "60"})
     assert attributes_equal_for_create(changed, {"FifoQueue": "True"})
     assert attributes_equal_for_create(changed, {"FifoQueue": "true", "ContentBasedDeduplication": "false"})
-    assert not attributes_equal_for_create(
-        changed, {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
-    )
+    assert not attributes_equal_for_create(changed, {"FifoQueue": "true", "ContentBasedDeduplication": "true"})
     assert not attributes_equal_for_create(changed, {})
 
 
@@ -666,9 +648,7 @@ def test_invalid_body_characters(body: str, where: str) -> None:
 
 def _allowed(c: str) -> bool:
     cp = ord(c)
-    return (
-        cp in (0x9, 0xA, 0xD) or 0x20 <= cp <= 0xD7FF or 0xE000 <= cp <= 0xFFFD or 0x10000 <= cp <= 0x10FFFF
-    )
+    return cp in (0x9, 0xA, 0xD) or 0x20 <= cp <= 0xD7FF or 0xE000 <= cp <= 0xFFFD or 0x10000 <= cp <= 0x10FFFF
 
 
 _ANY_CHAR = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=())
@@ -739,9 +719,7 @@ def test_valid_message_attributes() -> None:
             "a" * 256: s("x"),
         }
     )
-    validate_message_attributes(
-        {"n": s("1e126", "Number"), "m": s("-1e-128", "Number"), "o": s("+7.", "Number")}
-    )
+    validate_message_attributes({"n": s("1e126", "Number"), "m": s("-1e-128", "Number"), "o": s("+7.", "Number")})
 
 
 def test_too_many_message_attributes() -> None:
@@ -824,9 +802,7 @@ def test_value_rules() -> None:
         "InvalidParameterValue",
         "'Number'",
     )
-    fails(
-        lambda: validate_message_attributes({"a": b(b"")}), "InvalidParameterValue", "'Binary'", "BinaryValue"
-    )
+    fails(lambda: validate_message_attributes({"a": b(b"")}), "InvalidParameterValue", "'Binary'", "BinaryValue")
     fails(
         lambda: validate_message_attributes({"a": {"DataType": "Binary", "StringValue": "x"}}),
         "InvalidParameterValue",
@@ -867,9 +843,7 @@ def test_number_must_parse(value: str) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "value", ["1" * 39, "1.00000000000000000000000000000000000001", "1e127", "-2e126", "1e-129"]
-)
+@pytest.mark.parametrize("value", ["1" * 39, "1.00000000000000000000000000000000000001", "1e127", "-2e126", "1e-129"])
 def test_number_range_and_precision(value: str) -> None:
     fails(
         lambda: validate_message_attributes({"n": s(value, "Number")}),
@@ -896,9 +870,7 @@ def test_message_size() -> None:
     st.text(max_size=50),
     st.dictionaries(
         st.text(alphabet="abcXYZ_", min_size=1, max_size=8),
-        st.one_of(
-            st.builds(s, st.text(min_size=1, max_size=20)), st.builds(b, st.binary(min_size=1, max_size=20))
-        ),
+        st.one_of(st.builds(s, st.text(min_size=1, max_size=20)), st.builds(b, st.binary(min_size=1, max_size=20))),
         max_size=10,
     ),
 )
@@ -963,9 +935,7 @@ def test_invalid_entry_ids(bad: object) -> None:
 
 
 def test_duplicate_ids_report_the_first_repeat() -> None:
-    err = fails(
-        lambda: validate_batch_entries(entries("id_1", "id_2", "id_2", "id_1")), "BatchEntryIdsNotDistinct"
-    )
+    err = fails(lambda: validate_batch_entries(entries("id_1", "id_2", "id_2", "id_1")), "BatchEntryIdsNotDistinct")
     assert err.message == "Id id_2 repeated."
     # a malformed id anywhere is reported before a repeat
     fails(lambda: validate_batch_entries(entries("a", "a", "bad!")), "InvalidBatchEntryId")
@@ -1021,16 +991,14 @@ def test_int_params_accept_ints_and_decimal_text() -> None:
             11,
             1,
             10,
-            "Value 11 for parameter MaxNumberOfMessages is invalid. "
-            "Reason: Must be between 1 and 10, if provided.",
+            "Value 11 for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.",
         ),
         (
             "MaxNumberOfMessages",
             0,
             1,
             10,
-            "Value 0 for parameter MaxNumberOfMessages is invalid. "
-            "Reason: Must be between 1 and 10, if provided.",
+            "Value 0 for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.",
         ),
         (
             "WaitTimeSeconds",
@@ -1058,8 +1026,7 @@ def test_int_params_accept_ints_and_decimal_text() -> None:
             43201,
             0,
             43200,
-            "Value 43201 for parameter VisibilityTimeout is invalid. "
-            "Reason: Must be between 0 and 43200, if provided.",
+            "Value 43201 for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200, if provided.",
         ),
     ],
 )

@@ -33,6 +33,7 @@ from scte.queue.operations import (
 )
 from scte.queue.schema import create_schema
 from scte.queue.store import Store
+from scte.queue.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Engine:
         self._closing = False
         self._move_tasks: dict[str, asyncio.Task[None]] = {}
         self._started = False
+        self.topics = Topics(self)  # SNS topics and subscriptions, in the same store
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -85,6 +87,7 @@ class Engine:
         if not self._started:
             await asyncio.to_thread(self._store.start)
             self._started = True
+            await self.topics.start()
             for handle, source, destination, rate in await self._store.run(
                 lambda c: c.execute(
                     "SELECT handle, source_arn, destination_arn, max_per_second FROM move_tasks WHERE status='RUNNING'"
@@ -105,6 +108,7 @@ class Engine:
         for task in list(self._move_tasks.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.topics.close()
         if self._started:
             await self._store.close()
 
@@ -383,6 +387,16 @@ class Engine:
     async def send_message_batch(self, name: str, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """SendMessageBatch: {"Successful": [...], "Failed": [...]}, each entry answered on its own."""
         validation.validate_batch_entries(entries)
+        meta = self._ops.queue(name)
+        if meta.fifo:
+            # AWS refuses the whole request, not the entry, when a FIFO entry lacks these.
+            if any(not entry.get("MessageGroupId") for entry in entries):
+                raise missing_parameter("MessageGroupId")
+            if not meta.content_dedup and any(not entry.get("MessageDeduplicationId") for entry in entries):
+                raise invalid_parameter(
+                    "The queue should either have ContentBasedDeduplication enabled or "
+                    "MessageDeduplicationId provided explicitly"
+                )
         prepared: list[SendEntry] = []
         failed: list[dict[str, Any]] = []
         total = 0

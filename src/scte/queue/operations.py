@@ -299,7 +299,7 @@ class Operations:
                 )
             return name
         self._check_redrive(name, fifo, full)
-        validate_tags(tags)
+        validate_tags(tags, name)
         now_s = self.now_ms() // 1000
         cur = conn.execute(
             "INSERT INTO queues (name, fifo, attributes, tags, created, modified) VALUES (?, ?, ?, ?, ?, ?)",
@@ -383,7 +383,7 @@ class Operations:
         merged.update(tags)
         for key in remove:
             merged.pop(key, None)
-        validate_tags(merged)
+        validate_tags(merged, name)
         meta.tags = merged
         self._save(conn, meta)
 
@@ -831,11 +831,10 @@ class Operations:
                 attrs["DeadLetterQueueSourceArn"] = row[C_DLQ_SOURCE]
             if row[C_GROUP] is not None and (every or "MessageGroupId" in names):
                 attrs["MessageGroupId"] = row[C_GROUP]
-            if meta.fifo:
-                if row[C_DEDUP] is not None and (every or "MessageDeduplicationId" in names):
-                    attrs["MessageDeduplicationId"] = row[C_DEDUP]
-                if every or "SequenceNumber" in names:
-                    attrs["SequenceNumber"] = sequence_number(row[C_ID])
+            if row[C_DEDUP] is not None and (every or "MessageDeduplicationId" in names):
+                attrs["MessageDeduplicationId"] = row[C_DEDUP]  # standard queues too, when one was sent
+            if meta.fifo and (every or "SequenceNumber" in names):
+                attrs["SequenceNumber"] = sequence_number(row[C_ID])
             if attrs:
                 msg["Attributes"] = attrs
         if row[C_ATTRS] is not None and req.message_attribute_names:
@@ -857,12 +856,25 @@ class Operations:
             raise receipts.invalid(handle)
         return row_id, nonce
 
+    @staticmethod
+    def _expired(handle: str) -> SqsError:
+        return invalid_parameter(
+            f"Value {handle} for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired."
+        )
+
     def delete(self, conn: sqlite3.Connection, name: str, handles: Sequence[str]) -> list[SqsError | None]:
-        """Delete by receipt handle. A handle outdated by a later receive deletes nothing, as on AWS."""
+        """Delete by receipt handle, as AWS does.
+
+        Standard queues: any handle the message was received with deletes it, even one outdated by a
+        later receive (AWS accepts it; consumers of standard queues must be idempotent anyway).
+        FIFO queues: only the latest handle acts; an outdated one is refused ("has expired"), so a
+        consumer whose reservation lapsed cannot delete a message another consumer now holds.
+        Deleting a message that is already gone succeeds.
+        """
         meta = self.queue(name)
         out: list[SqsError | None] = []
         now = self.now_ms()
-        doomed: list[tuple[int, int, int]] = []
+        doomed: list[tuple[int, int]] = []
         for handle in handles:
             try:
                 row_id, nonce = self._locate(meta, handle)
@@ -871,22 +883,25 @@ class Operations:
                 continue
             if meta.fifo:
                 row = conn.execute(
-                    "SELECT group_id FROM messages WHERE id=? AND queue_id=? AND receipt=?",
-                    (row_id, meta.id, nonce),
+                    "SELECT receipt, group_id FROM messages WHERE id=? AND queue_id=?", (row_id, meta.id)
                 ).fetchone()
+                if row is not None and row[0] != nonce:
+                    out.append(self._expired(handle))
+                    continue
                 if row is not None:
                     conn.execute("DELETE FROM messages WHERE id=?", (row_id,))
-                    self._refresh_group(conn, meta, row[0], now)
+                    self._refresh_group(conn, meta, row[1], now)
             else:
-                doomed.append((row_id, meta.id, nonce))
+                doomed.append((row_id, meta.id))
             out.append(None)
         if doomed:
-            conn.executemany("DELETE FROM messages WHERE id=? AND queue_id=? AND receipt=?", doomed)
+            conn.executemany("DELETE FROM messages WHERE id=? AND queue_id=?", doomed)
         return out
 
     def change_visibility(
         self, conn: sqlite3.Connection, name: str, changes: Sequence[tuple[str, int]]
     ) -> list[SqsError | None]:
+        """ChangeMessageVisibility of a message in flight; handles act as for delete."""
         meta = self.queue(name)
         now = self.now_ms()
         out: list[SqsError | None] = []
@@ -897,11 +912,13 @@ class Operations:
                     "SELECT receipt, visible_at, group_id FROM messages WHERE id=? AND queue_id=?",
                     (row_id, meta.id),
                 ).fetchone()
-                if row is None or row[0] != nonce:
+                if row is None:
                     raise invalid_parameter(
                         f"Value {handle} for parameter ReceiptHandle is invalid. Reason: Message does not exist "
                         "or is not available for visibility timeout change."
                     )
+                if meta.fifo and row[0] != nonce:
+                    raise self._expired(handle)
                 if row[1] <= now:
                     raise SqsError("MessageNotInflight", "The message referred to isn't in flight.")
                 conn.execute("UPDATE messages SET visible_at=? WHERE id=?", (now + timeout * 1000, row_id))
@@ -964,10 +981,10 @@ class Operations:
         return int(count)
 
 
-def validate_tags(tags: Mapping[str, str]) -> None:
+def validate_tags(tags: Mapping[str, str], queue: str = "") -> None:
     """AWS: at most 50 tags; keys 1..128 characters, values up to 256."""
     if len(tags) > 50:
-        raise invalid_parameter("Too many tags added for queue. A queue can have at most 50 tags.")
+        raise invalid_parameter(f"Too many tags added for queue {queue}.")  # AWS's (and moto's) wording
     for key, value in tags.items():
         if not isinstance(key, str) or not 1 <= len(key) <= 128:
             raise invalid_parameter(f"Tag key {key!r} is invalid: it must be 1 to 128 characters.")

@@ -89,6 +89,49 @@ CREATE TABLE IF NOT EXISTS move_tasks (
 );
 
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+-- SNS (scte.queue.topics): topics, subscriptions, FIFO topic deduplication, HTTP delivery outbox.
+CREATE TABLE IF NOT EXISTS topics (
+    name                    TEXT PRIMARY KEY,
+    arn                     TEXT NOT NULL UNIQUE,
+    fifo                    INTEGER NOT NULL,
+    attributes              TEXT NOT NULL,        -- JSON of the settable attributes
+    tags                    TEXT NOT NULL DEFAULT '{}',
+    sequence                INTEGER NOT NULL DEFAULT 0,  -- FIFO topics: last SequenceNumber given
+    deleted_subscriptions   INTEGER NOT NULL DEFAULT 0,
+    created                 INTEGER NOT NULL      -- seconds since the epoch
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    arn             TEXT PRIMARY KEY,
+    topic_arn       TEXT NOT NULL,
+    protocol        TEXT NOT NULL,
+    endpoint        TEXT NOT NULL,
+    owner           TEXT NOT NULL,
+    attributes      TEXT NOT NULL,            -- JSON: RawMessageDelivery, FilterPolicy, FilterPolicyScope, ...
+    confirmed       INTEGER NOT NULL,
+    token           TEXT,                     -- confirmation token of an http/https/email subscription
+    authenticated   INTEGER NOT NULL DEFAULT 0,
+    created         INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subscriptions_topic ON subscriptions (topic_arn, protocol, endpoint);
+CREATE TABLE IF NOT EXISTS topic_dedup (
+    topic_arn   TEXT NOT NULL,
+    dedup_id    TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL,             -- ms
+    message_id  TEXT NOT NULL,
+    sequence    TEXT NOT NULL,
+    PRIMARY KEY (topic_arn, dedup_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sns_deliveries (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    subscription_arn    TEXT NOT NULL,
+    endpoint            TEXT NOT NULL,
+    headers             TEXT NOT NULL,        -- JSON
+    payload             TEXT NOT NULL,
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    next_at             INTEGER NOT NULL      -- ms
+);
+CREATE INDEX IF NOT EXISTS sns_deliveries_due ON sns_deliveries (next_at);
 """
 
 

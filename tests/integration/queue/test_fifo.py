@@ -363,9 +363,13 @@ async def test_message_group_id_required(engine: Engine):
     with pytest.raises(SqsError) as err:
         await engine.send_message("q.fifo", "m")
     assert err.value.code == "MissingParameter"
-    result = await engine.send_message_batch("q.fifo", [{"Id": "a", "MessageBody": "m"}])
-    assert result["Successful"] == []
-    assert [(f["Id"], f["Code"]) for f in result["Failed"]] == [("a", "MissingParameter")]
+    # AWS refuses the whole batch, not the entry, when a FIFO entry has no MessageGroupId.
+    with pytest.raises(SqsError) as err:
+        await engine.send_message_batch(
+            "q.fifo", [{"Id": "a", "MessageBody": "m"}, {"Id": "b", "MessageBody": "n", "MessageGroupId": "g"}]
+        )
+    assert err.value.code == "MissingParameter"
+    assert err.value.message == "The request must contain the parameter MessageGroupId."
     assert await receive(engine, "q.fifo") == []
 
 
@@ -383,16 +387,17 @@ async def test_dedup_id_required_without_content_based_dedup(engine: Engine):
         await send(engine, "q.fifo", "m", "g")
     assert err.value.code == "InvalidParameterValue"
     assert "ContentBasedDeduplication" in err.value.message
-    result = await engine.send_message_batch(
-        "q.fifo",
-        [
-            {"Id": "bad", "MessageBody": "m", "MessageGroupId": "g"},
-            {"Id": "good", "MessageBody": "m", "MessageGroupId": "g", "MessageDeduplicationId": "d"},
-        ],
-    )
-    assert [e["Id"] for e in result["Successful"]] == ["good"]
-    assert [(f["Id"], f["Code"]) for f in result["Failed"]] == [("bad", "InvalidParameterValue")]
-    assert bodies(await receive(engine, "q.fifo")) == ["m"]
+    # AWS refuses the whole batch when one FIFO entry lacks a deduplication id: nothing is sent.
+    with pytest.raises(SqsError) as err:
+        await engine.send_message_batch(
+            "q.fifo",
+            [
+                {"Id": "bad", "MessageBody": "m", "MessageGroupId": "g"},
+                {"Id": "good", "MessageBody": "m", "MessageGroupId": "g", "MessageDeduplicationId": "d"},
+            ],
+        )
+    assert err.value.code == "InvalidParameterValue"
+    assert await receive(engine, "q.fifo") == []
 
 
 # -- ReceiveRequestAttemptId -------------------------------------------------------------------------

@@ -590,11 +590,11 @@ async def test_each_receive_gives_a_fresh_handle(engine: Engine, queue: str, clo
     (message,) = await engine.receive_message(queue, visibility_timeout=10)
     latest = message["ReceiptHandle"]
     assert latest not in handles
-    # an outdated handle is accepted but deletes nothing (AWS: only the latest handle deletes)
+    # On a standard queue any handle of the message deletes it, an outdated one too (as AWS does);
+    # deleting again with the latest one succeeds: delete is idempotent.
     await engine.delete_message(queue, handles[0])
-    assert await counts(engine, queue) == (0, 1, 0)
-    await engine.delete_message(queue, latest)
     assert await counts(engine, queue) == (0, 0, 0)
+    await engine.delete_message(queue, latest)
     clock.advance(60)
     assert await engine.receive_message(queue) == []
 

@@ -178,20 +178,36 @@ async def test_change_visibility_of_message_not_in_flight(engine: Engine, clock:
     await receive_one(engine, "q")  # still deliverable
 
 
-async def test_change_visibility_with_outdated_handle(engine: Engine, clock: ManualClock):
+async def test_change_visibility_with_outdated_handle_standard(engine: Engine, clock: ManualClock):
+    # AWS accepts an outdated handle on a standard queue while the message is in flight.
     await engine.create_queue("q", {"VisibilityTimeout": "10"})
     await engine.send_message("q", "m")
     old = await receive_one(engine, "q")
     clock.advance(11)
-    new = await receive_one(engine, "q")
+    await receive_one(engine, "q")
+    await engine.change_message_visibility("q", old["ReceiptHandle"], 100)
+    clock.advance(50)
+    assert await engine.receive_message("q") == []  # extended to 100 s by the old handle
+    clock.advance(51)
+    await receive_one(engine, "q")
+
+
+async def test_change_visibility_with_outdated_handle_fifo(engine: Engine, clock: ManualClock):
+    # On a FIFO queue only the latest handle acts: an outdated one has expired and changes nothing.
+    await engine.create_queue("q.fifo", {"FifoQueue": "true", "VisibilityTimeout": "10"})
+    await engine.send_message("q.fifo", "m", group_id="g", deduplication_id="d")
+    old = await receive_one(engine, "q.fifo")
+    clock.advance(11)
+    new = await receive_one(engine, "q.fifo")
 
     with pytest.raises(SqsError) as err:
-        await engine.change_message_visibility("q", old["ReceiptHandle"], 0)
+        await engine.change_message_visibility("q.fifo", old["ReceiptHandle"], 0)
     assert err.value.code == "InvalidParameterValue"
-    assert await engine.receive_message("q") == []  # the outdated handle changed nothing
+    assert "expired" in err.value.message
+    assert await engine.receive_message("q.fifo") == []  # the outdated handle changed nothing
 
-    await engine.change_message_visibility("q", new["ReceiptHandle"], 0)
-    await receive_one(engine, "q")
+    await engine.change_message_visibility("q.fifo", new["ReceiptHandle"], 0)
+    await receive_one(engine, "q.fifo")
 
 
 async def test_change_visibility_with_malformed_handle(engine: Engine):
@@ -234,17 +250,18 @@ async def test_change_visibility_batch_reports_each_entry(engine: Engine, clock:
 
 
 async def test_change_visibility_batch_entry_errors(engine: Engine, clock: ManualClock):
-    await engine.create_queue("q", {"VisibilityTimeout": "10"})
-    await engine.send_message("q", "a")
-    await engine.send_message("q", "b")
-    first = {m["Body"]: m for m in await engine.receive_message("q", max_number=10)}
+    fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "true", "VisibilityTimeout": "10"}
+    await engine.create_queue("q.fifo", fifo)
+    await engine.send_message("q.fifo", "a", group_id="ga")
+    await engine.send_message("q.fifo", "b", group_id="gb")
+    first = {m["Body"]: m for m in await engine.receive_message("q.fifo", max_number=10)}
     clock.advance(11)
-    second = {m["Body"]: m for m in await engine.receive_message("q", max_number=10)}
+    second = {m["Body"]: m for m in await engine.receive_message("q.fifo", max_number=10)}
     assert set(second) == {"a", "b"}
     clock.advance(11)  # now nothing is in flight
 
     result = await engine.change_message_visibility_batch(
-        "q",
+        "q.fifo",
         [
             {"Id": "outdated", "ReceiptHandle": first["a"]["ReceiptHandle"], "VisibilityTimeout": 5},
             {"Id": "notinflight", "ReceiptHandle": second["b"]["ReceiptHandle"], "VisibilityTimeout": 5},
@@ -275,38 +292,57 @@ async def test_change_visibility_batch_request_errors(engine: Engine):
 # -- deleting with outdated handles ------------------------------------------------------------------
 
 
-async def test_delete_with_outdated_handle_keeps_message(engine: Engine, clock: ManualClock):
+async def test_delete_with_outdated_handle_standard_deletes(engine: Engine, clock: ManualClock):
+    # AWS: on a standard queue an outdated handle still deletes the message (moto's suite checks it).
     await engine.create_queue("q", {"VisibilityTimeout": "10"})
     await engine.send_message("q", "m")
     old = await receive_one(engine, "q")
     clock.advance(11)
     new = await receive_one(engine, "q")
-
-    await engine.delete_message("q", old["ReceiptHandle"])  # succeeds, as on AWS ...
-    assert await counts(engine, "q") == (0, 1, 0)  # ... but the message remains
-    clock.advance(11)
-    third = await receive_one(engine, "q")
-    assert third["MessageId"] == new["MessageId"]
-    assert third["Attributes"]["ApproximateReceiveCount"] == "3"
-
-    await engine.delete_message("q", third["ReceiptHandle"])
+    await engine.delete_message("q", old["ReceiptHandle"])
     assert await counts(engine, "q") == (0, 0, 0)
+    await engine.delete_message("q", new["ReceiptHandle"])  # idempotent
     clock.advance(11)
     assert await engine.receive_message("q") == []
 
 
-async def test_delete_batch_with_outdated_and_latest_handles(engine: Engine, clock: ManualClock):
-    await engine.create_queue("q", {"VisibilityTimeout": "10"})
-    await engine.send_message("q", "m")
-    old = await receive_one(engine, "q")
+async def test_delete_with_outdated_handle_fifo_refused(engine: Engine, clock: ManualClock):
+    # FIFO: only the latest handle deletes; the outdated one is refused and the message remains.
+    await engine.create_queue("q.fifo", {"FifoQueue": "true", "VisibilityTimeout": "10"})
+    await engine.send_message("q.fifo", "m", group_id="g", deduplication_id="d")
+    old = await receive_one(engine, "q.fifo")
     clock.advance(11)
-    new = await receive_one(engine, "q")
-    result = await engine.delete_message_batch("q", [{"Id": "old", "ReceiptHandle": old["ReceiptHandle"]}])
-    assert result == {"Successful": [{"Id": "old"}], "Failed": []}
-    assert await counts(engine, "q") == (0, 1, 0)
-    result = await engine.delete_message_batch("q", [{"Id": "new", "ReceiptHandle": new["ReceiptHandle"]}])
+    new = await receive_one(engine, "q.fifo")
+
+    with pytest.raises(SqsError) as err:
+        await engine.delete_message("q.fifo", old["ReceiptHandle"])
+    assert err.value.code == "InvalidParameterValue"
+    assert await counts(engine, "q.fifo") == (0, 1, 0)  # the message remains
+    clock.advance(11)
+    third = await receive_one(engine, "q.fifo")
+    assert third["MessageId"] == new["MessageId"]
+    assert third["Attributes"]["ApproximateReceiveCount"] == "3"
+
+    await engine.delete_message("q.fifo", third["ReceiptHandle"])
+    assert await counts(engine, "q.fifo") == (0, 0, 0)
+    await engine.delete_message("q.fifo", third["ReceiptHandle"])  # already gone: succeeds
+    clock.advance(11)
+    assert await engine.receive_message("q.fifo") == []
+
+
+async def test_delete_batch_with_outdated_and_latest_handles(engine: Engine, clock: ManualClock):
+    await engine.create_queue("q.fifo", {"FifoQueue": "true", "VisibilityTimeout": "10"})
+    await engine.send_message("q.fifo", "m", group_id="g", deduplication_id="d")
+    old = await receive_one(engine, "q.fifo")
+    clock.advance(11)
+    new = await receive_one(engine, "q.fifo")
+    result = await engine.delete_message_batch("q.fifo", [{"Id": "old", "ReceiptHandle": old["ReceiptHandle"]}])
+    assert result["Successful"] == []
+    assert [(f["Id"], f["Code"]) for f in result["Failed"]] == [("old", "InvalidParameterValue")]
+    assert await counts(engine, "q.fifo") == (0, 1, 0)
+    result = await engine.delete_message_batch("q.fifo", [{"Id": "new", "ReceiptHandle": new["ReceiptHandle"]}])
     assert result == {"Successful": [{"Id": "new"}], "Failed": []}
-    assert await counts(engine, "q") == (0, 0, 0)
+    assert await counts(engine, "q.fifo") == (0, 0, 0)
 
 
 # -- delays ------------------------------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""Settings of the SQS wire server: where it listens, where the data lives, how it names things.
+
+Every field can come from the command line or from an `SCTE_QUEUE_*` environment variable
+(`SCTE_QUEUE_HOST`, `SCTE_QUEUE_PORT`, `SCTE_QUEUE_DATA`, `SCTE_QUEUE_ACCOUNT_ID`, `SCTE_QUEUE_REGION`,
+`SCTE_QUEUE_DURABILITY`, `SCTE_QUEUE_TEST_MODE`); the command line wins.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9324
+DEFAULT_DATA_DIR = "var/queue"
+DEFAULT_ACCOUNT_ID = "123456789012"  # moto's and many emulators' account; moto's test suite expects it
+DEFAULT_REGION = "us-east-1"
+DB_FILE_NAME = "broker.db"
+
+_ACCOUNT_RE = re.compile(r"[0-9]{12}")
+_REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """What `scte queue serve` needs; validated on construction."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    account_id: str = DEFAULT_ACCOUNT_ID
+    region: str = DEFAULT_REGION
+    durability: Literal["normal", "full"] = "normal"
+    test_mode: bool = False
+    """Answer `POST /moto-api/reset` (and the few other calls moto's test suite makes); never in production."""
+
+    def __post_init__(self) -> None:
+        if not _ACCOUNT_RE.fullmatch(self.account_id):
+            raise ValueError(f"account id must be 12 digits, got {self.account_id!r}")
+        if not _REGION_RE.fullmatch(self.region):
+            raise ValueError(f"region must look like us-east-1, got {self.region!r}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+        if self.durability not in ("normal", "full"):
+            raise ValueError(f"durability must be normal or full, got {self.durability!r}")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / DB_FILE_NAME
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> ServerConfig:
+        """Defaults, then `SCTE_QUEUE_*` variables, then the non-None `overrides` (the command line)."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if "SCTE_QUEUE_HOST" in env:
+            values["host"] = env["SCTE_QUEUE_HOST"]
+        if "SCTE_QUEUE_PORT" in env:
+            values["port"] = int(env["SCTE_QUEUE_PORT"])
+        if "SCTE_QUEUE_DATA" in env:
+            values["data_dir"] = Path(env["SCTE_QUEUE_DATA"])
+        if "SCTE_QUEUE_ACCOUNT_ID" in env:
+            values["account_id"] = env["SCTE_QUEUE_ACCOUNT_ID"]
+        if "SCTE_QUEUE_REGION" in env:
+            values["region"] = env["SCTE_QUEUE_REGION"]
+        if "SCTE_QUEUE_DURABILITY" in env:
+            values["durability"] = env["SCTE_QUEUE_DURABILITY"]
+        if "SCTE_QUEUE_TEST_MODE" in env:
+            values["test_mode"] = env["SCTE_QUEUE_TEST_MODE"].lower() in ("1", "true", "yes", "on")
+        for key, value in overrides.items():
+            if value is not None:
+                values[key] = Path(str(value)) if key == "data_dir" else value
+        return cls(**values)  # type: ignore[arg-type]
