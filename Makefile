@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint check install bench clean conformance
+.PHONY: up test lint check install bench clean conformance conformance-sns
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ check: lint test
 conformance: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,conformance]'
 	$(BIN)/python tests/conformance/moto_sqs.py
+
+# moto's SNS test suite (tests/test_sns of the same sdist) in server mode against `scte queue serve`;
+# deselections with reasons in tests/conformance/moto_sns_deselected.txt. Fails unless all selected pass.
+conformance-sns: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,conformance]'
+	$(BIN)/python tests/conformance/moto_sns.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/queue_engine.py

@@ -1,4 +1,4 @@
-"""The `scte` command: `scte up`, `scte queue serve`."""
+"""The `scte` command: `scte up`, `scte queue serve`, `scte contracts asyncapi`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import typer
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="SCTE Platform.")
 queue_app = typer.Typer(no_args_is_help=True, help="The SQS-compatible broker.")
 app.add_typer(queue_app, name="queue")
+contracts_app = typer.Typer(no_args_is_help=True, help="The message contracts: events and topology.")
+app.add_typer(contracts_app, name="contracts")
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="Port to listen on (default 9324).")]
@@ -29,7 +31,17 @@ TestModeOpt = Annotated[
         help="Answer POST /moto-api/reset (wipes all data) for conformance tests. Never in production.",
     ),
 ]
-LogLevelOpt = Annotated[str, typer.Option("--log-level", help="uvicorn log level.")]
+LogLevelOpt = Annotated[
+    str, typer.Option("--log-level", help="Log level: info logs one JSON line per request; warning silences them.")
+]
+AuthOpt = Annotated[
+    str | None,
+    typer.Option("--auth", help="any: accept any credentials (default); strict: verify SigV4 signatures."),
+]
+AccessKeyOpt = Annotated[
+    list[str] | None,
+    typer.Option("--access-key", help="AKID:SECRET accepted by --auth strict (repeatable; or SCTE_QUEUE_ACCESS_KEYS)."),
+]
 
 
 def _serve(
@@ -41,8 +53,10 @@ def _serve(
     durability: str | None,
     test_mode: bool | None,
     log_level: str,
+    auth: str | None = None,
+    access_keys: list[str] | None = None,
 ) -> None:
-    from scte.queue.server.config import ServerConfig
+    from scte.queue.server.config import ServerConfig, parse_access_keys
     from scte.queue.server.serve import serve
 
     try:
@@ -54,6 +68,8 @@ def _serve(
             region=region,
             durability=durability,
             test_mode=test_mode,
+            auth=auth,
+            access_keys=parse_access_keys(access_keys) if access_keys else None,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -61,7 +77,8 @@ def _serve(
     typer.echo(
         f"scte queue: SQS endpoint http://{shown_host}:{config.port} "
         f"(account {config.account_id}, region {config.region}, data {config.data_dir})"
-        + (" [test mode]" if config.test_mode else ""),
+        + (" [test mode]" if config.test_mode else "")
+        + (" [auth strict]" if config.auth == "strict" else ""),
         err=True,
     )
     serve(config, log_level=log_level)
@@ -76,10 +93,12 @@ def queue_serve(
     region: RegionOpt = None,
     durability: DurabilityOpt = None,
     test_mode: TestModeOpt = None,
-    log_level: LogLevelOpt = "warning",
+    log_level: LogLevelOpt = "info",
+    auth: AuthOpt = None,
+    access_key: AccessKeyOpt = None,
 ) -> None:
     """Serve the broker over the SQS JSON and query protocols."""
-    _serve(host, port, data, account_id, region, durability, test_mode, log_level)
+    _serve(host, port, data, account_id, region, durability, test_mode, log_level, auth, access_key)
 
 
 @app.command("up")
@@ -87,10 +106,47 @@ def up(
     host: HostOpt = None,
     port: PortOpt = None,
     data: DataOpt = None,
-    log_level: LogLevelOpt = "warning",
+    log_level: LogLevelOpt = "info",
 ) -> None:
     """Start the system (for now: the broker, as `scte queue serve`)."""
     _serve(host, port, data, None, None, None, None, log_level)
+
+
+@contracts_app.command("asyncapi")
+def contracts_asyncapi(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    topology: Annotated[
+        str | None,
+        typer.Option(
+            "--topology",
+            help="Import path of a Topology (module:ATTR); default scte.contracts.topology:TOPOLOGY if it exists.",
+        ),
+    ] = None,
+    registry: Annotated[
+        str, typer.Option("--registry", help="Import path of the EventRegistry (module:ATTR).")
+    ] = "scte.bus.contracts:registry",
+    title: Annotated[str, typer.Option("--title", help="info.title of the document.")] = "SCTE Platform events",
+) -> None:
+    """Print the AsyncAPI 3.0 document (JSON) of the topology and the registered events."""
+    import json
+
+    from scte.bus.asyncapi import asyncapi_document, import_contracts, load_object, load_topology
+    from scte.bus.contracts import EventRegistry
+
+    try:
+        import_contracts()
+        topo = load_topology(topology)
+        events = load_object(registry)
+    except (ImportError, AttributeError, TypeError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if not isinstance(events, EventRegistry):
+        raise typer.BadParameter(f"{registry} is not an EventRegistry")
+    text = json.dumps(asyncapi_document(topo, events, title=title), indent=2, sort_keys=False) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
 
 
 def main() -> None:

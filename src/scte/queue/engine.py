@@ -76,6 +76,8 @@ class Engine:
         self._move_tasks: dict[str, asyncio.Task[None]] = {}
         self._started = False
         self.topics = Topics(self)  # SNS topics and subscriptions, in the same store
+        #: Messages moved to a dead-letter queue since start, by source queue (for metrics).
+        self.dead_lettered: dict[str, int] = {}
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -140,6 +142,24 @@ class Engine:
 
     def queue_arn(self, name: str) -> str:
         return self._ops.arn(name)
+
+    async def queue_gauges(self) -> dict[str, tuple[int, int, int, float]]:
+        """Per queue, for metrics: messages visible, in flight, delayed, and the age of the oldest (s); one scan."""
+        now = int(self.clock.now() * 1000)
+        names = {meta.id: name for name, meta in self._ops.queues.items()}
+        rows = await self._store.run(
+            lambda c: c.execute(
+                "SELECT queue_id, SUM(visible_at<=?), SUM(visible_at>? AND receipt>0), "
+                "SUM(visible_at>? AND receipt<=0), MIN(sent_at) FROM messages GROUP BY queue_id",
+                (now, now, now),
+            ).fetchall()
+        )
+        out = {name: (0, 0, 0, 0.0) for name in names.values()}
+        for queue_id, visible, in_flight, delayed, oldest in rows:
+            name = names.get(queue_id)
+            if name is not None:
+                out[name] = (int(visible), int(in_flight), int(delayed), max(0.0, (now - int(oldest)) / 1000))
+        return out
 
     def queue_exists(self, name: str) -> bool:
         return name in self._ops.queues
@@ -469,6 +489,7 @@ class Engine:
             outcome = await self._store.run(lambda c: self._ops.receive(c, name, request))
             if outcome.dead_lettered_to:
                 self._notify(outcome.dead_lettered_to)
+                self.dead_lettered[name] = self.dead_lettered.get(name, 0) + outcome.dead_lettered
             if outcome.messages or self._closing:
                 return outcome.messages
             remaining = deadline - clock.now()

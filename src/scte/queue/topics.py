@@ -151,7 +151,7 @@ def _timestamp(seconds: float) -> str:
 def _page_start(next_token: str | None) -> int:
     if not next_token:
         return 0
-    if not next_token.isdigit():
+    if not (next_token.isascii() and next_token.isdigit()):  # "²".isdigit() is true, int("²") fails
         raise invalid("Invalid parameter: NextToken")
     return int(next_token)
 

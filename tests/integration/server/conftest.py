@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +29,25 @@ def sqs(server: Server) -> Any:
 
 
 @pytest.fixture(scope="module")
-def sqs_query(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def sqs_query_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """(server, access key, secret) -> a botocore client on the query protocol."""
     import botocore.session
 
     models = tmp_path_factory.mktemp("models")
     query_model(models)
-    session = botocore.session.Session()
-    session.get_component("data_loader").search_paths.insert(0, str(models))
-    client = boto3.Session(botocore_session=session).client(
-        "sqs", endpoint_url=server.endpoint, region_name=REGION, **CREDENTIALS
-    )
-    assert client.meta.service_model.protocol == "query"
-    return client
+
+    def make(server: Server, key: str, secret: str) -> Any:
+        session = botocore.session.Session()
+        session.get_component("data_loader").search_paths.insert(0, str(models))
+        client = boto3.Session(botocore_session=session).client(
+            "sqs", endpoint_url=server.endpoint, region_name=REGION, aws_access_key_id=key, aws_secret_access_key=secret
+        )
+        assert client.meta.service_model.protocol == "query"
+        return client
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def sqs_query(server: Server, sqs_query_factory: Callable[..., Any]) -> Any:
+    return sqs_query_factory(server, CREDENTIALS["aws_access_key_id"], CREDENTIALS["aws_secret_access_key"])

@@ -10,6 +10,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -34,12 +35,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data: Path, *extra: str) -> Server:
+def start_server(data: Path, *extra: str, stderr: IO[bytes] | None = None, env: dict[str, str] | None = None) -> Server:
+    """`scte queue serve` on a free port; `stderr` receives its logs (the request lines among them)."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCTE_QUEUE_")}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SCTE_QUEUE_")} | (env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "scte.cli", "queue", "serve", "--port", str(port), "--data", str(data), *extra],
-        env=env,
+        env=environ,
+        stderr=stderr,
     )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

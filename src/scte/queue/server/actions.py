@@ -42,6 +42,7 @@ class RequestContext:
     account_id: str
     base_url: str  # scheme://host[:port] the client used; queue URLs are built on it
     path: str  # the request path; `/<account>/<queue>` names the queue when QueueUrl is absent
+    queue: str | None = None  # the queue the request named, once known (request logs and metrics)
 
     def queue_url(self, name: str) -> str:
         return f"{self.base_url}/{self.account_id}/{name}"
@@ -84,7 +85,7 @@ def resolve_queue(ctx: RequestContext, params: Mapping[str, Any]) -> str:
         if len(parts) != 2:
             raise missing_parameter("QueueUrl")
         url = ctx.path
-    name = queue_name_from_url(url, ctx.account_id)
+    name = ctx.queue = queue_name_from_url(url, ctx.account_id)
     if not ctx.engine.queue_exists(name):
         raise queue_does_not_exist()
     return name
@@ -104,6 +105,7 @@ async def create_queue(ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]
         raise missing_parameter("QueueName")
     if not name:
         validation.validate_queue_name(name, fifo=False)  # AWS: an empty name is an invalid one
+    ctx.queue = name
     created = await ctx.engine.create_queue(name, p.get("Attributes") or {}, p.get("tags") or {})
     return {"QueueUrl": ctx.queue_url(created)}
 
@@ -117,6 +119,7 @@ async def get_queue_url(ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any
     name = p.get("QueueName")
     if not name:
         raise missing_parameter("QueueName")
+    ctx.queue = name
     owner = p.get("QueueOwnerAWSAccountId")
     if (owner and owner != ctx.account_id) or not ctx.engine.queue_exists(name):
         raise queue_does_not_exist()

@@ -1,37 +1,60 @@
-"""The ASGI application: health, moto's reset (test mode only) and the two SQS protocols.
+"""The ASGI application: health, metrics, moto's reset (test mode only) and the two SQS protocols.
 
 A bare ASGI callable, no framework: every request is one dictionary lookup away from its handler.
-The engine opens at lifespan startup and closes at shutdown (`drain`), when pending long polls return
+One engine per region: the default region's opens at lifespan startup, another region's when a request
+first names it (SigV4 credential scope). They close at shutdown (`drain`), when pending long polls return
 empty and everything already acknowledged is on disk.
+
+Every request: body capped (`MAX_BODY_BYTES`, 413) and timed (`BODY_TIMEOUT_SECONDS`, 408), signature
+verified with `--auth strict`, one JSON line on the `scte.queue.server.access` logger, counted for `/metrics`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import shutil
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from scte.queue.engine import Engine, EngineConfig
 from scte.queue.errors import SqsError, missing_parameter
-from scte.queue.server import json_protocol, query_protocol
+from scte.queue.server import auth, json_protocol, query_protocol, sns_actions, sns_protocol
 from scte.queue.server.actions import ACTIONS, RequestContext
-from scte.queue.server.config import ServerConfig
+from scte.queue.server.config import MAX_REGIONS, ServerConfig, valid_region
 from scte.queue.server.errors import (
     Headers,
     Response,
+    WireError,
     internal_error,
     json_error,
+    request_timeout,
+    request_too_large,
     service_unavailable,
     unknown_operation,
+    unsupported_media_type,
     xml_error,
 )
+from scte.queue.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from scte.queue.server.metrics import Metrics
 from scte.queue.store import StoreClosed
 
 log = logging.getLogger("scte.queue.server")
+access_log = logging.getLogger("scte.queue.server.access")
+
+# A message is at most 1 MiB, a batch too; on the wire JSON escapes (`\uXXXX` pairs) and form
+# percent-encoding can triple that, and attributes and member names add a little.
+MAX_BODY_BYTES = 3 * 1_048_576 + 256 * 1024
+BODY_TIMEOUT_SECONDS = 30.0
+_JSON_CONTENT_TYPES = (b"application/x-amz-json-1.0", b"application/x-amz-json-1.1", b"application/json")
+_FORM_CONTENT_TYPE = b"application/x-www-form-urlencoded"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -46,37 +69,60 @@ def _json_response(status: int, data: object) -> Response:
 
 
 class SqsApp:
-    """ASGI app serving one engine over the SQS JSON and query protocols."""
+    """ASGI app serving one engine per region over the SQS JSON and query protocols."""
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.engine: Engine | None = None
+        self.engine: Engine | None = None  # the default region's
+        self.engines: dict[str, Engine] = {}  # region -> engine, the default region's included
+        self._opening: dict[str, asyncio.Lock] = {}
         self.closing = False
+        self.metrics = Metrics()
+        self.verifier = auth.Verifier(config.access_keys) if config.auth == "strict" else None
 
     # -- life cycle --------------------------------------------------------------------------------------
 
-    def _new_engine(self) -> Engine:
+    def _new_engine(self, region: str | None = None) -> Engine:
         c = self.config
-        return Engine(EngineConfig(path=c.db_path, durability=c.durability, account_id=c.account_id, region=c.region))
+        region = region or c.region
+        return Engine(
+            EngineConfig(path=c.region_db_path(region), durability=c.durability, account_id=c.account_id, region=region)
+        )
 
     async def startup(self) -> None:
         if self.engine is None:
             self.engine = await self._new_engine().start()
+            self.engines[self.config.region] = self.engine
             log.info("queue engine open at %s", self.config.db_path)
 
+    async def _open_region(self, region: str) -> None:
+        """Open a region's engine on first use (`<data>/<region>/broker.db`)."""
+        lock = self._opening.setdefault(region, asyncio.Lock())
+        async with lock:
+            if region in self.engines or self.closing:
+                return
+            if len(self.engines) >= MAX_REGIONS:
+                raise WireError("InvalidParameterValue", f"This broker serves at most {MAX_REGIONS} regions.")
+            self.engines[region] = await self._new_engine(region).start()
+            log.info("queue engine open at %s", self.config.region_db_path(region))
+
     async def drain(self) -> None:
-        """Stop serving: pending long polls return (empty), acknowledged work is committed, the file closes."""
+        """Stop serving: pending long polls return (empty), acknowledged work is committed, the files close."""
         self.closing = True
-        if self.engine is not None:
-            await self.engine.close()
+        engines = list(self.engines.values()) or ([self.engine] if self.engine is not None else [])
+        await asyncio.gather(*(engine.close() for engine in engines))
 
     async def reset(self) -> None:
-        """Test mode: throw every queue and message away (moto's `POST /moto-api/reset`)."""
-        old, self.engine = self.engine, None
-        if old is not None:
-            await old.close()
+        """Test mode: throw every queue and message away, in every region (moto's `POST /moto-api/reset`)."""
+        old, self.engines, self.engine = self.engines, {}, None
+        await asyncio.gather(*(engine.close() for engine in old.values()))
+        for region in old:
+            if region != self.config.region:
+                await asyncio.to_thread(shutil.rmtree, self.config.region_db_path(region).parent, True)
         await asyncio.to_thread(_remove_database, self.config.db_path)
+        self.metrics.reset()
         self.engine = await self._new_engine().start()
+        self.engines[self.config.region] = self.engine
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -99,10 +145,16 @@ class SqsApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            started = time.perf_counter()
             status, headers, body = await self._http(scope, receive)
             headers.append((b"content-length", str(len(body)).encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
+            action = scope.get("scte.action")
+            if action is not None:
+                self.metrics.count_request(action if status < 400 or action in ACTIONS else "other", status)
+                if access_log.isEnabledFor(logging.INFO):
+                    _log_request(scope, status, headers, body, started)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -113,20 +165,65 @@ class SqsApp:
             if self.engine is None or self.closing:
                 return _json_response(503, {"status": "unavailable"})
             return _json_response(200, {"status": "ok"})
-        body = await _read_body(receive)
-        if path.startswith("/moto-api/") and self.config.test_mode and method == "POST":
-            if path == "/moto-api/reset":
-                await self.reset()
-            return _json_response(200, {"status": "ok"})
-        target = b""
+        if path == "/metrics" and method == "GET":
+            return await self._metrics()
+        target = authorization = content_type = content_length = None
         for name, value in scope["headers"]:
             if name == b"x-amz-target":
                 target = value
-                break
+            elif name == b"authorization":
+                authorization = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                content_length = value
         request_id = str(uuid.uuid4())
-        if target:
-            return await self._json_request(scope, target.decode("latin-1"), body, request_id)
-        return await self._query_request(scope, body, request_id)
+        scope["scte.action"] = target.decode("latin-1").removeprefix(json_protocol.TARGET_PREFIX) if target else ""
+        error = json_error if target else xml_error
+        try:
+            body = await _read_body(receive, content_length)
+            if path.startswith("/moto-api/") and self.config.test_mode and method == "POST":
+                if path == "/moto-api/reset":
+                    await self.reset()
+                return _json_response(200, {"status": "ok"})
+            if self.verifier is not None:
+                raw_path = scope.get("raw_path") or b"/"
+                self.verifier.verify(method, raw_path, scope["query_string"], scope["headers"], body)
+            region = self._region(authorization, scope["query_string"])
+            if region not in self.engines and region != self.config.region:
+                await self._open_region(region)
+            scope["scte.region"] = region
+            if target:
+                if content_type is not None and not content_type.startswith(_JSON_CONTENT_TYPES):
+                    raise unsupported_media_type(content_type.decode("latin-1"))
+                return await self._json_request(scope, target.decode("latin-1"), body, request_id)
+            if content_type is not None and body and not content_type.startswith(_FORM_CONTENT_TYPE):
+                body = b""  # not a form: the query protocol reads the URL's parameters only
+            return await self._query_request(scope, body, request_id)
+        except SqsError as exc:
+            return error(exc, request_id)
+        except StoreClosed:
+            return error(service_unavailable(), request_id)
+        except Exception:
+            log.exception("internal error")
+            return error(internal_error(), request_id)
+
+    def _region(self, authorization: bytes | None, query_string: bytes) -> str:
+        """The region of the request's SigV4 credential scope; the default region when there is none."""
+        region = None
+        if authorization is not None:
+            region = auth.region_from_authorization(authorization)
+        elif b"X-Amz-Credential=" in query_string:
+            region = auth.region_from_query(query_string)
+        if region is None or region == self.config.region or not valid_region(region):
+            return self.config.region
+        return region
+
+    async def _metrics(self) -> Response:
+        if self.closing:
+            return _json_response(503, {"status": "unavailable"})
+        body = await self.metrics.render(dict(self.engines))
+        return 200, [(b"content-type", METRICS_CONTENT_TYPE)], body
 
     def _context(self, scope: Scope, engine: Engine) -> RequestContext:
         host = None
@@ -136,22 +233,27 @@ class SqsApp:
                 break
         if not host:
             host = f"{self.config.host}:{self.config.port}"
-        return RequestContext(
+        ctx = scope["scte.ctx"] = RequestContext(
             engine=engine,
             account_id=self.config.account_id,
             base_url=f"{scope.get('scheme', 'http')}://{host}",
             path=scope["path"],
         )
+        return ctx
 
     async def _json_request(self, scope: Scope, target: str, body: bytes, request_id: str) -> Response:
         action_name = target[len(json_protocol.TARGET_PREFIX) :] if target.startswith("AmazonSQS.") else target
+        scope["scte.action"] = action_name
         try:
             action = ACTIONS.get(action_name) if target.startswith(json_protocol.TARGET_PREFIX) else None
             if action is None:
                 raise unknown_operation(action_name)
-            engine = self._engine()
+            region = scope.get("scte.region")
+            engine = self._engine(region)
             params = json_protocol.check_params(action.schema, json_protocol.parse_body(body))
-            result = await action.handler(self._context(scope, engine), params)
+            ctx = self._context(scope, engine)
+            result = await action.handler(ctx, params)
+            self.metrics.count_messages(region or self.config.region, ctx.queue, action_name, result)
             return json_protocol.render(result, request_id)
         except SqsError as exc:
             return json_error(exc, request_id)
@@ -163,6 +265,16 @@ class SqsApp:
 
     async def _query_request(self, scope: Scope, body: bytes, request_id: str) -> Response:
         form = query_protocol.parse_form(scope.get("query_string") or b"", body)
+        scope["scte.action"] = form.get("Action", "")
+        if sns_protocol.is_sns_request(scope, form):  # SNS shares the port: told apart by service/version
+            return await sns_actions.dispatch(
+                scope,
+                form,
+                request_id,
+                functools.partial(self._engine, scope.get("scte.region")),
+                fallback_url=f"http://{self.config.host}:{self.config.port}",
+                test_mode=self.config.test_mode,
+            )
         action_name = form.get("Action", "")
         try:
             if not action_name:
@@ -172,9 +284,12 @@ class SqsApp:
                 if self.config.test_mode and action_name == "GetCallerIdentity":
                     return self._caller_identity(request_id)
                 raise unknown_operation(action_name)
-            engine = self._engine()
+            region = scope.get("scte.region")
+            engine = self._engine(region)
             params = query_protocol.params_from_form(action.schema, form)
-            result = await action.handler(self._context(scope, engine), params)
+            ctx = self._context(scope, engine)
+            result = await action.handler(ctx, params)
+            self.metrics.count_messages(region or self.config.region, ctx.queue, action_name, result)
             return query_protocol.render(action_name, result, request_id)
         except SqsError as exc:
             return xml_error(exc, request_id)
@@ -184,10 +299,12 @@ class SqsApp:
             log.exception("internal error in %s", action_name)
             return xml_error(internal_error(), request_id)
 
-    def _engine(self) -> Engine:
-        if self.engine is None or self.closing:
+    def _engine(self, region: str | None = None) -> Engine:
+        """The engine of `region` (default: the default region's), open; 503 while shutting down."""
+        engine = self.engine if region is None else self.engines.get(region)
+        if engine is None or self.closing:
             raise service_unavailable()
-        return self.engine
+        return engine
 
     def _caller_identity(self, request_id: str) -> Response:
         """STS GetCallerIdentity, test mode only: moto's suite asks it (through us) for the account id."""
@@ -208,16 +325,54 @@ def _remove_database(db: Path) -> None:
         Path(f"{db}{suffix}").unlink(missing_ok=True)
 
 
-async def _read_body(receive: Receive) -> bytes:
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body"):
-        return body
-    chunks = [body]
-    while message.get("more_body"):
-        message = await receive()
-        chunks.append(message.get("body", b""))
-    return b"".join(chunks)
+async def _read_body(receive: Receive, content_length: bytes | None) -> bytes:
+    """The request body: at most `MAX_BODY_BYTES` (else 413), within `BODY_TIMEOUT_SECONDS` (else 408)."""
+    if content_length is not None and (not content_length.isdigit() or int(content_length) > MAX_BODY_BYTES):
+        raise request_too_large(MAX_BODY_BYTES)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            message = await receive()
+            body: bytes = message.get("body", b"")
+            if not message.get("more_body"):
+                return body
+            chunks = [body]
+            size = len(body)
+            while message.get("more_body"):
+                message = await receive()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise request_too_large(MAX_BODY_BYTES)
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except TimeoutError:
+        raise request_timeout() from None
+
+
+def _log_request(scope: Scope, status: int, headers: Headers, body: bytes, started: float) -> None:
+    """One JSON line: time, request id, action, region, queue, status, error code, duration in ms."""
+    request_id = error = None
+    for name, value in headers:
+        if name == b"x-amzn-requestid":
+            request_id = value.decode()
+        elif name == b"x-amzn-query-error":
+            error = value.decode().partition(";")[0]
+    if status >= 400 and error is None:
+        start = body.find(b"<Code>")
+        if start >= 0:
+            error = body[start + 6 : body.find(b"</Code>", start)].decode("utf-8", "replace")
+    ctx = scope.get("scte.ctx")
+    record = {
+        "time": round(time.time(), 3),
+        "request_id": request_id,
+        "action": scope.get("scte.action") or None,
+        "region": scope.get("scte.region"),
+        "queue": ctx.queue if ctx is not None else None,
+        "status": status,
+        "error": error,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+    access_log.info(orjson.dumps(record).decode())
 
 
 def create_app(config: ServerConfig | None = None) -> SqsApp:

@@ -2,15 +2,16 @@
 
 Every field can come from the command line or from an `SCTE_QUEUE_*` environment variable
 (`SCTE_QUEUE_HOST`, `SCTE_QUEUE_PORT`, `SCTE_QUEUE_DATA`, `SCTE_QUEUE_ACCOUNT_ID`, `SCTE_QUEUE_REGION`,
-`SCTE_QUEUE_DURABILITY`, `SCTE_QUEUE_TEST_MODE`); the command line wins.
+`SCTE_QUEUE_DURABILITY`, `SCTE_QUEUE_TEST_MODE`, `SCTE_QUEUE_AUTH`, `SCTE_QUEUE_ACCESS_KEYS` as
+`AKID:SECRET[,AKID:SECRET...]`); the command line wins.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,26 @@ DB_FILE_NAME = "broker.db"
 
 _ACCOUNT_RE = re.compile(r"[0-9]{12}")
 _REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+MAX_REGIONS = 64  # engines a broker opens at most (one per region that requests name)
+
+
+def valid_region(region: str) -> bool:
+    return _REGION_RE.fullmatch(region) is not None
+
+
+def parse_access_keys(values: Iterable[str]) -> dict[str, str]:
+    """`AKID:SECRET` items (each may itself be a comma-separated list) -> {access key id: secret}."""
+    keys: dict[str, str] = {}
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            key_id, sep, secret = item.partition(":")
+            if not sep or not key_id or not secret:
+                raise ValueError("access keys are given as AKID:SECRET")
+            keys[key_id] = secret
+    return keys
 
 
 @dataclass(frozen=True)
@@ -37,6 +58,10 @@ class ServerConfig:
     durability: Literal["normal", "full"] = "normal"
     test_mode: bool = False
     """Answer `POST /moto-api/reset` (and the few other calls moto's test suite makes); never in production."""
+    auth: Literal["any", "strict"] = "any"
+    """any: accept every request, signed or not (as local emulators do); strict: verify SigV4 signatures."""
+    access_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Access key id -> secret key, for `auth="strict"`."""
 
     def __post_init__(self) -> None:
         if not _ACCOUNT_RE.fullmatch(self.account_id):
@@ -47,6 +72,14 @@ class ServerConfig:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         if self.durability not in ("normal", "full"):
             raise ValueError(f"durability must be normal or full, got {self.durability!r}")
+        if self.auth not in ("any", "strict"):
+            raise ValueError(f"auth must be any or strict, got {self.auth!r}")
+        if self.auth == "strict" and not self.access_keys:
+            raise ValueError("--auth strict needs at least one --access-key AKID:SECRET")
+
+    def region_db_path(self, region: str) -> Path:
+        """The default region's data stays at `<data>/broker.db`; another region's is `<data>/<region>/broker.db`."""
+        return self.db_path if region == self.region else self.data_dir / region / DB_FILE_NAME
 
     @property
     def db_path(self) -> Path:
@@ -71,6 +104,10 @@ class ServerConfig:
             values["durability"] = env["SCTE_QUEUE_DURABILITY"]
         if "SCTE_QUEUE_TEST_MODE" in env:
             values["test_mode"] = env["SCTE_QUEUE_TEST_MODE"].lower() in ("1", "true", "yes", "on")
+        if "SCTE_QUEUE_AUTH" in env:
+            values["auth"] = env["SCTE_QUEUE_AUTH"]
+        if "SCTE_QUEUE_ACCESS_KEYS" in env:
+            values["access_keys"] = parse_access_keys([env["SCTE_QUEUE_ACCESS_KEYS"]])
         for key, value in overrides.items():
             if value is not None:
                 values[key] = Path(str(value)) if key == "data_dir" else value

@@ -11,7 +11,7 @@ Query protocol: `<ErrorResponse><Error><Type>Sender</Type><Code>AWS.SimpleQueueS
 
 from __future__ import annotations
 
-import json
+import orjson
 
 from scte.queue.errors import SqsError
 from scte.queue.server.xml import XML_NAMESPACE, escape
@@ -49,6 +49,37 @@ def serialization_error(message: str) -> WireError:
     return WireError("SerializationException", message, json_type="com.amazon.coral.service#SerializationException")
 
 
+def request_too_large(limit: int) -> WireError:
+    return WireError(
+        "RequestEntityTooLarge",
+        f"The request body is larger than {limit} bytes.",
+        status=413,
+        json_type="com.amazon.coral.service#RequestEntityTooLargeException",
+    )
+
+
+def request_timeout() -> WireError:
+    return WireError(
+        "RequestTimeout",
+        "The request body did not arrive in time.",
+        status=408,
+        json_type="com.amazon.coral.service#RequestTimeoutException",
+    )
+
+
+def unsupported_media_type(content_type: str) -> WireError:
+    return WireError(
+        "UnsupportedMediaType",
+        f"Content-Type {content_type!r} is not supported; the JSON protocol takes application/x-amz-json-1.0.",
+        status=415,
+        json_type="com.amazon.coral.service#UnsupportedMediaTypeException",
+    )
+
+
+def malformed_query(message: str) -> WireError:
+    return WireError("MalformedQueryString", message, json_type="com.amazon.coral.service#SerializationException")
+
+
 def internal_error() -> WireError:
     return WireError(
         "InternalError",
@@ -71,7 +102,7 @@ def service_unavailable() -> WireError:
 
 def json_error(error: SqsError, request_id: str) -> Response:
     json_type = getattr(error, "json_type", None) or f"com.amazonaws.sqs#{error.code}"
-    body = json.dumps({"__type": json_type, "message": error.message}).encode()
+    body = orjson.dumps({"__type": json_type, "message": error.message})
     fault = "Sender" if error.sender else "Receiver"
     headers: Headers = [
         (b"content-type", JSON_CONTENT_TYPE),

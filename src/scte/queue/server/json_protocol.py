@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from scte.queue.server.actions import Field
 from scte.queue.server.errors import JSON_CONTENT_TYPE, Headers, Response, serialization_error
@@ -23,8 +24,8 @@ def parse_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = orjson.loads(body)  # also refuses invalid UTF-8, NaN, integers past 64 bits, 1,024+ levels of nesting
+    except orjson.JSONDecodeError:
         raise serialization_error("The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise serialization_error("The request body must be a JSON object.")
@@ -126,6 +127,6 @@ def _default(value: object) -> Any:
 
 
 def render(result: Mapping[str, Any], request_id: str) -> Response:
-    body = json.dumps(result, default=_default, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    body = orjson.dumps(result, default=_default)
     headers: Headers = [(b"content-type", JSON_CONTENT_TYPE), (b"x-amzn-requestid", request_id.encode())]
     return 200, headers, body

@@ -21,18 +21,21 @@ from urllib.parse import parse_qsl
 
 from scte.queue.errors import invalid_parameter
 from scte.queue.server.actions import Field
-from scte.queue.server.errors import XML_CONTENT_TYPE, Headers, Response
+from scte.queue.server.errors import XML_CONTENT_TYPE, Headers, Response, malformed_query
 from scte.queue.server.xml import XML_NAMESPACE, escape
 
 Tree = dict[str, Any]
 
 
 def parse_form(*parts: bytes) -> dict[str, str]:
-    """The form's fields (URL query string and body together; the body wins)."""
+    """The form's fields (URL query string and body together; the body wins). Invalid UTF-8 is a 400."""
     out: dict[str, str] = {}
-    for part in parts:
-        if part:
-            out.update(parse_qsl(part.decode("utf-8", "replace"), keep_blank_values=True))
+    try:
+        for part in parts:
+            if part:
+                out.update(parse_qsl(part.decode("utf-8"), keep_blank_values=True, errors="strict"))
+    except UnicodeDecodeError:
+        raise malformed_query("The request is not valid UTF-8.") from None
     return out
 
 

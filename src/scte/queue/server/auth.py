@@ -1,0 +1,298 @@
+"""AWS Signature Version 4: the request's region, and (with `--auth strict`) verification.
+
+The region of a request is the one in its SigV4 credential scope
+(`Credential=AKID/20240101/us-west-2/sqs/aws4_request`, in the `Authorization` header or, for presigned
+URLs, the `X-Amz-Credential` query parameter); the broker serves one engine per region.
+
+Verification recomputes the signature with botocore's own signer (`SigV4Auth`: canonical request, string
+to sign, signing key) over exactly the headers the request lists in `SignedHeaders`, and compares in
+constant time. It answers as AWS does, HTTP 403:
+
+- no `Authorization` header and no presigned query -> `MissingAuthenticationToken`
+- an `Authorization` header that is not SigV4 or lacks a part, a bad date -> `IncompleteSignature`
+- an access key that is not configured -> `InvalidClientTokenId`
+- `X-Amz-Date` more than 15 minutes from now (presigned: past `X-Amz-Expires`) -> `RequestExpired`
+- anything else that does not match (secret, body, headers, scope) -> `SignatureDoesNotMatch`
+"""
+
+from __future__ import annotations
+
+import calendar
+import functools
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from scte.queue.server.errors import WireError
+
+SCHEME = "AWS4-HMAC-SHA256"
+MAX_SKEW_SECONDS = 15 * 60
+MAX_PRESIGNED_EXPIRES = 7 * 24 * 3600
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+
+Headers = Iterable[tuple[bytes, bytes]]
+
+
+def missing_authentication_token() -> WireError:
+    return WireError(
+        "MissingAuthenticationToken",
+        "Request is missing Authentication Token",
+        status=403,
+        json_type="com.amazon.coral.service#MissingAuthenticationTokenException",
+    )
+
+
+def incomplete_signature(message: str) -> WireError:
+    return WireError(
+        "IncompleteSignature",
+        message,
+        status=403,
+        json_type="com.amazon.coral.service#IncompleteSignatureException",
+    )
+
+
+def invalid_client_token_id() -> WireError:
+    return WireError(
+        "InvalidClientTokenId",
+        "The security token included in the request is invalid.",
+        status=403,
+        json_type="com.amazon.coral.service#UnrecognizedClientException",
+    )
+
+
+def signature_does_not_match() -> WireError:
+    return WireError(
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
+        "Access Key and signing method. Consult the service documentation for details.",
+        status=403,
+        json_type="com.amazon.coral.service#InvalidSignatureException",
+    )
+
+
+def request_expired(message: str) -> WireError:
+    return WireError(
+        "RequestExpired", message, status=403, json_type="com.amazon.coral.service#RequestExpiredException"
+    )
+
+
+# -- the region -------------------------------------------------------------------------------------------
+
+
+def region_from_authorization(value: bytes) -> str | None:
+    """The region in `Credential=AKID/date/REGION/service/aws4_request`, without validating anything else."""
+    start = value.find(b"Credential=")
+    if start < 0:
+        return None
+    end = value.find(b",", start)
+    parts = value[start + 11 : end if end >= 0 else len(value)].split(b"/")
+    if len(parts) != 5:
+        return None
+    return parts[2].decode("latin-1")
+
+
+def region_from_query(query_string: bytes) -> str | None:
+    """The region of a presigned URL's `X-Amz-Credential`."""
+    start = query_string.find(b"X-Amz-Credential=")
+    if start < 0:
+        return None
+    end = query_string.find(b"&", start)
+    raw = query_string[start + 17 : end if end >= 0 else len(query_string)]
+    parts = raw.replace(b"%2F", b"/").replace(b"%2f", b"/").split(b"/")
+    if len(parts) != 5:
+        return None
+    return parts[2].decode("latin-1")
+
+
+# -- verification -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signed:
+    """The signature parts of a request, from its header or its presigned query."""
+
+    access_key: str
+    date: str  # yyyymmdd of the credential scope
+    region: str
+    service: str
+    signed_headers: list[str]
+    signature: str
+    timestamp: str  # X-Amz-Date, yyyymmddThhmmssZ
+    expires: int | None  # presigned only
+    query: str  # the canonical-request query string as sent (without X-Amz-Signature when presigned)
+
+
+def _credential(value: str) -> tuple[str, str, str, str]:
+    parts = value.split("/")
+    if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
+        raise incomplete_signature(
+            f"Credential should be scoped to a valid region. Malformed credential: '{value}'"
+            if len(parts) == 5
+            else f"Authorization header requires 'Credential' parameter. Authorization={value}"
+        )
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def _parse_header(authorization: str, headers: Mapping[str, list[str]], query: str) -> Signed:
+    scheme, _, rest = authorization.strip().partition(" ")
+    if scheme != SCHEME:
+        raise incomplete_signature(f"Authorization header requires a {SCHEME} signature. Authorization={scheme}")
+    fields: dict[str, str] = {}
+    for item in rest.split(","):
+        key, sep, value = item.strip().partition("=")
+        if sep:
+            fields[key] = value
+    for required in ("Credential", "SignedHeaders", "Signature"):
+        if not fields.get(required):
+            raise incomplete_signature(
+                f"Authorization header requires '{required}' parameter. Authorization={authorization}"
+            )
+    access_key, date, region, service = _credential(fields["Credential"])
+    timestamp = (headers.get("x-amz-date") or [""])[0]
+    if not timestamp:
+        raise incomplete_signature(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+        )
+    return Signed(
+        access_key,
+        date,
+        region,
+        service,
+        fields["SignedHeaders"].split(";"),
+        fields["Signature"],
+        timestamp,
+        None,
+        query,
+    )
+
+
+def _parse_presigned(query: str) -> Signed:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    values = dict(pairs)
+    for required in ("X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature"):
+        if not values.get(required):
+            raise incomplete_signature(f"AWS query-string parameters must include '{required}'.")
+    if values.get("X-Amz-Algorithm") != SCHEME:
+        raise incomplete_signature(f"X-Amz-Algorithm only supports '{SCHEME}'.")
+    access_key, date, region, service = _credential(values["X-Amz-Credential"])
+    try:
+        expires = int(values.get("X-Amz-Expires", "900"))
+    except ValueError:
+        raise incomplete_signature("X-Amz-Expires should be a number.") from None
+    if not 0 < expires <= MAX_PRESIGNED_EXPIRES:
+        raise incomplete_signature(f"X-Amz-Expires must be between 1 and {MAX_PRESIGNED_EXPIRES} seconds.")
+    unsigned = "&".join(p for p in query.split("&") if not p.startswith("X-Amz-Signature="))
+    return Signed(
+        access_key,
+        date,
+        region,
+        service,
+        values["X-Amz-SignedHeaders"].split(";"),
+        values["X-Amz-Signature"],
+        values["X-Amz-Date"],
+        expires,
+        unsigned,
+    )
+
+
+def _epoch(timestamp: str) -> int:
+    try:
+        return calendar.timegm(time.strptime(timestamp, "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        raise incomplete_signature(
+            f"Date must be in ISO-8601 'basic format'. Got '{timestamp}'. See http://en.wikipedia.org/wiki/ISO_8601"
+        ) from None
+
+
+def _format(epoch: float) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(epoch))
+
+
+class Verifier:
+    """Checks SigV4 signatures against the configured access keys (`--auth strict`)."""
+
+    def __init__(self, keys: Mapping[str, str], clock: Callable[[], float] = time.time) -> None:
+        self.keys = dict(keys)
+        self.clock = clock
+
+    def verify(self, method: str, raw_path: bytes, query_string: bytes, headers: Headers, body: bytes) -> None:
+        """Return if the request is signed by a configured key; raise the `WireError` AWS answers otherwise."""
+        header_map: dict[str, list[str]] = {}
+        for name, value in headers:
+            header_map.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        query = query_string.decode("latin-1")
+        authorization = header_map.get("authorization")
+        if authorization:
+            signed = _parse_header(authorization[0], header_map, query)
+        elif "X-Amz-Signature=" in query or "X-Amz-Credential=" in query:
+            signed = _parse_presigned(query)
+        else:
+            raise missing_authentication_token()
+        if signed.timestamp[:8] != signed.date:
+            raise signature_does_not_match()
+        secret = self.keys.get(signed.access_key)
+        if secret is None:
+            raise invalid_client_token_id()
+        when = _epoch(signed.timestamp)
+        now = self.clock()
+        if signed.expires is not None:
+            if now > when + signed.expires:
+                raise request_expired(f"Request has expired. X-Amz-Date={signed.timestamp}")
+            if when - now > MAX_SKEW_SECONDS:
+                raise signature_does_not_match()
+        elif abs(now - when) > MAX_SKEW_SECONDS:
+            bound = "earlier" if when < now else "later"
+            sign = "-" if when < now else "+"
+            raise request_expired(
+                f"Signature expired: {signed.timestamp} is now {bound} than "
+                f"{_format(now - MAX_SKEW_SECONDS if when < now else now + MAX_SKEW_SECONDS)} "
+                f"({_format(now)} {sign} 15 min.)"
+            )
+        content_sha = header_map.get("x-amz-content-sha256")
+        if content_sha and content_sha[0] != UNSIGNED_PAYLOAD and content_sha[0] != hashlib.sha256(body).hexdigest():
+            raise signature_does_not_match()
+        expected = _signature(method, raw_path, signed, header_map, body, secret)
+        if not hmac.compare_digest(expected, signed.signature):
+            raise signature_does_not_match()
+
+
+@functools.cache
+def _signer_class() -> Any:
+    """botocore's SigV4 signer, signing exactly the headers the client listed (botocore drops e.g. user-agent)."""
+    from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
+
+    class Signer(SigV4Auth):  # type: ignore[misc]
+        def headers_to_sign(self, request: Any) -> Any:
+            return request.context["signed_headers"]
+
+    return Signer
+
+
+def _signature(
+    method: str, raw_path: bytes, signed: Signed, headers: Mapping[str, list[str]], body: bytes, secret: str
+) -> str:
+    """The signature botocore's SigV4 signer computes for this request with this secret."""
+    from botocore.awsrequest import AWSRequest, HTTPHeaders  # type: ignore[import-untyped]
+    from botocore.credentials import Credentials  # type: ignore[import-untyped]
+
+    to_sign = HTTPHeaders()
+    for name in signed.signed_headers:
+        for value in headers.get(name, ()):
+            to_sign[name] = value
+    host = (headers.get("host") or ["localhost"])[0]
+    url = f"http://{host}{raw_path.decode('latin-1') or '/'}"
+    if signed.query:
+        url += "?" + signed.query
+    request = AWSRequest(method=method, url=url, data=body)
+    if "x-amz-content-sha256" in headers:
+        request.headers["X-Amz-Content-SHA256"] = headers["x-amz-content-sha256"][0]
+    request.context["timestamp"] = signed.timestamp
+    request.context["signed_headers"] = to_sign
+    signer = _signer_class()(Credentials(signed.access_key, secret), signed.service, signed.region)
+    canonical = signer.canonical_request(request)
+    string_to_sign = signer.string_to_sign(request, canonical)
+    return str(signer.signature(string_to_sign, request))
