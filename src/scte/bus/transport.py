@@ -82,4 +82,12 @@ class Transport(Protocol):
 
 
 class TransportError(Exception):
-    """The broker could not be reached or refused the call; the caller may retry later."""
+    """The broker could not be reached or refused the call; the caller may retry later.
+
+    `code` is the broker's error code when it answered (`QueueDoesNotExist`, `ReceiptHandleIsInvalid`,
+    ...), None when it could not be reached.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code

@@ -1,0 +1,4 @@
+"""The members service: accounts, profiles, membership terms, member status and designations.
+
+Its rules live in `domain.py`.
+"""
