@@ -1,0 +1,79 @@
+"""The comparison for bench/bus.py: FastStream with RabbitMQ doing the same work.
+
+What a Python team would otherwise pick: a durable queue, persistent messages published with
+publisher confirms, the message acknowledged after the handler returns, the handler doing the same
+inbox-like insert into SQLite as ours (event id row + effect row, one transaction).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+Work = Callable[[AsyncSession, str, int], Awaitable[None]]
+
+
+async def run_faststream(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    work: Work,
+    *,
+    events: int,
+    publishers: int,
+    latency_samples: int,
+) -> dict[str, Any]:
+    """Saturated throughput over `events`, then unloaded latency over `latency_samples`, one at a time."""
+    from faststream.rabbit import RabbitBroker, RabbitQueue
+
+    broker = RabbitBroker(RABBIT_URL, logger=None)
+    queue = RabbitQueue(f"bench-{uuid.uuid4().hex[:8]}", durable=True)
+    latencies: list[float] = []
+    done = asyncio.Event()
+    state = {"handled": 0, "target": 0}
+
+    @broker.subscriber(queue)
+    async def handle(body: dict[str, Any]) -> None:
+        async with sessionmaker() as session, session.begin():
+            await work(session, body["id"], body["seq"])
+        latencies.append(time.perf_counter() - body["t0"])
+        state["handled"] += 1
+        if state["handled"] >= state["target"]:
+            done.set()
+
+    async def publish(seq: int) -> None:
+        await broker.publish(
+            {"id": str(uuid.uuid4()), "seq": seq, "t0": time.perf_counter()}, queue=queue, persist=True
+        )
+
+    await broker.start()
+    try:
+        # Saturated: every publisher sends its share as fast as confirms come back.
+        state.update(handled=0, target=events)
+        started = time.perf_counter()
+
+        async def producer(first: int) -> None:
+            for seq in range(first, events, publishers):
+                await publish(seq)
+
+        await asyncio.gather(*(producer(i) for i in range(publishers)))
+        await asyncio.wait_for(done.wait(), 600)
+        elapsed = time.perf_counter() - started
+        saturated = sorted(latencies)
+        # Unloaded: one event in flight at a time.
+        latencies.clear()
+        for seq in range(latency_samples):
+            done.clear()
+            state.update(handled=0, target=1)
+            await publish(events + seq)
+            await asyncio.wait_for(done.wait(), 30)
+        unloaded = sorted(latencies)
+        await broker.purge_queue(queue.name) if hasattr(broker, "purge_queue") else None
+    finally:
+        await broker.stop()
+    return {"events": events, "seconds": elapsed, "saturated": saturated, "unloaded": unloaded}

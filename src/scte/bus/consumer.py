@@ -1,0 +1,842 @@
+"""The consumer runtime: receive from one queue, run a handler per event, acknowledge exactly once.
+
+Delivery is at least once (SQS); effects are exactly once because the handler's writes and the inbox
+row `(consumer, event id)` commit in one transaction, and a redelivered event whose inbox row exists is
+acknowledged without running the handler again.
+
+A message ends in one of four ways (`Outcome`):
+- processed (or a duplicate): the transaction committed, the message is deleted;
+- retry: the handler failed (raised or timed out) and the message has been received fewer than the
+  queue's `max_receive_count` times; its visibility is set to an exponential backoff with jitter, so
+  the broker hands it out again later;
+- dead-lettered: it cannot be decoded, its type is unknown, its body does not match the schema, no
+  handler takes it, or it failed `max_receive_count` times; it is sent to the queue's dead-letter queue
+  with the failure recorded in one attribute (see `DEAD_LETTER_ATTRIBUTE`) and the original is deleted;
+- released: the consumer stopped before starting it; its visibility is set to 0.
+
+The broker's own redrive policy stays as the safety net for consumers that die repeatedly on a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import inspect
+import json
+import logging
+import random
+import signal
+import traceback
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from scte.bus.contracts import Event, EventRegistry
+from scte.bus.contracts import registry as default_registry
+from scte.bus.envelope import DecodeError, Envelope, SchemaMismatch, UnknownEventType, decode
+from scte.bus.scheduler import schedule as schedule_event
+from scte.bus.storage import bus_inbox
+from scte.bus.transport import IncomingMessage, OutgoingMessage, Transport, TransportError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from scte.bus.publisher import Publisher
+    from scte.bus.topology import QueueSpec, Topology
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[..., Awaitable[None]]
+"""A plain async function; its parameters are filled by name (see `Consumer`)."""
+
+Handlers = Mapping[Any, Handler]
+"""Event type (the type string or the `Event` subclass) -> handler. The key is `Any` because `Mapping`
+keys are invariant (a `dict[type[ExamPassed], ...]` is not a `Mapping[type[Event], ...]`); the
+consumer checks the keys when it is built."""
+
+DEAD_LETTER_ATTRIBUTE = "scte-dead-letter"
+"""The message attribute that records why a message was dead-lettered: a JSON object with `reason`,
+`error_type`, `error` (at most 1,000 characters), `traceback_digest` (the first 16 hex digits of the
+SHA-256 of the formatted traceback, to group identical failures), `consumer`, `queue`, `receive_count`,
+`failed_at` and, when the original had no room left in the 10-attribute budget, `folded` (the original
+attributes it displaced, restored by a redrive tool)."""
+
+MAX_ATTRIBUTES = 10
+MAX_ERROR_CHARS = 1000
+
+BUILTIN_DEPENDENCIES = frozenset({"event", "envelope", "message", "session", "publish", "schedule"})
+
+
+class Outcome(Enum):
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    RETRY = "retry"
+    DEAD_LETTERED = "dead-lettered"
+    RELEASED = "released"
+
+    @property
+    def settled(self) -> bool:
+        """True if the message is gone from the queue (or should be: Lambda deletes it)."""
+        return self in (Outcome.PROCESSED, Outcome.DUPLICATE, Outcome.DEAD_LETTERED)
+
+
+class Notifiable(Protocol):
+    """Told after a handler's transaction committed events to the outbox (`OutboxRelay.notify`)."""
+
+    def notify(self) -> None: ...
+
+
+class Publish(Protocol):
+    """What a handler asking for `publish` gets: the outbox of its own transaction."""
+
+    async def __call__(self, event: Event, *, topic: str) -> Envelope: ...
+
+
+class Schedule(Protocol):
+    """What a handler asking for `schedule` gets: a delivery at `deliver_at`, in its own transaction."""
+
+    async def __call__(
+        self, event: Event, *, deliver_at: datetime, topic: str | None = None, queue: str | None = None
+    ) -> Envelope: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff before redelivery after the n-th failed receive: `min(cap, base * 2**(n-1))`, scaled by a
+    random factor in `[1 - jitter, 1]` so that messages failing together do not come back together."""
+
+    base_seconds: float = 1.0
+    cap_seconds: float = 900.0
+    jitter: float = 0.5
+
+    def delay(self, receive_count: int, rng: random.Random | None = None) -> int:
+        raw = min(self.cap_seconds, self.base_seconds * 2.0 ** max(0, receive_count - 1))
+        factor = 1.0 - self.jitter * (rng or random).random()
+        return max(0, min(43_200, round(raw * factor)))
+
+
+class HandlerTimeout(Exception):
+    """The handler ran longer than the consumer's `handler_timeout`."""
+
+
+class _Duplicate(Exception):
+    """Raised inside the inbox transaction to roll it back: another delivery committed first."""
+
+
+@dataclass(frozen=True)
+class _Route:
+    handler: Handler
+    parameters: tuple[str, ...]
+
+
+@dataclass(eq=False)
+class _Lease:
+    message: IncomingMessage
+    deadline: float  # loop time at which the broker would hand the message out again
+    started: bool = False
+    done: bool = False
+
+
+@dataclass
+class ConsumerStats:
+    received: int = 0
+    processed: int = 0
+    duplicates: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    released: int = 0
+    heartbeats: int = 0
+    transport_errors: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
+
+
+def _normalise(handlers: Handlers) -> dict[str, Handler]:
+    routes: dict[str, Handler] = {}
+    for key, handler in handlers.items():
+        if isinstance(key, str):
+            event_type = key
+        elif isinstance(key, type) and issubclass(key, Event):
+            event_type = key.event_type
+        else:
+            raise TypeError(f"handler keys are event types or Event classes, not {key!r}")
+        if event_type in routes:
+            raise ValueError(f"two handlers for {event_type}")
+        routes[event_type] = handler
+    return routes
+
+
+def decode_reason(exc: DecodeError) -> str:
+    """The dead-letter reason of a message that cannot become an event."""
+    if isinstance(exc, UnknownEventType):
+        return "unknown-event-type"
+    if isinstance(exc, SchemaMismatch):
+        return "schema-mismatch"
+    return "undecodable"  # UndecodableMessage: attributes missing or invalid, body not a JSON object
+
+
+def traceback_digest(exc: BaseException) -> str:
+    """A short stable digest of a failure's traceback (frames and exception type, not the message)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    text = "".join(f"{f.filename}:{f.name}:{f.lineno}\n" for f in frames) + type(exc).__qualname__
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Consumer:
+    """Runs handlers for the messages of one queue.
+
+    `handlers` maps event types (the string or the `Event` class) to plain async functions. A handler
+    declares what it needs by parameter name: `event` (the decoded `Event`), `envelope`, `message` (the
+    `IncomingMessage`), `session` (the `AsyncSession` of the inbox transaction), `publish` (adds an event
+    to the outbox in that transaction, caused by the incoming one; a `Publisher` given a relay wakes it
+    on commit), `schedule` (a later delivery, same
+    transaction), or any name in `dependencies`. Unknown names fail at construction, not at 3 a.m.
+
+    Without a `sessionmaker` there is no inbox: effects are at least once.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        topology: Topology,
+        registry: EventRegistry | None = None,
+        *,
+        queue: str,
+        handlers: Handlers,
+        sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+        publisher: Publisher | None = None,
+        dependencies: Mapping[str, object] | None = None,
+        concurrency: int = 10,
+        name: str | None = None,
+        handler_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        wait_seconds: int = 20,
+        pollers: int | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.transport = transport
+        self.topology = topology
+        self.registry = registry or default_registry
+        self.spec: QueueSpec = topology.queue(queue)
+        self.queue = queue
+        self.name = name or queue
+        self.sessionmaker = sessionmaker
+        self.publisher = publisher
+        self.dependencies = dict(dependencies or {})
+        self.concurrency = concurrency
+        self.handler_timeout = handler_timeout
+        self.retry = retry or RetryPolicy()
+        self.wait_seconds = wait_seconds
+        self.pollers = pollers or max(1, min(4, -(-concurrency // 10)))
+        self.rng = rng or random.Random()
+        self.stats = ConsumerStats()
+        self._routes = {t: self._route(t, h) for t, h in _normalise(handlers).items()}
+        self._slots = asyncio.Semaphore(concurrency)
+        self._leases: dict[str, _Lease] = {}
+        self._lanes: dict[str, deque[_Lease]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pollers: list[asyncio.Task[None]] = []
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._running = False
+
+    # -- wiring ------------------------------------------------------------------------------------
+
+    def _route(self, event_type: str, handler: Handler) -> _Route:
+        parameters = []
+        for parameter in inspect.signature(handler).parameters.values():
+            name = parameter.name
+            if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                continue
+            if name in self.dependencies or name in ("event", "envelope", "message"):
+                parameters.append(name)
+            elif name in ("session", "publish", "schedule"):
+                if self.sessionmaker is None:
+                    raise TypeError(
+                        f"handler {handler.__qualname__} of {event_type} needs `{name}`: give a sessionmaker"
+                    )
+                if name != "session" and self.publisher is None:
+                    raise TypeError(f"handler {handler.__qualname__} of {event_type} needs `{name}`: give a publisher")
+                parameters.append(name)
+            elif parameter.default is inspect.Parameter.empty:
+                raise TypeError(f"handler {handler.__qualname__} of {event_type}: nothing provides `{name}`")
+        return _Route(handler, tuple(parameters))
+
+    @property
+    def max_receive_count(self) -> int:
+        return self.spec.max_receive_count
+
+    @property
+    def visibility_timeout(self) -> int:
+        return self.spec.visibility_timeout
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(self._routes)
+
+    # -- one message -------------------------------------------------------------------------------
+
+    async def handle(self, message: IncomingMessage, *, acknowledge: bool = True) -> Outcome:
+        """Process one message to its end (see the module docstring).
+
+        With `acknowledge=False` (the Lambda adapter) a settled message is not deleted: the caller
+        reports it as a success and the event source mapping deletes it.
+        """
+        try:
+            envelope, event = decode(message, self.registry)
+        except DecodeError as exc:
+            log.warning("%s: dead-lettering message %s: %s (%s)", self.name, message.message_id, exc.reason, exc)
+            return await self._dead_letter(message, decode_reason(exc), exc, acknowledge)
+        route = self._routes.get(envelope.type)
+        if route is None:
+            log.warning("%s: no handler for %s (message %s)", self.name, envelope.type, message.message_id)
+            return await self._dead_letter(
+                message, "no-handler", LookupError(f"no handler for {envelope.type}"), acknowledge
+            )
+        try:
+            duplicate = await self._run(route, message, envelope, event)
+        except Exception as exc:
+            return await self._fail(message, exc, acknowledge)
+        if acknowledge:
+            await self._delete(message)
+        outcome = Outcome.DUPLICATE if duplicate else Outcome.PROCESSED
+        self._count(outcome)
+        return outcome
+
+    async def handle_many(self, messages: Sequence[IncomingMessage], *, acknowledge: bool = True) -> list[Outcome]:
+        """Process messages of a standard queue received together, in one inbox transaction.
+
+        Each handler runs in a savepoint: one that fails rolls back alone and takes the failure path;
+        the others commit together with their inbox rows, and the settled messages are deleted in one
+        call. This is what makes the consumer fast on SQLite, where every transaction costs a turn at
+        the single write lock. When the batch transaction itself fails (the database went away, a
+        concurrent delivery of the same event committed first), every message is processed again on
+        its own with `handle()`. Handlers run one after the other here; batches run in parallel.
+        """
+        if self.sessionmaker is None or len(messages) < 2:
+            return [await self.handle(m, acknowledge=acknowledge) for m in messages]
+        outcomes: dict[int, Outcome] = {}
+        decoded: list[tuple[int, _Route, Envelope, Event]] = []
+        for index, message in enumerate(messages):
+            try:
+                envelope, event = decode(message, self.registry)
+            except DecodeError:
+                outcomes[index] = await self.handle(message, acknowledge=acknowledge)  # dead-letters it
+                continue
+            route = self._routes.get(envelope.type)
+            if route is None:
+                outcomes[index] = await self.handle(message, acknowledge=acknowledge)
+                continue
+            decoded.append((index, route, envelope, event))
+        failures: dict[int, Exception] = {}
+        try:
+            async with self.sessionmaker() as session:
+                seen = set(
+                    (
+                        await session.scalars(
+                            select(bus_inbox.c.event_id).where(
+                                bus_inbox.c.consumer == self.name,
+                                bus_inbox.c.event_id.in_([envelope.id for _i, _r, envelope, _e in decoded]),
+                            )
+                        )
+                    ).all()
+                )
+                await session.rollback()
+                fresh: list[tuple[int, _Route, Envelope, Event]] = []
+                for item in decoded:
+                    if item[2].id in seen or any(item[2].id == other[2].id for other in fresh):
+                        outcomes[item[0]] = Outcome.DUPLICATE
+                    else:
+                        fresh.append(item)
+                if fresh:
+                    async with session.begin():
+                        done: list[Envelope] = []
+                        for index, route, envelope, event in fresh:
+                            try:
+                                async with session.begin_nested():
+                                    await self._call(route, session, messages[index], envelope, event)
+                            except Exception as exc:
+                                failures[index] = exc
+                                continue
+                            done.append(envelope)
+                        if done:
+                            now = datetime.now(UTC)
+                            await session.execute(
+                                insert(bus_inbox),
+                                [{"consumer": self.name, "event_id": e.id, "processed_at": now} for e in done],
+                            )
+        except Exception:
+            log.warning("%s: batch transaction failed, processing its messages one by one", self.name, exc_info=True)
+            for index, _route, _envelope, _event in decoded:
+                outcomes[index] = await self.handle(messages[index], acknowledge=acknowledge)
+            return [outcomes[i] for i in range(len(messages))]
+        settled = []
+        for index, _route, _envelope, _event in decoded:
+            if index in failures:
+                outcomes[index] = await self._fail(messages[index], failures[index], acknowledge)
+                continue
+            if index not in outcomes:
+                outcomes[index] = Outcome.PROCESSED
+            settled.append(messages[index])
+            self._count(outcomes[index])
+        if acknowledge and settled:
+            try:
+                await self.transport.delete(self.queue, [m.receipt for m in settled])
+            except TransportError:
+                self.stats.transport_errors += 1  # redelivered later and acknowledged by the inbox
+        return [outcomes[i] for i in range(len(messages))]
+
+    async def _call(
+        self, route: _Route, session: AsyncSession, message: IncomingMessage, envelope: Envelope, event: Event
+    ) -> None:
+        """One handler in the batch transaction, within the handler timeout; flushes its writes."""
+        provided: dict[str, Any] = {"event": event, "envelope": envelope, "message": message}
+        provided.update(self._session_dependencies(session, envelope))
+        timeout = asyncio.timeout(self.handler_timeout)
+        try:
+            async with timeout:
+                await route.handler(**self._arguments(route, provided))
+                await session.flush()
+        except TimeoutError as exc:
+            if timeout.expired():
+                raise HandlerTimeout(f"handler ran longer than {self.handler_timeout} s") from exc
+            raise
+
+    async def _run(self, route: _Route, message: IncomingMessage, envelope: Envelope, event: Event) -> bool:
+        """Run the handler with its inbox transaction; True if the event had been processed already."""
+        timeout = asyncio.timeout(self.handler_timeout)
+        try:
+            async with timeout:
+                return await self._transaction(route, message, envelope, event)
+        except TimeoutError as exc:
+            if timeout.expired():
+                raise HandlerTimeout(f"handler ran longer than {self.handler_timeout} s") from exc
+            raise
+
+    async def _transaction(self, route: _Route, message: IncomingMessage, envelope: Envelope, event: Event) -> bool:
+        provided: dict[str, Any] = {"event": event, "envelope": envelope, "message": message}
+        if self.sessionmaker is None:
+            await route.handler(**self._arguments(route, provided))
+            return False
+        try:
+            async with self.sessionmaker() as session:
+                # The check is its own short transaction: on SQLite a transaction holds the write
+                # lock, which must not be held while the handler waits on something else.
+                seen = await session.scalar(
+                    select(bus_inbox.c.event_id).where(
+                        bus_inbox.c.consumer == self.name, bus_inbox.c.event_id == envelope.id
+                    )
+                )
+                await session.rollback()
+                if seen is not None:
+                    return True
+                async with session.begin():
+                    provided.update(self._session_dependencies(session, envelope))
+                    await route.handler(**self._arguments(route, provided))
+                    await session.flush()  # the handler's own errors surface here, not as a duplicate
+                    try:
+                        await session.execute(
+                            insert(bus_inbox).values(
+                                consumer=self.name, event_id=envelope.id, processed_at=datetime.now(UTC)
+                            )
+                        )
+                    except IntegrityError as exc:
+                        raise _Duplicate from exc
+        except _Duplicate:
+            return True  # a concurrent delivery of the same event committed first; ours rolled back
+        return False
+
+    def _session_dependencies(self, session: AsyncSession, envelope: Envelope) -> dict[str, Any]:
+        provided: dict[str, Any] = {"session": session}
+        publisher = self.publisher
+        if publisher is None:
+            return provided
+
+        async def publish(event: Event, *, topic: str) -> Envelope:
+            return await publisher.publish(session, event, topic=topic, causation=envelope)
+
+        async def schedule(
+            event: Event, *, deliver_at: datetime, topic: str | None = None, queue: str | None = None
+        ) -> Envelope:
+            return await schedule_event(
+                session,
+                event,
+                deliver_at=deliver_at,
+                topic=topic,
+                queue=queue,
+                source=publisher.source,
+                causation=envelope,
+            )
+
+        provided["publish"] = publish
+        provided["schedule"] = schedule
+        return provided
+
+    def _arguments(self, route: _Route, provided: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: provided[name] if name in provided else self.dependencies[name] for name in route.parameters}
+
+    async def _fail(self, message: IncomingMessage, exc: Exception, acknowledge: bool) -> Outcome:
+        reason = "handler-timeout" if isinstance(exc, HandlerTimeout) else "handler-error"
+        if message.receive_count >= self.max_receive_count:
+            log.error(
+                "%s: message %s failed %d times, dead-lettering: %r",
+                self.name,
+                message.message_id,
+                message.receive_count,
+                exc,
+            )
+            return await self._dead_letter(message, reason, exc, acknowledge)
+        delay = self.retry.delay(message.receive_count, self.rng)
+        log.warning(
+            "%s: message %s failed (receive %d of %d), retry in %d s: %r",
+            self.name,
+            message.message_id,
+            message.receive_count,
+            self.max_receive_count,
+            delay,
+            exc,
+        )
+        try:
+            await self.transport.change_visibility(self.queue, message.receipt, delay)
+        except TransportError:
+            self.stats.transport_errors += 1  # it comes back after its visibility timeout anyway
+        self._count(Outcome.RETRY)
+        return Outcome.RETRY
+
+    def dead_letter_message(self, message: IncomingMessage, reason: str, exc: BaseException) -> OutgoingMessage:
+        """The message as it goes to the dead-letter queue: body unchanged, the failure in one attribute."""
+        record: dict[str, Any] = {
+            "reason": reason,
+            "error_type": type(exc).__qualname__,
+            "error": str(exc)[:MAX_ERROR_CHARS],
+            "traceback_digest": traceback_digest(exc),
+            "consumer": self.name,
+            "queue": self.queue,
+            "receive_count": message.receive_count,
+            "failed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        }
+        attributes = {k: v for k, v in message.attributes.items() if k != DEAD_LETTER_ATTRIBUTE}
+        if len(attributes) >= MAX_ATTRIBUTES:
+            names = list(attributes)
+            record["folded"] = {name: attributes.pop(name) for name in names[MAX_ATTRIBUTES - 1 :]}
+        attributes[DEAD_LETTER_ATTRIBUTE] = json.dumps(record, separators=(",", ":"))
+        fifo = self.spec.fifo
+        return OutgoingMessage(
+            body=message.body,
+            attributes=attributes,
+            group_id=(message.group_id or "dead-letters") if fifo else None,
+            deduplication_id=message.message_id if fifo else None,
+        )
+
+    async def _dead_letter(
+        self, message: IncomingMessage, reason: str, exc: BaseException, acknowledge: bool
+    ) -> Outcome:
+        try:
+            await self.transport.send(self.spec.dead_letter_queue, [self.dead_letter_message(message, reason, exc)])
+        except TransportError:
+            # Not recorded anywhere yet: leave the message where it is; it comes back after its visibility.
+            self.stats.transport_errors += 1
+            log.exception("%s: could not dead-letter message %s", self.name, message.message_id)
+            self._count(Outcome.RETRY)
+            return Outcome.RETRY
+        if acknowledge:
+            await self._delete(message)
+        self._count(Outcome.DEAD_LETTERED)
+        return Outcome.DEAD_LETTERED
+
+    async def _delete(self, message: IncomingMessage) -> None:
+        try:
+            await self.transport.delete(self.queue, [message.receipt])
+        except TransportError:
+            # Committed but not acknowledged: it is redelivered and the inbox acknowledges it then.
+            self.stats.transport_errors += 1
+            log.warning("%s: could not delete message %s", self.name, message.message_id)
+
+    def _count(self, outcome: Outcome) -> None:
+        stats = self.stats
+        stats.by_outcome[outcome.value] = stats.by_outcome.get(outcome.value, 0) + 1
+        if outcome is Outcome.PROCESSED:
+            stats.processed += 1
+        elif outcome is Outcome.DUPLICATE:
+            stats.duplicates += 1
+        elif outcome is Outcome.RETRY:
+            stats.retried += 1
+        elif outcome is Outcome.DEAD_LETTERED:
+            stats.dead_lettered += 1
+        else:
+            stats.released += 1
+
+    # -- a batch (tests, the harness, Lambda) ------------------------------------------------------
+
+    async def handle_batch(self, messages: Sequence[IncomingMessage], *, acknowledge: bool = True) -> list[Outcome]:
+        """Process a batch as the running consumer would: groups of a FIFO queue in order, one after the
+        other within a group (after a failure, the rest of that group is released), all else at once
+        within `concurrency`. Returns the outcomes in the order of `messages`."""
+        outcomes: dict[int, Outcome] = {}
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def one(index: int) -> None:
+            async with slots:
+                outcomes[index] = await self.handle(messages[index], acknowledge=acknowledge)
+
+        async def lane(indexes: list[int]) -> None:
+            for position, index in enumerate(indexes):
+                async with slots:
+                    outcome = await self.handle(messages[index], acknowledge=acknowledge)
+                outcomes[index] = outcome
+                if not outcome.settled:
+                    for rest in indexes[position + 1 :]:
+                        outcomes[rest] = await self._release(messages[rest]) if acknowledge else Outcome.RELEASED
+                    return
+
+        async with asyncio.TaskGroup() as group:
+            if self.spec.fifo:
+                lanes: dict[str, list[int]] = {}
+                for index, message in enumerate(messages):
+                    lanes.setdefault(message.group_id or "", []).append(index)
+                for indexes in lanes.values():
+                    group.create_task(lane(indexes))
+            elif self.sessionmaker is not None:
+                outcomes.update(enumerate(await self.handle_many(messages, acknowledge=acknowledge)))
+            else:
+                for index in range(len(messages)):
+                    group.create_task(one(index))
+        return [outcomes[i] for i in range(len(messages))]
+
+    async def run_once(self, *, wait_seconds: int = 0, max_messages: int = 10) -> list[Outcome]:
+        """Receive one batch and process it to the end; for tests and the harness."""
+        messages = await self.transport.receive(
+            self.queue, max_messages=max_messages, wait_seconds=wait_seconds, visibility_timeout=None
+        )
+        self.stats.received += len(messages)
+        return await self.handle_batch(messages)
+
+    async def _release(self, message: IncomingMessage) -> Outcome:
+        try:
+            await self.transport.change_visibility(self.queue, message.receipt, 0)
+        except TransportError:
+            self.stats.transport_errors += 1
+        self._count(Outcome.RELEASED)
+        return Outcome.RELEASED
+
+    # -- running -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start polling in the background; `stop()` ends it gracefully."""
+        if self._running:
+            return
+        self._running = True
+        self._stopping.clear()
+        self._stopped.clear()
+        self._pollers = [asyncio.create_task(self._poll(), name=f"{self.name}-poll-{i}") for i in range(self.pollers)]
+        self._heartbeat = asyncio.create_task(self._beat(), name=f"{self.name}-heartbeat")
+
+    async def run(self) -> None:
+        """Run until `stop()` is called (or the task is cancelled, which stops gracefully too)."""
+        await self.start()
+        try:
+            await self._stopped.wait()
+        except asyncio.CancelledError:
+            await self.stop()
+            raise
+
+    async def stop(self, grace_seconds: float = 30.0) -> None:
+        """Stop receiving, let handlers in hand finish for up to `grace_seconds`, release the rest.
+
+        Handlers still running after the grace period are cancelled (their transactions roll back) and
+        their messages released; messages received but not started are released at once.
+        """
+        if not self._running:
+            return
+        self._stopping.set()
+        for poller in self._pollers:
+            poller.cancel()
+        await asyncio.gather(*self._pollers, return_exceptions=True)
+        waiting = [lease for lane in self._lanes.values() for lease in lane if not lease.started]
+        for lease in waiting:
+            lease.done = True
+        if waiting:
+            await asyncio.gather(*(self._release(lease.message) for lease in waiting))
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        self._running = False
+        self._stopped.set()
+
+    @property
+    def in_hand(self) -> int:
+        return len(self._leases)
+
+    async def _poll(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            await self._slots.acquire()
+            wanted = 1
+            while wanted < 10 and not self._slots.locked():
+                await self._slots.acquire()
+                wanted += 1
+            try:
+                messages = await self.transport.receive(self.queue, max_messages=wanted, wait_seconds=self.wait_seconds)
+            except TransportError as exc:
+                for _ in range(wanted):
+                    self._slots.release()
+                failures += 1
+                self.stats.transport_errors += 1
+                pause = min(5.0, 0.1 * 2**failures) * (0.5 + self.rng.random() / 2)
+                log.warning("%s: receive failed (%s), again in %.1f s", self.name, exc, pause)
+                await asyncio.sleep(pause)
+                continue
+            except BaseException:
+                for _ in range(wanted):
+                    self._slots.release()
+                raise
+            failures = 0
+            for _ in range(wanted - len(messages)):
+                self._slots.release()
+            self.stats.received += len(messages)
+            now = asyncio.get_running_loop().time()
+            leases = [_Lease(message, now + self.visibility_timeout) for message in messages]
+            if self.spec.fifo or self.sessionmaker is None:
+                for lease in leases:
+                    self._dispatch(lease)
+            elif leases:
+                for lease in leases:
+                    self._leases[lease.message.receipt] = lease
+                self._spawn(self._many(leases))
+
+    def _dispatch(self, lease: _Lease) -> None:
+        self._leases[lease.message.receipt] = lease
+        group = lease.message.group_id
+        if self.spec.fifo and group is not None:
+            lane = self._lanes.get(group)
+            if lane is not None:
+                lane.append(lease)  # its lane's task takes it in order
+                return
+            self._lanes[group] = deque([lease])
+            self._spawn(self._lane(group))
+        else:
+            self._spawn(self._one(lease))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _one(self, lease: _Lease) -> None:
+        lease.started = True
+        try:
+            await self._guarded(lease)
+        finally:
+            self._forget(lease)
+
+    async def _many(self, leases: list[_Lease]) -> None:
+        for lease in leases:
+            lease.started = True
+        try:
+            await self.handle_many([lease.message for lease in leases])
+        except asyncio.CancelledError:
+            if self._stopping.is_set():
+                await asyncio.shield(asyncio.gather(*(self._release(lease.message) for lease in leases)))
+            raise
+        except Exception:  # a bug in the runtime itself must not kill the consumer
+            log.exception("%s: unexpected error on a batch of %d", self.name, len(leases))
+        finally:
+            for lease in leases:
+                lease.done = True
+                self._forget(lease)
+
+    async def _lane(self, group: str) -> None:
+        lane = self._lanes[group]
+        try:
+            while lane:
+                lease = lane[0]
+                if lease.done:
+                    lane.popleft()
+                    self._forget(lease)
+                    continue
+                lease.started = True
+                outcome = await self._guarded(lease)
+                lane.popleft()
+                self._forget(lease)
+                if not outcome.settled:
+                    # Order within a group: nothing after a failed message may run before it.
+                    while lane:
+                        rest = lane.popleft()
+                        if not rest.done:
+                            rest.done = True
+                            await self._release(rest.message)
+                        self._forget(rest)
+        finally:
+            for lease in lane:
+                self._forget(lease)
+            self._lanes.pop(group, None)
+
+    async def _guarded(self, lease: _Lease) -> Outcome:
+        try:
+            return await self.handle(lease.message)
+        except asyncio.CancelledError:
+            if self._stopping.is_set():
+                lease.done = True
+                await asyncio.shield(self._release(lease.message))
+            raise
+        except Exception:  # a bug in the runtime itself must not kill the consumer
+            log.exception("%s: unexpected error on message %s", self.name, lease.message.message_id)
+            return Outcome.RETRY
+        finally:
+            lease.done = True
+
+    def _forget(self, lease: _Lease) -> None:
+        if self._leases.pop(lease.message.receipt, None) is not None:
+            self._slots.release()
+
+    async def _beat(self) -> None:
+        """Extend the visibility of messages still in hand at half their visibility timeout."""
+        timeout = self.visibility_timeout
+        interval = max(0.2, timeout / 4)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for lease in list(self._leases.values()):
+                if lease.done or lease.deadline - now > timeout / 2:
+                    continue
+                try:
+                    await self.transport.change_visibility(self.queue, lease.message.receipt, timeout)
+                except TransportError:
+                    self.stats.transport_errors += 1
+                    continue
+                lease.deadline = loop.time() + timeout
+                self.stats.heartbeats += 1
+
+
+async def run_consumers(consumers: Iterable[Consumer], *, grace_seconds: float = 30.0) -> None:
+    """Run consumers until SIGTERM or SIGINT, then stop them gracefully (a process's entry point)."""
+    running = list(consumers)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for consumer in running:
+            await consumer.start()
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await asyncio.gather(*(c.stop(grace_seconds) for c in running))
