@@ -1,4 +1,4 @@
-"""The `scte` command: `scte up`, `scte queue serve`, `scte contracts asyncapi`."""
+"""The `scte` command: `scte up`, `scte seed`, `scte queue serve`, `scte contracts asyncapi`."""
 
 from __future__ import annotations
 
@@ -101,15 +101,46 @@ def queue_serve(
     _serve(host, port, data, account_id, region, durability, test_mode, log_level, auth, access_key)
 
 
+PlatformDataOpt = Annotated[
+    Path | None, typer.Option("--data", help="Directory of all the platform's data (default ./var; SCTE_DATA_DIR).")
+]
+
+
 @app.command("up")
 def up(
-    host: HostOpt = None,
-    port: PortOpt = None,
-    data: DataOpt = None,
+    data: PlatformDataOpt = None,
+    seed: Annotated[bool, typer.Option("--seed/--no-seed", help="Load the seed data on the first start.")] = True,
+    test_clock: Annotated[
+        bool, typer.Option("--test-clock", help="Let <data>/clock-offset (seconds) move every service's clock.")
+    ] = False,
     log_level: LogLevelOpt = "info",
 ) -> None:
-    """Start the system (for now: the broker, as `scte queue serve`)."""
-    _serve(host, port, data, None, None, None, None, log_level)
+    """Start the system: broker, mail server, every service, the gateway; Ctrl-C stops it all."""
+    import os
+
+    from scte.up import up as run_up
+
+    directory = data or Path(os.environ.get("SCTE_DATA_DIR", "./var"))
+    raise typer.Exit(run_up(directory, seed=seed, test_clock=test_clock, log_level=log_level))
+
+
+@app.command("seed")
+def seed_command(
+    data: PlatformDataOpt = None,
+    gateway: Annotated[str, typer.Option("--gateway", help="The running gateway.")] = "http://127.0.0.1:8000",
+    members: Annotated[int, typer.Option("--members", min=0, help="How many members to generate.")] = 300,
+) -> None:
+    """Load the demonstration data into a running platform (`scte up` does it on the first start)."""
+    import asyncio
+    import os
+
+    from scte.seed import seed
+
+    directory = data or Path(os.environ.get("SCTE_DATA_DIR", "./var"))
+    report = asyncio.run(seed(gateway, directory, members=members))
+    typer.echo(f"seeded {report.members} members, {report.courses} courses, {report.companies} companies")
+    for skipped in report.skipped:
+        typer.echo(f"skipped: {skipped}", err=True)
 
 
 @contracts_app.command("asyncapi")

@@ -1,0 +1,316 @@
+"""One service, one process: its HTTP API, its consumer, its outbox relay and its scheduler.
+
+    def build_runtime(settings: Settings | None = None) -> ServiceRuntime:
+        return ServiceRuntime(
+            "members",
+            settings,
+            routers=[api.router],
+            queue=QUEUE,
+            handlers=handlers.HANDLERS,
+            migrations="scte.services.members",
+            domain_errors={MembersError: 400},
+        )
+
+    def main() -> None:
+        build_runtime().run()
+
+`run()` serves until SIGTERM or SIGINT, then stops in order: the HTTP server stops accepting and
+finishes its requests, the consumer finishes the handlers in hand (releasing the rest), the relay
+delivers what it holds, and the database closes. In tests, `async with runtime:` starts everything
+but HTTP (use `runtime.app` with httpx's ASGITransport), and `consume=False` leaves the consumer off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import func, select, text
+
+from scte.bus.consumer import Consumer, Handler
+from scte.bus.publisher import OutboxRelay, Publisher
+from scte.bus.scheduler import SchedulerLoop
+from scte.bus.storage import bus_outbox
+from scte.bus.topology import QueueSpec, TopicSpec, Topology
+from scte.kit.app import ServiceContext, create_app
+from scte.kit.auth import TokenIssuer, TokenVerifier, generate_key_pair
+from scte.kit.clock import Clock
+from scte.kit.db import create_engine, sessionmaker, upgrade
+from scte.kit.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from scte.bus.contracts import Event
+    from scte.bus.transport import Transport
+
+__all__ = ["BackgroundTask", "ServiceRuntime", "configure_logging"]
+
+log = logging.getLogger(__name__)
+
+BackgroundTask = Callable[[ServiceContext], Awaitable[None]]
+"""A coroutine run for the life of the process (a periodic sweep...); cancelled at shutdown."""
+
+
+def configure_logging(service: str, level: str = "info") -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class ServiceRuntime:
+    """A service's process. Construct it cheaply (no I/O); `start()` does the work."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings | None = None,
+        *,
+        routers: Sequence[APIRouter] = (),
+        queue: QueueSpec | None = None,
+        handlers: Mapping[str | type[Event], Handler] | None = None,
+        migrations: str | None = None,
+        port: int | None = None,
+        domain_errors: Mapping[type[Exception], int] | None = None,
+        dependencies: Mapping[str, object] | None = None,
+        topics: Sequence[TopicSpec] | None = None,
+        issues_tokens: bool = False,
+        background: Sequence[BackgroundTask] = (),
+        on_start: Callable[[ServiceContext], Awaitable[None]] | None = None,
+        concurrency: int = 10,
+        transport: Transport | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings or get_settings()
+        self.queue = queue
+        self.handlers = dict(handlers or {})
+        self.migrations = migrations
+        self.dependencies = dict(dependencies or {})
+        self.issues_tokens = issues_tokens
+        self.background = list(background)
+        self.on_start = on_start
+        self.concurrency = concurrency
+        self.transport: Transport | None = transport
+        self._own_transport = transport is None
+        self.clock = clock or Clock(self.settings.clock_offset_seconds, self.settings.clock_file)
+        if port is None:
+            from scte.platform import SERVICES
+
+            info = SERVICES.get(name)
+            port = info.port if info is not None else 0
+        self.port = self.settings.port(name, port)
+        if topics is None:
+            from scte.platform import TOPICS
+
+            topics = TOPICS
+        self.topology = Topology(topics=tuple(topics), queues=(queue,) if queue is not None else ())
+        self.database_url = self.settings.database_url(name)
+        self.app: FastAPI = create_app(name, routers, domain_errors=domain_errors, health=self._health)
+        self.context: ServiceContext | None = None
+        self.consumer: Consumer | None = None
+        self.scheduler: SchedulerLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._broker_engine: Any = None
+
+    # -- life cycle --------------------------------------------------------------------------------------
+
+    async def start(self, *, consume: bool = True) -> ServiceContext:
+        """Migrate the database, load the keys, connect to the broker, start relay, scheduler, consumer
+        and background tasks. The HTTP app is usable (via `self.app`) once this returns."""
+        settings = self.settings
+        if self.migrations is not None:
+            await upgrade(self.migrations, self.database_url)
+        verifier, issuer = self._keys()
+        self.app.state.token_verifier = verifier
+        engine = create_engine(self.database_url)
+        sessions = sessionmaker(engine)
+        transport = self.transport or await self._make_transport()
+        self.transport = transport
+        if settings.provision_on_start:
+            try:
+                await transport.provision(self.topology)
+            except Exception:  # the broker may be down: the relay and consumer retry until it is back
+                log.exception("%s: provisioning the topology failed; continuing", self.name)
+        relay = OutboxRelay(engine, transport)
+        publisher = Publisher(self.name, self.topology, relay=relay)
+        context = ServiceContext(
+            name=self.name,
+            settings=settings,
+            clock=self.clock,
+            engine=engine,
+            sessionmaker=sessions,
+            topology=self.topology,
+            transport=transport,
+            publisher=publisher,
+            relay=relay,
+            verifier=verifier,
+            issuer=issuer,
+            extras=dict(self.dependencies),
+        )
+        self.context = context
+        self.app.state.context = context
+        if self.on_start is not None:
+            await self.on_start(context)
+        relay.start()
+        self.scheduler = SchedulerLoop(sessions, transport=transport, relay=relay, clock=self.clock.timestamp)
+        self.scheduler.start()
+        if consume and self.queue is not None and self.handlers:
+            self.consumer = Consumer(
+                transport,
+                self.topology,
+                queue=self.queue.name,
+                handlers=self.handlers,
+                sessionmaker=sessions,
+                publisher=publisher,
+                dependencies={"clock": self.clock, "settings": settings, "context": context, **self.dependencies},
+                concurrency=self.concurrency,
+                name=self.name,
+            )
+            await self.consumer.start()
+        for task in self.background:
+            self._tasks.append(asyncio.create_task(self._guard(task, context), name=f"{self.name}-{task.__name__}"))
+        return context
+
+    async def stop(self) -> None:
+        """Stop consuming (handlers in hand finish), deliver the outbox, close everything."""
+        grace = self.settings.shutdown_grace_seconds
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.consumer is not None:
+            await self.consumer.stop(grace)
+            self.consumer = None
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+            self.scheduler = None
+        context, self.context = self.context, None
+        self.app.state.context = None
+        if context is not None:
+            with contextlib.suppress(Exception):
+                await context.relay.run_once()  # a last delivery of what the final requests wrote
+            await context.relay.stop(timeout=grace)
+            await context.engine.dispose()
+        if self._own_transport and self.transport is not None:
+            await self.transport.close()
+            self.transport = None
+        if self._broker_engine is not None:
+            await self._broker_engine.close()
+            self._broker_engine = None
+
+    async def __aenter__(self) -> ServiceRuntime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def serve(self) -> None:
+        """Start, serve HTTP on the service's port until SIGTERM/SIGINT, stop."""
+        loop = asyncio.get_running_loop()
+        config = uvicorn.Config(
+            self.app,
+            host=self.settings.host,
+            port=self.port,
+            log_level="warning" if self.settings.log_level == "info" else self.settings.log_level,
+            lifespan="off",
+            access_log=False,
+        )
+        server = _Server(config)
+
+        def request_exit() -> None:
+            server.should_exit = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, request_exit)
+        try:
+            await self.start()
+            log.info("%s: serving on http://%s:%d", self.name, self.settings.host, self.port)
+            await server.serve()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.stop()
+            log.info("%s: stopped", self.name)
+
+    def run(self) -> None:
+        """The process's entry point (`python -m scte.services.<name>`)."""
+        configure_logging(self.name, self.settings.log_level)
+        asyncio.run(self.serve())
+
+    # -- parts -------------------------------------------------------------------------------------------
+
+    def _keys(self) -> tuple[TokenVerifier | None, TokenIssuer | None]:
+        settings = self.settings
+        ttl = timedelta(seconds=settings.token_ttl_seconds)
+        if self.issues_tokens:
+            generate_key_pair(settings.private_key_path, settings.public_key_path)
+            issuer = TokenIssuer.from_file(settings.private_key_path, ttl=ttl)
+            return issuer.verifier(), issuer
+        if settings.public_key_path.exists():
+            return TokenVerifier.from_file(settings.public_key_path), None
+        log.warning(
+            "%s: no public key at %s: every authenticated request is refused", self.name, settings.public_key_path
+        )
+        return None, None
+
+    async def _make_transport(self) -> Transport:
+        settings = self.settings
+        if settings.transport == "aws":
+            from scte.bus.transports.aws import AwsTransport
+
+            return AwsTransport(settings.queue_prefix, settings.aws_endpoint_url, topology=self.topology)
+        from scte.bus.transports.inprocess import InProcessTransport
+        from scte.queue.engine import Engine, EngineConfig
+
+        path = settings.data_dir / "queue" / "inprocess.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._broker_engine = await Engine(EngineConfig(path=path)).start()
+        return InProcessTransport(self._broker_engine, settings.queue_prefix, topology=self.topology)
+
+    async def _health(self) -> dict[str, Any]:
+        context = self.context
+        if context is None:
+            return {"status": "starting"}
+        async with context.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            pending = int(await conn.scalar(select(func.count()).where(bus_outbox.c.sent_at.is_(None))) or 0)
+        body: dict[str, Any] = {"status": "ok", "database": "ok", "outbox_pending": pending}
+        if self.consumer is not None:
+            stats = self.consumer.stats
+            body["consumer"] = {
+                "queue": self.consumer.queue,
+                "received": stats.received,
+                "processed": stats.processed,
+                "retried": stats.retried,
+                "dead_lettered": stats.dead_lettered,
+            }
+        return body
+
+    async def _guard(self, task: BackgroundTask, context: ServiceContext) -> None:
+        while True:
+            try:
+                await task(context)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: background task %s failed; restarting in 5 s", self.name, task.__name__)
+                await asyncio.sleep(5)

@@ -1,0 +1,99 @@
+"""Configuration of a process: one `Settings` object built from `SCTE_*` environment variables.
+
+Per-service values are looked up by the service's name, so one environment serves every process:
+`SCTE_MEMBERS_DATABASE_URL`, `SCTE_MEMBERS_PORT`. Unset, a service gets an SQLite file under the data
+directory and the platform's default port.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+def _env_name(service: str, what: str) -> str:
+    return f"SCTE_{service.upper().replace('-', '_')}_{what}"
+
+
+class Settings(BaseSettings):
+    """Everything a service process reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SCTE_", extra="ignore", frozen=True)
+
+    data_dir: Path = Path("./var")
+    host: str = "127.0.0.1"
+    """Where service APIs and the gateway listen (loopback: the gateway is the one public origin)."""
+
+    transport: Literal["aws", "inprocess"] = "aws"
+    """aws: SQS/SNS at `aws_endpoint_url` (the embedded broker, or AWS); inprocess: the broker engine
+    inside this process (single-process runs and tests only)."""
+    aws_endpoint_url: str | None = Field(
+        default="http://127.0.0.1:9324", validation_alias=AliasChoices("AWS_ENDPOINT_URL", "SCTE_AWS_ENDPOINT_URL")
+    )
+    queue_prefix: str = ""
+    """Prefix of physical queue and topic names (several platforms on one broker or AWS account)."""
+    provision_on_start: bool = True
+    """Each service provisions its own queue and subscriptions when it starts (idempotent)."""
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+
+    auth_private_key: Path | None = None
+    """PEM file of the Ed25519 signing key (members only); default `<data_dir>/keys/jwt-ed25519.pem`."""
+    auth_public_key: Path | None = None
+    """PEM file of the verification key (every service); default `<data_dir>/keys/jwt-ed25519.pub.pem`."""
+    token_ttl_seconds: int = 12 * 3600
+
+    clock_offset_seconds: float = 0.0
+    """Added to the wall clock: tests of schedules (expiry reminders) run months ahead."""
+    clock_file: Path | None = None
+    """A file holding an offset in seconds, re-read when it changes: moves a running system's clock."""
+
+    database_urls: dict[str, str] = Field(default_factory=dict)
+    """Database URL per service (tests); wins over `SCTE_<SERVICE>_DATABASE_URL`."""
+    ports: dict[str, int] = Field(default_factory=dict)
+    """Port per service (tests); wins over `SCTE_<SERVICE>_PORT`."""
+
+    log_level: str = "info"
+    shutdown_grace_seconds: float = 10.0
+
+    # -- per service ------------------------------------------------------------------------------------
+
+    def database_url(self, service: str) -> str:
+        """`SCTE_<SERVICE>_DATABASE_URL`, else the service's SQLite file in the data directory."""
+        given = self.database_urls.get(service) or os.environ.get(_env_name(service, "DATABASE_URL"))
+        if given:
+            return given
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+    def port(self, service: str, default: int) -> int:
+        """`SCTE_<SERVICE>_PORT`, else `default` (the platform's port for it)."""
+        if service in self.ports:
+            return self.ports[service]
+        given = os.environ.get(_env_name(service, "PORT"))
+        return int(given) if given else default
+
+    def service_dir(self, service: str) -> Path:
+        """A directory of the service's own files (uploads, renditions...)."""
+        return self.data_dir / service
+
+    @property
+    def private_key_path(self) -> Path:
+        return self.auth_private_key or self.data_dir / "keys" / "jwt-ed25519.pem"
+
+    @property
+    def public_key_path(self) -> Path:
+        return self.auth_public_key or self.data_dir / "keys" / "jwt-ed25519.pub.pem"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings (read once)."""
+    return Settings()

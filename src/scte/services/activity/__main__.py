@@ -1,0 +1,3 @@
+from scte.services.activity.service import main
+
+main()

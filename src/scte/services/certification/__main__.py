@@ -1,0 +1,3 @@
+from scte.services.certification.service import main
+
+main()

@@ -1,0 +1,3 @@
+from scte.services.commerce.service import main
+
+main()

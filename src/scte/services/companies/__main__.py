@@ -1,0 +1,3 @@
+from scte.services.companies.service import main
+
+main()

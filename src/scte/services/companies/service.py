@@ -1,0 +1,53 @@
+"""The companies service's process: its queue, and the runtime that serves its API and handlers."""
+
+from __future__ import annotations
+
+from scte.bus.topology import QueueSpec, Subscription
+from scte.bus.transport import Transport
+from scte.kit.clock import Clock
+from scte.kit.runtime import ServiceRuntime
+from scte.kit.settings import Settings
+
+from . import api, handlers
+from .domain import CompaniesError
+
+__all__ = ["QUEUE", "build_runtime", "main"]
+
+
+def _types(topic: str) -> tuple[str, ...]:
+    names = (k if isinstance(k, str) else k.event_type for k in handlers.HANDLERS)
+    return tuple(sorted(t for t in names if t.split(".")[0] in _PREFIXES[topic]))
+
+
+_PREFIXES = {"certification": {"certification"}, "members": {"member"}, "commerce": {"order", "po"}}
+
+QUEUE = QueueSpec(
+    "companies",
+    fifo=True,
+    subscriptions=tuple(Subscription(topic, event_types=_types(topic)) for topic in _PREFIXES),
+)
+"""FIFO: a member's certification events must apply in order (an expiry after its award)."""
+
+
+def build_runtime(
+    settings: Settings | None = None, *, clock: Clock | None = None, transport: Transport | None = None
+) -> ServiceRuntime:
+    return ServiceRuntime(
+        "companies",
+        settings,
+        routers=[api.router],
+        queue=QUEUE,
+        handlers=handlers.HANDLERS,
+        migrations="scte.services.companies",
+        domain_errors={CompaniesError: 400},
+        clock=clock,
+        transport=transport,
+    )
+
+
+def main() -> None:
+    build_runtime().run()
+
+
+if __name__ == "__main__":
+    main()

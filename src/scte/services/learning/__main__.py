@@ -1,0 +1,3 @@
+from scte.services.learning.service import main
+
+main()

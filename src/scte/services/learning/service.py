@@ -1,0 +1,52 @@
+"""The learning service's process: its queue, and the runtime that serves its API and handlers."""
+
+from __future__ import annotations
+
+from scte.bus.topology import QueueSpec, Subscription
+from scte.bus.transport import Transport
+from scte.contracts.commerce import OrderPaid
+from scte.kit.app import ServiceContext
+from scte.kit.clock import Clock
+from scte.kit.runtime import ServiceRuntime
+from scte.kit.settings import Settings
+
+from . import api, handlers
+from .domain import LearningError
+from .seed import seed
+
+__all__ = ["QUEUE", "build_runtime", "main"]
+
+QUEUE = QueueSpec(
+    "learning",
+    subscriptions=(Subscription("commerce", event_types=(OrderPaid.event_type,)),),
+)
+"""Paid orders grant seats and exam attempts; their order does not matter (one order, one message)."""
+
+
+async def _on_start(context: ServiceContext) -> None:
+    await seed(context)
+
+
+def build_runtime(
+    settings: Settings | None = None, *, clock: Clock | None = None, transport: Transport | None = None
+) -> ServiceRuntime:
+    return ServiceRuntime(
+        "learning",
+        settings,
+        routers=[api.router],
+        queue=QUEUE,
+        handlers=handlers.HANDLERS,
+        migrations="scte.services.learning",
+        domain_errors={LearningError: 400, handlers.Conflict: 409, handlers.NotFound: 404},
+        on_start=_on_start,
+        clock=clock,
+        transport=transport,
+    )
+
+
+def main() -> None:
+    build_runtime().run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from scte.services.media.service import main
+
+main()

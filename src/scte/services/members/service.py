@@ -1,0 +1,82 @@
+"""The members service process: its queue, its runtime, and `python -m scte.services.members`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from scte.bus.topology import QueueSpec, Subscription
+from scte.contracts.certification import (
+    CertificationAwarded,
+    CertificationEmeritusGranted,
+    CertificationExpired,
+    CertificationLapsed,
+    CertificationRenewed,
+)
+from scte.contracts.commerce import OrderPaid
+from scte.contracts.companies import CompanyRolesChanged
+from scte.kit.app import ServiceContext
+from scte.kit.runtime import ServiceRuntime
+from scte.kit.settings import Settings
+
+from . import api, handlers
+from .domain import MembersError
+
+__all__ = ["NAME", "QUEUE", "build_runtime", "main"]
+
+log = logging.getLogger(__name__)
+
+NAME = "members"
+
+QUEUE = QueueSpec(
+    NAME,
+    fifo=True,  # one member's awards, expiries and dues apply in the order they happened
+    subscriptions=(
+        Subscription("commerce", event_types=(OrderPaid.event_type,)),
+        Subscription(
+            "certification",
+            event_types=(
+                CertificationAwarded.event_type,
+                CertificationRenewed.event_type,
+                CertificationExpired.event_type,
+                CertificationLapsed.event_type,
+                CertificationEmeritusGranted.event_type,
+            ),
+        ),
+        Subscription("companies", event_types=(CompanyRolesChanged.event_type,)),
+    ),
+)
+
+SWEEP_INTERVAL_SECONDS = 60.0
+
+
+async def membership_sweep(context: ServiceContext) -> None:
+    """Move ended terms to grace, then lapsed, as the clock passes their dates."""
+    while True:
+        async with context.sessionmaker() as session, session.begin():
+            changed = await handlers.sweep_memberships(session, context.clock.now(), context.publish_in(session))
+        if changed:
+            log.info("membership sweep: %d member(s) changed standing", changed)
+        await asyncio.sleep(float(context.extras.get("sweep_interval_seconds", SWEEP_INTERVAL_SECONDS)))
+
+
+def build_runtime(settings: Settings | None = None) -> ServiceRuntime:
+    return ServiceRuntime(
+        NAME,
+        settings,
+        routers=[api.router],
+        queue=QUEUE,
+        handlers=handlers.HANDLERS,
+        migrations="scte.services.members",
+        domain_errors={MembersError: 400},
+        issues_tokens=True,
+        background=[membership_sweep],
+    )
+
+
+def main() -> None:
+    build_runtime().run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from scte.services.notifications.service import main
+
+main()

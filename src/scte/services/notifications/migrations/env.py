@@ -1,0 +1,5 @@
+"""Alembic environment of scte.services.notifications (run by scte.kit.db.run_migrations)."""
+
+from scte.kit.db import run_alembic_env
+
+run_alembic_env("scte.services.notifications.db")

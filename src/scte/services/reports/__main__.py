@@ -1,0 +1,3 @@
+from scte.services.reports.service import main
+
+main()

@@ -1,0 +1,3 @@
+from scte.services.search.service import main
+
+main()

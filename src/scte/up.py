@@ -1,0 +1,332 @@
+"""`scte up`: the whole platform on one machine, each part its own process.
+
+Order of start: the broker (`scte queue serve`), the topology provisioned on it, the token key pair
+(first start), the mail server, every service that has a `service.py`, the gateway; then it waits for
+every `/health`, loads the seed data on the first start, and prints where everything is. Ctrl-C or
+SIGTERM stops the children in the reverse order (SIGTERM, a grace period, then SIGKILL). Everything
+lives in the data directory, so a restart keeps all data.
+
+Ports come from the environment when set (`SCTE_GATEWAY_PORT`, `SCTE_BROKER_PORT`, `SCTE_SMTP_PORT`,
+`SCTE_<SERVICE>_PORT`), else the platform's defaults. `<data>/run/processes.json` lists the children
+(pid, command, environment) so a test can stop one service and start it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+import scte
+from scte.platform import BROKER_PORT, GATEWAY_PORT, SERVICES, SMTP_PORT, available_services, topology
+
+__all__ = ["Child", "Supervisor", "up"]
+
+console = Console(stderr=True)
+SEEDED_MARKER = ".seeded"
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    port: int
+    health: str | None  # URL answering 200 when ready, None: TCP port only
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+
+def _port_env(name: str, default: int) -> int:
+    value = os.environ.get(f"SCTE_{name.upper()}_PORT")
+    return int(value) if value else default
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+class Supervisor:
+    def __init__(self, data_dir: Path, *, host: str = "127.0.0.1", test_clock: bool = False, log_level: str = "info"):
+        self.data_dir = data_dir.resolve()
+        self.host = host
+        self.test_clock = test_clock
+        self.log_level = log_level
+        self.gateway_port = _port_env("gateway", GATEWAY_PORT)
+        self.broker_port = _port_env("broker", BROKER_PORT)
+        self.smtp_port = _port_env("smtp", SMTP_PORT)
+        self.children: list[Child] = []
+        self.services = available_services()
+        self.env = self._environment()
+
+    def _environment(self) -> dict[str, str]:
+        src = str(Path(scte.__file__).resolve().parents[1])
+        env = dict(os.environ)
+        env.update(
+            {
+                "PYTHONPATH": os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p),
+                "SCTE_DATA_DIR": str(self.data_dir),
+                "SCTE_HOST": self.host,
+                "SCTE_TRANSPORT": "aws",
+                "AWS_ENDPOINT_URL": f"http://{self.host}:{self.broker_port}",
+                "SCTE_SMTP_HOST": self.host,
+                "SCTE_SMTP_PORT": str(self.smtp_port),
+                "SCTE_GATEWAY_PORT": str(self.gateway_port),
+                "SCTE_GATEWAY_SERVICES": ",".join(self.services),
+                "SCTE_LOG_LEVEL": self.log_level,
+            }
+        )
+        for name, info in SERVICES.items():
+            env[f"SCTE_{name.upper()}_PORT"] = str(_port_env(name, info.port))
+        if self.test_clock:
+            env["SCTE_CLOCK_FILE"] = str(self.data_dir / "clock-offset")
+        return env
+
+    def service_port(self, name: str) -> int:
+        return int(self.env[f"SCTE_{name.upper()}_PORT"])
+
+    # -- children ------------------------------------------------------------------------------------------
+
+    def _spawn(self, child: Child) -> None:
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        child.log_path = logs / f"{child.name}.log"
+        out = child.log_path.open("ab")
+        child.process = subprocess.Popen(
+            child.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        out.close()
+        self.children.append(child)
+        self._write_registry()
+
+    def _write_registry(self) -> None:
+        run = self.data_dir / "run"
+        run.mkdir(parents=True, exist_ok=True)
+        env_keys = [k for k in self.env if k.startswith(("SCTE_", "AWS_")) or k == "PYTHONPATH"]
+        registry = {
+            "supervisor": os.getpid(),
+            "gateway": f"http://{self.host}:{self.gateway_port}",
+            "env": {k: self.env[k] for k in env_keys},
+            "children": {
+                c.name: {
+                    "pid": c.process.pid if c.process else None,
+                    "argv": c.argv,
+                    "port": c.port,
+                    "health": c.health,
+                }
+                for c in self.children
+            },
+        }
+        (run / "processes.json").write_text(json.dumps(registry, indent=2), encoding="utf-8")
+
+    def _wait_ready(self, child: Child, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if child.process is not None and child.process.poll() is not None:
+                raise RuntimeError(f"{child.name} exited with {child.process.returncode}; see {child.log_path}")
+            ready = _http_ok(child.health) if child.health else _listening(self.host, child.port)
+            if ready:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{child.name} not ready after {timeout:.0f} s; see {child.log_path}")
+
+    def _check_ports_free(self) -> None:
+        ports = {"broker": self.broker_port, "smtp": self.smtp_port, "gateway": self.gateway_port}
+        ports.update({name: self.service_port(name) for name in self.services})
+        busy = [f"{name} ({port})" for name, port in ports.items() if _listening(self.host, port)]
+        if busy:
+            raise RuntimeError("ports already in use: " + ", ".join(busy) + " (another `scte up` running?)")
+
+    def start(self) -> None:
+        from scte.kit.auth import generate_key_pair
+        from scte.kit.settings import Settings
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._check_ports_free()
+        for name in SERVICES:
+            if name not in self.services:
+                console.print(f"[yellow]warning:[/] service {name} has no service.py yet; not started")
+        py = sys.executable
+        broker = Child(
+            "broker",
+            [
+                py,
+                "-m",
+                "scte.cli",
+                "queue",
+                "serve",
+                "--host",
+                self.host,
+                "--port",
+                str(self.broker_port),
+                "--data",
+                str(self.data_dir / "queue"),
+                "--log-level",
+                "warning",
+            ],
+            self.broker_port,
+            None,
+        )
+        self._spawn(broker)
+        self._wait_ready(broker)
+        asyncio.run(self._provision())
+        settings = Settings(data_dir=self.data_dir)
+        if generate_key_pair(settings.private_key_path, settings.public_key_path):
+            console.print(f"generated the token signing key pair in {settings.private_key_path.parent}")
+        mail = Child("mail", [py, "-m", "scte.web.mail", str(self.data_dir), str(self.smtp_port)], self.smtp_port, None)
+        self._spawn(mail)
+        for name in self.services:
+            port = self.service_port(name)
+            module = SERVICES[name].module
+            argv = (
+                [py, "-m", module]
+                if find_spec(f"{module}.__main__") is not None
+                else [py, "-c", f"from {module}.service import main; main()"]
+            )
+            self._spawn(Child(name, argv, port, f"http://{self.host}:{port}/health"))
+        gateway = Child(
+            "gateway",
+            [py, "-m", "scte.web.gateway"],
+            self.gateway_port,
+            f"http://{self.host}:{self.gateway_port}/health",
+        )
+        self._wait_ready(mail)
+        for child in list(self.children):
+            if child.health is not None:
+                self._wait_ready(child)
+        self._spawn(gateway)
+        self._wait_ready(gateway)
+
+    async def _provision(self) -> None:
+        from scte.bus.transports.aws import AwsTransport
+
+        transport = AwsTransport(endpoint_url=f"http://{self.host}:{self.broker_port}")
+        try:
+            await transport.provision(topology(self.services))
+        finally:
+            await transport.close()
+
+    def seed_if_first_start(self) -> None:
+        marker = self.data_dir / SEEDED_MARKER
+        if marker.exists():
+            return
+        from scte.seed import seed
+
+        console.print("first start: loading the seed data ...")
+        os.environ.update({k: v for k, v in self.env.items() if k.startswith("SCTE_")})
+        report = asyncio.run(seed(f"http://{self.host}:{self.gateway_port}", self.data_dir))
+        marker.write_text(json.dumps(report.__dict__, indent=2), encoding="utf-8")
+        console.print(
+            f"seeded {report.members} members, {report.courses} courses, {report.companies} companies"
+            + (f" (skipped: {'; '.join(report.skipped)})" if report.skipped else "")
+        )
+
+    def print_table(self) -> None:
+        table = Table(title="SCTE Platform is up", show_lines=False)
+        table.add_column("part")
+        table.add_column("where")
+        table.add_column("pid", justify="right")
+        table.add_row("gateway (REST for every service)", f"http://{self.host}:{self.gateway_port}/api/<service>/", "")
+        for child in self.children:
+            where = {
+                "broker": f"http://{self.host}:{child.port} (SQS/SNS; AWS_ENDPOINT_URL)",
+                "mail": f"smtp://{self.host}:{child.port} (mailbox {self.data_dir / 'mail' / 'mail.db'})",
+            }.get(child.name, f"http://{self.host}:{child.port}  (docs: /docs)")
+            table.add_row(child.name, where, str(child.process.pid if child.process else ""))
+        table.add_row("data", str(self.data_dir), "")
+        marker = self.data_dir / SEEDED_MARKER
+        if marker.exists():
+            table.add_row("seeded staff sign-in", "staff@scte.example / scte-demo-password-2026", "")
+        console.print(table)
+        console.print("Ctrl-C stops everything.")
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM in reverse start order (gateway and services together, then mail, then the broker)."""
+        groups = [
+            [c for c in self.children if c.name not in ("broker", "mail")],
+            [c for c in self.children if c.name == "mail"],
+            [c for c in self.children if c.name == "broker"],
+        ]
+        for group in groups:
+            live = [c for c in group if c.process is not None and c.process.poll() is None]
+            for child in live:
+                assert child.process is not None
+                child.process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            for child in live:
+                assert child.process is not None
+                try:
+                    child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    console.print(f"[yellow]{child.name} did not stop in {grace:.0f} s; killing it[/]")
+                    child.process.kill()
+                    child.process.wait()
+
+    def watch(self) -> None:
+        """Wait for Ctrl-C or SIGTERM; report children that die meanwhile."""
+        stop = False
+
+        def request_stop(_sig: int, _frame: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        reported: set[str] = set()
+        while not stop:
+            for child in self.children:
+                if child.process is not None and child.process.poll() is not None and child.name not in reported:
+                    reported.add(child.name)
+                    console.print(
+                        f"[red]{child.name} exited with {child.process.returncode}[/] (log: {child.log_path})"
+                    )
+            time.sleep(0.3)
+
+
+def up(data_dir: Path, *, seed: bool = True, test_clock: bool = False, log_level: str = "info") -> int:
+    supervisor = Supervisor(data_dir, test_clock=test_clock, log_level=log_level)
+
+    def interrupt(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM while starting: stop like Ctrl-C
+
+    signal.signal(signal.SIGTERM, interrupt)
+    status = 0
+    try:
+        supervisor.start()
+        if seed:
+            supervisor.seed_if_first_start()
+        supervisor.print_table()
+        supervisor.watch()
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        console.print(f"[red]scte up failed:[/] {exc}")
+        status = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        console.print("stopping ...")
+        supervisor.stop()
+        console.print("stopped.")
+    return status

@@ -1,0 +1,128 @@
+"""The gateway: one origin (127.0.0.1:8000) for every service's REST API.
+
+`/api/<service>/<path>` is forwarded to `http://127.0.0.1:<service port>/<path>` with the method,
+query, body and the headers that matter (Authorization among them); the service's answer comes back
+as it is. `/health` asks every service for its own and sums them up. The gateway holds no state and
+checks no tokens: each service verifies the token it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from scte.kit.app import error_body
+from scte.kit.settings import Settings, get_settings
+from scte.platform import GATEWAY_PORT, SERVICES
+
+__all__ = ["create_gateway", "main", "service_urls"]
+
+log = logging.getLogger(__name__)
+
+_FORWARDED_REQUEST_HEADERS = ("authorization", "content-type", "accept", "accept-language", "if-none-match")
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "content-encoding"}
+)
+
+
+def service_urls(settings: Settings, services: list[str] | None = None) -> dict[str, str]:
+    """name -> base URL of each service the gateway routes to (`SCTE_GATEWAY_SERVICES` narrows them)."""
+    if services is None:
+        listed = os.environ.get("SCTE_GATEWAY_SERVICES")
+        services = [s for s in listed.split(",") if s] if listed else list(SERVICES)
+    return {
+        name: f"http://{settings.host}:{settings.port(name, SERVICES[name].port)}"
+        for name in services
+        if name in SERVICES
+    }
+
+
+def create_gateway(
+    urls: Mapping[str, str], *, timeout: float = 30.0, transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """The gateway app routing to `urls` (service name -> base URL)."""
+    routes = dict(urls)
+    clients: dict[str, httpx.AsyncClient] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        for name, url in routes.items():
+            clients[name] = httpx.AsyncClient(
+                base_url=url, timeout=httpx.Timeout(timeout, connect=2.0), limits=limits, transport=transport
+            )
+        try:
+            yield
+        finally:
+            await asyncio.gather(*(c.aclose() for c in clients.values()))
+            clients.clear()
+
+    app = FastAPI(title="SCTE gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        async def one(name: str) -> tuple[str, dict[str, Any]]:
+            try:
+                response = await clients[name].get("/health", timeout=3.0)
+                is_json = response.headers.get("content-type", "").startswith("application/json")
+                body = response.json() if is_json else {}
+                return name, {"status": body.get("status", "failing") if response.status_code == 200 else "failing"}
+            except (httpx.HTTPError, ValueError) as exc:
+                return name, {"status": "down", "error": type(exc).__name__}
+
+        results = dict(await asyncio.gather(*(one(name) for name in routes)))
+        ok = all(r["status"] == "ok" for r in results.values())
+        return JSONResponse({"status": "ok" if ok else "degraded", "services": results}, status_code=200 if ok else 503)
+
+    @app.get("/api")
+    async def index() -> dict[str, Any]:
+        return {"services": {name: f"/api/{name}/" for name in routes}}
+
+    @app.api_route("/api/{service}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+    async def proxy(service: str, path: str, request: Request) -> Response:
+        client = clients.get(service)
+        if client is None:
+            return JSONResponse(error_body("not_found", f"no service {service!r}"), status_code=404)
+        headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED_REQUEST_HEADERS}
+        headers["x-forwarded-prefix"] = f"/api/{service}"
+        body = await request.body()
+        try:
+            upstream = await client.request(
+                request.method,
+                "/" + path,
+                params=httpx.QueryParams(str(request.query_params)),
+                content=body,
+                headers=headers,
+            )
+        except httpx.TimeoutException:
+            return JSONResponse(error_body("gateway_timeout", f"{service} did not answer in time"), status_code=504)
+        except httpx.HTTPError as exc:
+            log.warning("gateway: %s unreachable: %s", service, exc)
+            return JSONResponse(error_body("unavailable", f"{service} is not reachable now"), status_code=503)
+        out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
+        return Response(content=upstream.content, status_code=upstream.status_code, headers=out_headers)
+
+    return app
+
+
+def main() -> None:
+    """`python -m scte.web.gateway`: serve on `SCTE_GATEWAY_PORT` (default 8000)."""
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s gateway %(levelname)s %(message)s")
+    app = create_gateway(service_urls(settings))
+    uvicorn.run(
+        app, host=settings.host, port=settings.port("gateway", GATEWAY_PORT), log_level="warning", access_log=False
+    )
+
+
+if __name__ == "__main__":
+    main()

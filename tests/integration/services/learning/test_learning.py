@@ -1,0 +1,185 @@
+"""Learning on its real runtime and on the bus harness (SQLite and PostgreSQL): paid seats and exam
+fees, completions, attempts at the 76% pass mark, transcripts, and who may do what."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from b_support import KINDS, Running, assert_error, harness, running, transaction
+from sqlalchemy import select
+
+from scte.bus.testing import BusHarness
+from scte.contracts.commerce import OrderLine, OrderPaid
+from scte.contracts.learning import CourseCompleted, ExamFailed, ExamPassed
+from scte.services.learning import db
+from scte.services.learning.handlers import HANDLERS, complete_course, upsert_course, upsert_exam
+from scte.services.learning.service import QUEUE, build_runtime
+
+START = datetime(2026, 3, 2, 12, tzinfo=UTC)
+
+
+def paid(order_id: str, *lines: tuple[str, str], member: str = "m1", at: datetime = START) -> OrderPaid:
+    return OrderPaid(
+        order_id=order_id,
+        member_id=member,
+        lines=tuple(OrderLine(kind=k, reference=r, unit_price_cents=100) for k, r in lines),  # type: ignore[arg-type]
+        total_cents=100 * len(lines),
+        currency="USD",
+        payment_method="card",
+        paid_at=at,
+    )
+
+
+# --- handlers on the harness ----------------------------------------------------------------------
+
+
+@pytest.fixture(params=KINDS)
+async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BusHarness]:
+    async with harness(
+        request.param, tmp_path, service="learning", metadata=db.metadata, queue=QUEUE, handlers=HANDLERS
+    ) as b:
+        async with transaction(b) as tx:
+            await upsert_course(tx.session, tx.publish, course_id="c1", title="Fiber", units=4, capacity=1, now=b.now())
+            await upsert_exam(tx.session, exam_id="BPI", title="BPI exam", questions=50)
+        yield b
+
+
+async def test_a_paid_seat_enrolls_once_and_completion_publishes_its_units(bus: BusHarness) -> None:
+    await bus.publish(paid("o1", ("course_seat", "c1"), ("exam_fee", "BPI"), ("dues", "m1")), topic="commerce")
+    await bus.publish(paid("o2", ("course_seat", "c1"), member="m2"), topic="commerce")  # the course is full
+    await bus.run_until_idle()
+    async with bus.sessionmaker() as session:
+        enrolled = (await session.execute(select(db.enrollments))).mappings().all()
+        fees = (await session.execute(select(db.exam_fees))).mappings().all()
+    assert [(e["member_id"], e["course_id"], e["enrollment_id"]) for e in enrolled] == [("m1", "c1", "o1:0")]
+    assert [(f["member_id"], f["exam_id"]) for f in fees] == [("m1", "BPI")]
+    assert await bus.dead_letters("learning") == []
+
+    async with transaction(bus) as tx:
+        await complete_course(tx.session, tx.publish, member_id="m1", course_id="c1", completed_at=bus.now())
+    await bus.run_until_idle()
+    [done] = bus.published(CourseCompleted)
+    assert (done.member_id, done.course_id, done.units, done.enrollment_id) == ("m1", "c1", 4, "o1:0")
+
+
+# --- the API --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=KINDS)
+async def svc(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Running]:
+    async with running(request.param, tmp_path, service="learning", build_runtime=build_runtime, at=START) as r:
+        yield r
+
+
+async def grant(svc: Running, event: OrderPaid) -> None:
+    from scte.services.learning.handlers import on_order_paid
+
+    ctx = svc.runtime.context
+    assert ctx is not None
+    async with ctx.sessionmaker() as session, session.begin():
+        await on_order_paid(event, session)
+
+
+async def test_the_catalogue_is_seeded_and_staff_publish_courses(svc: Running) -> None:
+    courses = await svc.client.get("/courses", headers=svc.as_member("m1"))
+    assert courses.status_code == 200 and len(courses.json()) >= 20
+    assert all(c["units"] >= 1 for c in courses.json())
+    exams = (await svc.client.get("/exams", headers=svc.as_member("m1"))).json()
+    assert {e["exam_id"] for e in exams} >= {"BPI", "DVEP", "BCE"}
+
+    body = {"title": "New course", "units": 2}
+    assert_error(await svc.client.put("/courses/new-course", json=body, headers=svc.as_member("m1")), 403)
+    made = await svc.client.put("/courses/new-course", json=body, headers=svc.staff())
+    assert made.status_code == 200 and made.json()["published_at"] is not None
+    assert (await svc.client.get("/courses/new-course", headers=svc.as_member("m1"))).json()["units"] == 2
+    ctx = svc.runtime.context
+    assert ctx is not None
+    async with ctx.sessionmaker() as session:
+        from scte.bus.storage import bus_outbox
+
+        types = (await session.scalars(select(bus_outbox.c.event_type))).all()
+    assert "course.published.v1" in types
+
+
+async def test_completion_flow_and_the_transcript(svc: Running) -> None:
+    await grant(svc, paid("o1", ("course_seat", "fiber-fundamentals")))
+    completion = {"member_id": "m1", "course_id": "fiber-fundamentals"}
+    assert_error(await svc.client.post("/completions", json=completion, headers=svc.as_member("m1")), 403)
+    made = await svc.client.post("/completions", json=completion, headers=svc.staff())
+    assert made.status_code == 201, made.text
+    assert made.json()["units"] == 3
+    again = assert_error(await svc.client.post("/completions", json=completion, headers=svc.staff()), 409)
+    assert "no active enrollment" in again["message"]
+
+    transcript = await svc.client.get("/members/m1/transcript", headers=svc.as_member("m1"))
+    assert transcript.status_code == 200
+    assert transcript.json()["total_units"] == 3
+    assert [c["course_id"] for c in transcript.json()["completions"]] == ["fiber-fundamentals"]
+    assert_error(await svc.client.get("/members/m1/transcript", headers=svc.as_member("m2")), 403)
+    assert (await svc.client.get("/members/m1/transcript", headers=svc.staff())).status_code == 200
+
+
+async def test_exam_attempts_need_a_paid_fee_and_pass_at_76_percent(svc: Running) -> None:
+    attempt = {"member_id": "m1", "correct": 38}
+    refused = assert_error(await svc.client.post("/exams/BPI/attempts", json=attempt, headers=svc.staff()), 409)
+    assert "no paid exam fee" in refused["message"]
+    await grant(svc, paid("o1", ("exam_fee", "BPI"), ("exam_fee", "BPI")))
+
+    failed = await svc.client.post("/exams/BPI/attempts", json={"member_id": "m1", "correct": 37}, headers=svc.staff())
+    assert failed.status_code == 201
+    assert (failed.json()["score_percent"], failed.json()["passed"]) == ("74.00", False)
+    passed = await svc.client.post("/exams/BPI/attempts", json=attempt, headers=svc.staff())
+    assert (passed.json()["score_percent"], passed.json()["passed"], passed.json()["attempts_left"]) == (
+        "76.00",
+        True,
+        0,
+    )
+    assert_error(await svc.client.post("/exams/BPI/attempts", json=attempt, headers=svc.staff()), 409)
+
+    ctx = svc.runtime.context
+    assert ctx is not None
+    async with ctx.sessionmaker() as session:
+        from scte.bus.storage import bus_outbox
+
+        types = (await session.scalars(select(bus_outbox.c.event_type).order_by(bus_outbox.c.id))).all()
+    assert [t for t in types if t.startswith("exam.")] == [ExamFailed.event_type, ExamPassed.event_type]
+    transcript = (await svc.client.get("/members/m1/transcript", headers=svc.as_member("m1"))).json()
+    assert [a["passed"] for a in transcript["attempts"]] == [False, True]
+
+
+async def test_bad_input_and_missing_tokens_are_refused_with_a_message(svc: Running) -> None:
+    assert_error(await svc.client.get("/courses"), 401)
+    assert_error(await svc.client.get("/members/m1/transcript"), 401)
+    assert_error(await svc.client.post("/exams/BPI/attempts", json={"member_id": "m1", "correct": 1}), 401)
+    staff = svc.staff()
+    assert_error(await svc.client.get("/courses/nope", headers=staff), 404)
+    assert_error(
+        await svc.client.post("/exams/NOPE/attempts", json={"member_id": "m1", "correct": 1}, headers=staff), 404
+    )
+    assert_error(
+        await svc.client.post("/exams/bpi/attempts", json={"member_id": "m1", "correct": 1}, headers=staff), 422
+    )
+    assert_error(
+        await svc.client.post("/exams/BPI/attempts", json={"member_id": "m1", "correct": -1}, headers=staff), 422
+    )
+    await grant(svc, paid("o1", ("exam_fee", "BPI")))
+    too_many = {"member_id": "m1", "correct": 51}
+    assert_error(await svc.client.post("/exams/BPI/attempts", json=too_many, headers=staff), 400)
+    wrong_count = {"member_id": "m1", "correct": 10, "questions": 40}
+    assert_error(await svc.client.post("/exams/BPI/attempts", json=wrong_count, headers=staff), 400)
+    future = {"member_id": "m1", "correct": 40, "taken_at": "2030-01-01T00:00:00Z"}
+    assert_error(await svc.client.post("/exams/BPI/attempts", json=future, headers=staff), 400)
+    naive = {"member_id": "m1", "course_id": "fiber-fundamentals", "completed_at": "2026-01-01T00:00:00"}
+    assert_error(await svc.client.post("/completions", json=naive, headers=staff), 422)
+    assert_error(await svc.client.post("/completions", json={"member_id": "m1"}, headers=staff), 422)
+    unknown = {"member_id": "m1", "course_id": "nope"}
+    assert_error(await svc.client.post("/completions", json=unknown, headers=staff), 404)
+    assert_error(await svc.client.put("/courses/x", json={"title": "", "units": 1}, headers=staff), 422)
+    assert_error(await svc.client.put("/courses/x", json={"title": "X", "units": -1}, headers=staff), 422)
+    assert_error(await svc.client.put("/courses/x", json={"title": "X", "units": 1, "extra": 1}, headers=staff), 422)
+    enroll = {"member_id": "m1", "course_id": "fiber-fundamentals"}
+    assert (await svc.client.post("/enrollments", json=enroll, headers=staff)).status_code == 201
+    assert_error(await svc.client.post("/enrollments", json=enroll, headers=staff), 400)
