@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS move_tasks (
 
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
--- SNS (scte.queue.topics): topics, subscriptions, FIFO topic deduplication, HTTP delivery outbox.
+-- SNS (scte.queue.topics): topics, subscriptions, FIFO topic deduplication, HTTP and cross-region outboxes.
 CREATE TABLE IF NOT EXISTS topics (
     name                    TEXT PRIMARY KEY,
     arn                     TEXT NOT NULL UNIQUE,
@@ -132,6 +132,17 @@ CREATE TABLE IF NOT EXISTS sns_deliveries (
     next_at             INTEGER NOT NULL      -- ms
 );
 CREATE INDEX IF NOT EXISTS sns_deliveries_due ON sns_deliveries (next_at);
+-- Fan-out to queues of other regions (other engines, other files): written in the publish's transaction,
+-- sent by scte.queue.topics.region_delivery, deleted once the other region has committed (at least once).
+CREATE TABLE IF NOT EXISTS sns_region_deliveries (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    subscription_arn    TEXT NOT NULL,
+    queue_arn           TEXT NOT NULL,
+    request             TEXT NOT NULL,        -- JSON of the send: MessageBody, MessageAttributes, group, dedup ids
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    next_at             INTEGER NOT NULL      -- ms
+);
+CREATE INDEX IF NOT EXISTS sns_region_deliveries_due ON sns_region_deliveries (next_at);
 """
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,6 +148,87 @@ def test_presigned_url(strict: Server) -> None:
     assert status == 200 and b"<ListQueuesResponse" in data
     status, _, data = raw(request.url.replace("X-Amz-Signature=", "X-Amz-Signature=0"), b"", {}, method="GET")
     assert status == 403 and b"SignatureDoesNotMatch" in data
+
+
+class _Hook:
+    """A local HTTP endpoint recording the bodies POSTed to it (SNS's SubscriptionConfirmation)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        bodies: list[dict[str, Any]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.bodies = bodies
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def wait(self) -> dict[str, Any]:
+        import time
+
+        deadline = time.monotonic() + 15
+        while not self.bodies:
+            assert time.monotonic() < deadline, "no SubscriptionConfirmation posted"
+            time.sleep(0.02)
+        return self.bodies[0]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_subscribe_and_unsubscribe_urls_work_unsigned_in_strict_mode(strict: Server) -> None:
+    """SNS's SubscribeURL and UnsubscribeURL are capability URLs (their token or subscription ARN is the
+    credential): unsigned GETs of exactly those two actions are served; everything else still needs SigV4."""
+    region = "us-west-2"  # not the default: the links are served in the region of the ARN they carry
+    sns = client(strict, KEY, SECRET, region=region, service="sns")
+    sqs = client(strict, KEY, SECRET, region=region)
+    topic = sns.create_topic(Name="capability-links")["TopicArn"]
+    hook = _Hook()
+    try:
+        assert sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=hook.url)["SubscriptionArn"] == (
+            "pending confirmation"
+        )
+        confirmation = hook.wait()
+    finally:
+        hook.close()
+    subscribe_url = confirmation["SubscribeURL"]
+    assert subscribe_url.startswith(strict.endpoint + "/?Action=ConfirmSubscription")
+    # Not a capability link: the same action as an unsigned POST, or with a junk token in another action.
+    form = urllib.parse.urlsplit(subscribe_url).query.encode()
+    status, _, data = raw(strict.endpoint + "/", form, {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 403 and b"MissingAuthenticationToken" in data
+    status, _, data = raw(f"{strict.endpoint}/?Action=ListTopics&Version=2010-03-31", b"", {}, method="GET")
+    assert status == 403 and b"MissingAuthenticationToken" in data
+    # A wrong token is the action's own error, not an authentication failure.
+    status, _, data = raw(subscribe_url.replace("Token=", "Token=0"), b"", {}, method="GET")
+    assert status == 400 and b"<Code>InvalidParameter</Code>" in data
+    status, _, data = raw(subscribe_url, b"", {}, method="GET")
+    assert status == 200 and b"<ConfirmSubscriptionResponse" in data
+    (sub,) = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert sub["SubscriptionArn"].startswith(topic + ":")
+
+    queue = sqs.create_queue(QueueName="capability-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    sns.publish(TopicArn=topic, Message="hello")
+    (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+    unsubscribe_url = json.loads(message["Body"])["UnsubscribeURL"]
+    status, _, data = raw(unsubscribe_url, b"", {}, method="GET")
+    assert status == 200 and b"<UnsubscribeResponse" in data
+    remaining = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert [s["Protocol"] for s in remaining] == ["http"]
 
 
 def test_queues_are_isolated_per_region(server: Server) -> None:

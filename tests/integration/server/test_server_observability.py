@@ -87,6 +87,7 @@ def test_metrics_and_request_logs(tmp_path: Path) -> None:
         assert m[q("scte_queue_messages_visible", "dead")] == 1
         assert m[q("scte_queue_messages_visible", "source")] == 0
         assert m[q("scte_queue_messages_visible", "inbox")] == 1
+        assert m[q("scte_queue_messages_sent_total", "inbox")] == 1  # fanned out by SNS: counted as sent
         assert m[q("scte_queue_oldest_message_age_seconds", "source")] == 0
         topic_labels = (("region", REGION), ("topic", "news"))
         assert m[("scte_topic_messages_published_total", topic_labels)] == 2

@@ -2,11 +2,13 @@
 
 A bare ASGI callable, no framework: every request is one dictionary lookup away from its handler.
 One engine per region: the default region's opens at lifespan startup, another region's when a request
-first names it (SigV4 credential scope). They close at shutdown (`drain`), when pending long polls return
+first names it (SigV4 credential scope), or when SNS fans out to one of its queues (`_resolve_region`, the
+engines' `topics.region_resolver`). They close at shutdown (`drain`), when pending long polls return
 empty and everything already acknowledged is on disk.
 
 Every request: body capped (`MAX_BODY_BYTES`, 413) and timed (`BODY_TIMEOUT_SECONDS`, 408), signature
-verified with `--auth strict`, one JSON line on the `scte.queue.server.access` logger, counted for `/metrics`.
+verified with `--auth strict` (except SNS's capability links: unsigned `GET /?Action=ConfirmSubscription|
+Unsubscribe`), one JSON line on the `scte.queue.server.access` logger, counted for `/metrics`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import logging
 import shutil
 import time
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -85,9 +88,26 @@ class SqsApp:
     def _new_engine(self, region: str | None = None) -> Engine:
         c = self.config
         region = region or c.region
-        return Engine(
+        engine = Engine(
             EngineConfig(path=c.region_db_path(region), durability=c.durability, account_id=c.account_id, region=region)
         )
+        engine.topics.region_resolver = self._resolve_region  # SNS fan-out to other regions' queues
+        return engine
+
+    async def _resolve_region(self, region: str) -> Engine | None:
+        """A region's engine for SNS deliveries from another region, opened on first use as for requests.
+        None while unavailable (shutting down, resetting): the delivery is retried; LookupError for a
+        region this server will not serve: the delivery is given up."""
+        if self.closing:
+            return None
+        if not valid_region(region):
+            raise LookupError(f"invalid region {region!r}")
+        if region not in self.engines and region != self.config.region:
+            try:
+                await self._open_region(region)
+            except WireError as exc:
+                raise LookupError(exc.message) from None
+        return self.engines.get(region)
 
     async def startup(self) -> None:
         if self.engine is None:
@@ -186,10 +206,16 @@ class SqsApp:
                 if path == "/moto-api/reset":
                     await self.reset()
                 return _json_response(200, {"status": "ok"})
-            if self.verifier is not None:
+            capability = _capability_url(method, authorization, scope["query_string"])
+            if capability is not None:
+                body = b""  # the link's query is the whole request
+            elif self.verifier is not None:
                 raw_path = scope.get("raw_path") or b"/"
                 self.verifier.verify(method, raw_path, scope["query_string"], scope["headers"], body)
-            region = self._region(authorization, scope["query_string"])
+            if capability is None:
+                region = self._region(authorization, scope["query_string"])
+            else:
+                region = capability or self.config.region
             if region not in self.engines and region != self.config.region:
                 await self._open_region(region)
             scope["scte.region"] = region
@@ -318,6 +344,30 @@ class SqsApp:
         ).encode()
         headers: Headers = [(b"content-type", b"text/xml")]
         return 200, headers, body
+
+
+# SNS's capability URLs: the SubscribeURL and UnsubscribeURL of its messages, unsigned GETs whose token or
+# subscription ARN is the credential. Served without a signature even with `--auth strict`, as AWS does.
+_CAPABILITY_ACTIONS = frozenset(("ConfirmSubscription", "Unsubscribe"))
+_CAPABILITY_ARNS = {"ConfirmSubscription": "TopicArn", "Unsubscribe": "SubscriptionArn"}
+
+
+def _capability_url(method: str, authorization: bytes | None, query_string: bytes) -> str | None:
+    """For an unsigned `GET /?Action=ConfirmSubscription|Unsubscribe&...` (the links in SNS messages), the
+    region to serve it in (the one of the ARN it names, else the default: ''); None for any other request."""
+    if method != "GET" or authorization is not None or b"Action=" not in query_string:
+        return None
+    try:
+        params = urllib.parse.parse_qs(query_string.decode("utf-8", "strict"), strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    actions = params.get("Action") or []
+    if len(actions) != 1 or actions[0] not in _CAPABILITY_ACTIONS:
+        return None
+    if any(key.lower().startswith("x-amz-") for key in params):  # presigned: verified as such
+        return None
+    arn = (params.get(_CAPABILITY_ARNS[actions[0]]) or [""])[0].split(":")
+    return arn[3] if len(arn) >= 6 and arn[2] == "sns" and valid_region(arn[3]) else ""
 
 
 def _remove_database(db: Path) -> None:

@@ -5,7 +5,9 @@ into metric families only at scrape time, by a custom collector: nothing on the 
 builds label objects. Gauges are computed at scrape time from each region's engine.
 
 Per queue (labels `region`, `queue`):
-`scte_queue_messages_sent_total`, `scte_queue_messages_received_total`, `scte_queue_messages_deleted_total`,
+`scte_queue_messages_sent_total` (SendMessage(Batch), and messages SNS wrote into the queue: fan-out from
+topics of any region, notifications given up to a subscription's dead-letter queue),
+`scte_queue_messages_received_total`, `scte_queue_messages_deleted_total`,
 `scte_queue_messages_moved_to_dlq_total` (counters, since the server started);
 `scte_queue_messages_visible`, `scte_queue_messages_in_flight`, `scte_queue_messages_delayed`,
 `scte_queue_oldest_message_age_seconds` (gauges).
@@ -29,7 +31,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST.encode()
 
 SENT, RECEIVED, DELETED = 0, 1, 2
 _COUNTERS = (
-    ("scte_queue_messages_sent", "Messages accepted by SendMessage and SendMessageBatch."),
+    ("scte_queue_messages_sent", "Messages accepted by SendMessage and SendMessageBatch, or fanned out by SNS."),
     ("scte_queue_messages_received", "Messages handed out by ReceiveMessage."),
     ("scte_queue_messages_deleted", "Messages deleted by DeleteMessage and DeleteMessageBatch."),
 )
@@ -115,7 +117,11 @@ class _Collector:
     def collect(self) -> Iterator[Metric]:
         labels = ["region", "queue"]
         counters = [CounterMetricFamily(name, doc, labels=labels) for name, doc in _COUNTERS]
-        for (region, queue), values in sorted(self.metrics.queues.items()):
+        queues = {key: list(values) for key, values in self.metrics.queues.items()}
+        for region, engine in self.engines.items():  # messages SNS fanned out into queues count as sent
+            for queue, sent in engine.topics.queue_metrics().items():
+                queues.setdefault((region, queue), [0, 0, 0])[SENT] += sent
+        for (region, queue), values in sorted(queues.items()):
             for family, value in zip(counters, values, strict=True):
                 family.add_metric([region, queue], value)
         dlq = CounterMetricFamily(
