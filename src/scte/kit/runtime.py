@@ -187,32 +187,45 @@ class ServiceRuntime:
         return context
 
     async def stop(self) -> None:
-        """Stop consuming (handlers in hand finish), deliver the outbox, close everything."""
+        """Stop consuming (handlers in hand finish), deliver the outbox, close everything.
+
+        Every step is bounded: a step that does not finish within the grace period (plus a margin)
+        is logged and left behind, so stopping a service never hangs.
+        """
         grace = self.settings.shutdown_grace_seconds
+        bound = grace + 5.0
+
+        async def step(name: str, awaitable: Awaitable[object]) -> None:
+            try:
+                await asyncio.wait_for(awaitable, bound)
+            except TimeoutError:
+                log.warning("%s: stopping %s took over %.0f s; going on", self.name, name, bound)
+            except Exception:
+                log.exception("%s: stopping %s failed; going on", self.name, name)
+
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await asyncio.wait_for(task, bound)
         self._tasks.clear()
         if self.consumer is not None:
-            await self.consumer.stop(grace)
+            await step("the consumer", self.consumer.stop(grace))
             self.consumer = None
         if self.scheduler is not None:
-            await self.scheduler.stop()
+            await step("the scheduler", self.scheduler.stop())
             self.scheduler = None
         context, self.context = self.context, None
         self.app.state.context = None
         if context is not None:
-            with contextlib.suppress(Exception):
-                await context.relay.run_once()  # a last delivery of what the final requests wrote
-            await context.relay.stop(timeout=grace)
-            await context.engine.dispose()
+            await step("the last outbox delivery", context.relay.run_once())  # what the final requests wrote
+            await step("the outbox relay", context.relay.stop(timeout=grace))
+            await step("the database", context.engine.dispose())
         if self._own_transport and self.transport is not None:
-            await self.transport.close()
+            await step("the transport", self.transport.close())
             self.transport = None
         if self._broker_engine is not None:
-            await self._broker_engine.close()
+            await step("the broker engine", self._broker_engine.close())
             self._broker_engine = None
 
     async def __aenter__(self) -> ServiceRuntime:

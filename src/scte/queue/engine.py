@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from scte.queue.errors import SqsError, invalid_parameter, missing_parameter
 from scte.queue.operations import (
     SYSTEM_ATTRIBUTE_NAMES,
     Operations,
+    ReceiveOutcome,
     ReceiveRequest,
     SendEntry,
     encode_message_attributes,
@@ -486,7 +488,14 @@ class Engine:
         deadline = clock.now() + wait
         while True:
             signal = self._signal(name)
-            outcome = await self._store.run(lambda c: self._ops.receive(c, name, request))
+            pending = self._store.submit(lambda c: self._ops.receive(c, name, request))
+            try:
+                outcome = await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                # The caller went away (a long-poll client disconnected, a consumer stopping): what
+                # this receive reserved goes back to the queue now, not after its visibility timeout.
+                pending.add_done_callback(functools.partial(self._release_abandoned, name))
+                raise
             if outcome.dead_lettered_to:
                 self._notify(outcome.dead_lettered_to)
                 self.dead_lettered[name] = self.dead_lettered.get(name, 0) + outcome.dead_lettered
@@ -500,6 +509,13 @@ class Engine:
             await clock.wait(signal, remaining)
             if self.closing:
                 return []
+
+    def _release_abandoned(self, name: str, done: asyncio.Future[ReceiveOutcome]) -> None:
+        if done.cancelled() or done.exception() is not None or not done.result().messages or self._closing:
+            return
+        changes = [(m["ReceiptHandle"], 0) for m in done.result().messages]
+        release = self._store.submit(lambda c: self._ops.change_visibility(c, name, changes))
+        release.add_done_callback(lambda f: None if f.cancelled() or f.exception() else self._notify(name))
 
     async def delete_message(self, name: str, receipt_handle: str) -> None:
         if not receipt_handle:

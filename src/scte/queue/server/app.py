@@ -14,6 +14,7 @@ Unsubscribe`), one JSON line on the `scte.queue.server.access` logger, counted f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -222,10 +223,16 @@ class SqsApp:
             if target:
                 if content_type is not None and not content_type.startswith(_JSON_CONTENT_TYPES):
                     raise unsupported_media_type(content_type.decode("latin-1"))
-                return await self._json_request(scope, target.decode("latin-1"), body, request_id)
+                handling = self._json_request(scope, target.decode("latin-1"), body, request_id)
+                if target == _RECEIVE_TARGET:
+                    return await _unless_disconnected(handling, receive)
+                return await handling
             if content_type is not None and body and not content_type.startswith(_FORM_CONTENT_TYPE):
                 body = b""  # not a form: the query protocol reads the URL's parameters only
-            return await self._query_request(scope, body, request_id)
+            handling = self._query_request(scope, body, request_id)
+            if b"Action=ReceiveMessage" in body or b"Action=ReceiveMessage" in scope["query_string"]:
+                return await _unless_disconnected(handling, receive)
+            return await handling
         except SqsError as exc:
             return error(exc, request_id)
         except StoreClosed:
@@ -373,6 +380,34 @@ def _capability_url(method: str, authorization: bytes | None, query_string: byte
 def _remove_database(db: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
+_RECEIVE_TARGET = json_protocol.TARGET_PREFIX.encode() + b"ReceiveMessage"
+
+
+async def _unless_disconnected(handling: Awaitable[Response], receive: Receive) -> Response:
+    """Run a (possibly long-polling) receive, cancelled if the client goes away meanwhile.
+
+    A cancelled receive hands back the messages it reserved (the engine releases them), so a
+    consumer that disconnects mid-poll does not hide messages for a whole visibility timeout.
+    """
+    work = asyncio.ensure_future(handling)
+    watch = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+    if not work.done():
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        return 499, [], b""  # nobody is there to read it
+    return work.result()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _read_body(receive: Receive, content_length: bytes | None) -> bytes:
