@@ -210,7 +210,9 @@ async def sign_in(body: SignInIn, ctx: Context, session: DbSession) -> TokenOut:
         async with session.begin():
             await session.execute(update(members).where(members.c.id == row["id"]).values(password_hash=new_hash))
     roles = list(row["roles"] or ["member"])
-    token = ctx.issuer.issue(row["id"], roles, row["company_id"], now=ctx.clock.now())
+    # Token lifetimes are real time, as every service verifies them on the wall clock: a token dated
+    # on a moved platform clock (the test clock) would be refused as "not yet valid".
+    token = ctx.issuer.issue(row["id"], roles, row["company_id"])
     return TokenOut(
         access_token=token,
         expires_in=int(ctx.issuer.ttl.total_seconds()),
