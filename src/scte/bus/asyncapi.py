@@ -85,7 +85,7 @@ def _sqs_binding(queue: QueueSpec, name: str, dead_letter: bool) -> dict[str, An
     if not dead_letter:
         spec["redrivePolicy"] = {
             "deadLetterQueue": {"name": queue.dead_letter_queue},
-            "maxReceiveCount": queue.max_receive_count,
+            "maxReceiveCount": queue.broker_max_receive_count,  # what the broker is given
         }
     return {"sqs": {"queue": spec, "bindingVersion": "0.2.0"}}
 
@@ -154,7 +154,11 @@ def asyncapi_document(
         channels[dlq_id] = {
             "address": queue.dead_letter_queue,
             "title": f"Dead letters of {queue.name}",
-            "description": f"Messages received {queue.max_receive_count} times from {queue.name} without success.",
+            "description": (
+                f"Messages that failed {queue.max_receive_count} times in {queue.name} (sent by the consumer with"
+                f" the failure in the `scte-dead-letter` attribute), or that the broker moved after"
+                f" {queue.broker_max_receive_count} receives."
+            ),
             "messages": {t: message_ref(t) for t in events},
             "bindings": _sqs_binding(queue, queue.dead_letter_queue, dead_letter=True),
         }

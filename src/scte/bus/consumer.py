@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from scte.bus.contracts import Event, EventRegistry
@@ -70,6 +70,14 @@ attributes it displaced, restored by a redrive tool)."""
 
 MAX_ATTRIBUTES = 10
 MAX_ERROR_CHARS = 1000
+
+_INSERT_INBOX = insert(bus_inbox)
+_SEEN = select(bus_inbox.c.event_id).where(
+    bus_inbox.c.consumer == bindparam("consumer"), bus_inbox.c.event_id.in_(bindparam("ids", expanding=True))
+)
+_SEEN_ONE = select(bus_inbox.c.event_id).where(
+    bus_inbox.c.consumer == bindparam("consumer"), bus_inbox.c.event_id == bindparam("event_id")
+)
 
 BUILTIN_DEPENDENCIES = frozenset({"event", "envelope", "message", "session", "publish", "schedule"})
 
@@ -157,6 +165,64 @@ class ConsumerStats:
     by_outcome: dict[str, int] = field(default_factory=dict)
 
 
+class _Deletes:
+    """Acknowledgements of one queue, gathered into `DeleteMessageBatch` calls.
+
+    Handlers that finish while a delete call is in flight queue their receipts; when it returns, the
+    next call carries all of them (up to 10 per call, the calls concurrent). Alone, a delete goes out
+    at once. `delete()` returns when the broker has answered for its receipts, as a direct call would,
+    and raises the `TransportError` of the call that carried them."""
+
+    def __init__(self, transport: Transport, queue: str) -> None:
+        self.transport = transport
+        self.queue = queue
+        self._pending: list[tuple[str, asyncio.Future[None]]] = []
+        self._flushing = False
+
+    async def delete(self, receipts: Sequence[str]) -> None:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in receipts]
+        self._pending.extend(zip(receipts, futures, strict=True))
+        if not self._flushing:
+            self._flushing = True
+            flush = asyncio.ensure_future(self._flush())
+            flush.add_done_callback(_quiet)
+        await asyncio.gather(*futures)
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                pending, self._pending = self._pending, []
+                chunks = [pending[i : i + 10] for i in range(0, len(pending), 10)]
+                await asyncio.gather(*(self._send(chunk) for chunk in chunks))
+        finally:
+            self._flushing = False
+            for _receipt, future in self._pending:  # only if cancelled: fail what is left
+                if not future.done():
+                    future.set_exception(TransportError("the delete was cancelled"))
+            self._pending = []
+
+    async def _send(self, chunk: list[tuple[str, asyncio.Future[None]]]) -> None:
+        try:
+            await self.transport.delete(self.queue, [receipt for receipt, _future in chunk])
+        except BaseException as exc:
+            error = exc if isinstance(exc, TransportError) else TransportError(f"delete failed: {exc!r}")
+            for _receipt, future in chunk:
+                if not future.done():
+                    future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for _receipt, future in chunk:
+            if not future.done():
+                future.set_result(None)
+
+
+def _quiet(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("consumer: delete flush failed", exc_info=task.exception())
+
+
 def _normalise(handlers: Handlers) -> dict[str, Handler]:
     routes: dict[str, Handler] = {}
     for key, handler in handlers.items():
@@ -240,6 +306,7 @@ class Consumer:
         self.stats = ConsumerStats()
         self._routes = {t: self._route(t, h) for t, h in _normalise(handlers).items()}
         self._slots = asyncio.Semaphore(concurrency)
+        self._deletes = _Deletes(transport, queue)
         self._leases: dict[str, _Lease] = {}
         self._lanes: dict[str, deque[_Lease]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -339,41 +406,33 @@ class Consumer:
             decoded.append((index, route, envelope, event))
         failures: dict[int, Exception] = {}
         try:
-            async with self.sessionmaker() as session:
+            # One transaction: the inbox check, each handler in a savepoint, the inbox rows. (On SQLite
+            # the check takes the write lock too: `BEGIN IMMEDIATE`, whatever the first statement.)
+            async with self.sessionmaker() as session, session.begin():
                 seen = set(
                     (
-                        await session.scalars(
-                            select(bus_inbox.c.event_id).where(
-                                bus_inbox.c.consumer == self.name,
-                                bus_inbox.c.event_id.in_([envelope.id for _i, _r, envelope, _e in decoded]),
-                            )
-                        )
+                        await session.scalars(_SEEN, {"consumer": self.name, "ids": [item[2].id for item in decoded]})
                     ).all()
                 )
-                await session.rollback()
-                fresh: list[tuple[int, _Route, Envelope, Event]] = []
-                for item in decoded:
-                    if item[2].id in seen or any(item[2].id == other[2].id for other in fresh):
-                        outcomes[item[0]] = Outcome.DUPLICATE
-                    else:
-                        fresh.append(item)
-                if fresh:
-                    async with session.begin():
-                        done: list[Envelope] = []
-                        for index, route, envelope, event in fresh:
-                            try:
-                                async with session.begin_nested():
-                                    await self._call(route, session, messages[index], envelope, event)
-                            except Exception as exc:
-                                failures[index] = exc
-                                continue
-                            done.append(envelope)
-                        if done:
-                            now = datetime.now(UTC)
-                            await session.execute(
-                                insert(bus_inbox),
-                                [{"consumer": self.name, "event_id": e.id, "processed_at": now} for e in done],
-                            )
+                done: list[Envelope] = []
+                taken: set[str] = set()
+                for index, route, envelope, event in decoded:
+                    if envelope.id in seen or envelope.id in taken:
+                        outcomes[index] = Outcome.DUPLICATE
+                        continue
+                    taken.add(envelope.id)
+                    try:
+                        async with session.begin_nested():
+                            await self._call(route, session, messages[index], envelope, event)
+                    except Exception as exc:
+                        failures[index] = exc
+                        continue
+                    done.append(envelope)
+                if done:
+                    now = datetime.now(UTC)
+                    await session.execute(
+                        _INSERT_INBOX, [{"consumer": self.name, "event_id": e.id, "processed_at": now} for e in done]
+                    )
         except Exception:
             log.warning("%s: batch transaction failed, processing its messages one by one", self.name, exc_info=True)
             for index, _route, _envelope, _event in decoded:
@@ -390,7 +449,7 @@ class Consumer:
             self._count(outcomes[index])
         if acknowledge and settled:
             try:
-                await self.transport.delete(self.queue, [m.receipt for m in settled])
+                await self._deletes.delete([m.receipt for m in settled])
             except TransportError:
                 self.stats.transport_errors += 1  # redelivered later and acknowledged by the inbox
         return [outcomes[i] for i in range(len(messages))]
@@ -428,29 +487,20 @@ class Consumer:
             await route.handler(**self._arguments(route, provided))
             return False
         try:
-            async with self.sessionmaker() as session:
-                # The check is its own short transaction: on SQLite a transaction holds the write
-                # lock, which must not be held while the handler waits on something else.
-                seen = await session.scalar(
-                    select(bus_inbox.c.event_id).where(
-                        bus_inbox.c.consumer == self.name, bus_inbox.c.event_id == envelope.id
-                    )
-                )
-                await session.rollback()
+            async with self.sessionmaker() as session, session.begin():
+                seen = await session.scalar(_SEEN_ONE, {"consumer": self.name, "event_id": envelope.id})
                 if seen is not None:
                     return True
-                async with session.begin():
-                    provided.update(self._session_dependencies(session, envelope))
-                    await route.handler(**self._arguments(route, provided))
-                    await session.flush()  # the handler's own errors surface here, not as a duplicate
-                    try:
-                        await session.execute(
-                            insert(bus_inbox).values(
-                                consumer=self.name, event_id=envelope.id, processed_at=datetime.now(UTC)
-                            )
-                        )
-                    except IntegrityError as exc:
-                        raise _Duplicate from exc
+                provided.update(self._session_dependencies(session, envelope))
+                await route.handler(**self._arguments(route, provided))
+                await session.flush()  # the handler's own errors surface here, not as a duplicate
+                try:
+                    await session.execute(
+                        _INSERT_INBOX,
+                        {"consumer": self.name, "event_id": envelope.id, "processed_at": datetime.now(UTC)},
+                    )
+                except IntegrityError as exc:
+                    raise _Duplicate from exc
         except _Duplicate:
             return True  # a concurrent delivery of the same event committed first; ours rolled back
         return False
@@ -555,7 +605,7 @@ class Consumer:
 
     async def _delete(self, message: IncomingMessage) -> None:
         try:
-            await self.transport.delete(self.queue, [message.receipt])
+            await self._deletes.delete([message.receipt])
         except TransportError:
             # Committed but not acknowledged: it is redelivered and the inbox acknowledges it then.
             self.stats.transport_errors += 1

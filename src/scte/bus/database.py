@@ -4,37 +4,185 @@ SQLite lets one transaction write at a time. Left to its defaults, concurrent ha
 and the relay of one process fail in two ways: a transaction that read first and then writes cannot
 upgrade a stale snapshot (`database is locked` at once), and waiting writers poll with sleeps of up to
 100 ms (SQLite's busy handler), which turns a millisecond of work into a hundred. So the engine:
+- runs SQLite on the event loop's thread (`scte.bus.sqlite_inline`, aiosqlite's API without its
+  thread): a statement costs microseconds instead of a thread hand-off and a loop wake-up each;
 - opens every transaction with `BEGIN IMMEDIATE` (the write lock is taken at the start, or waited for);
-- keeps one connection per process (`pool_size=1`): transactions of one process queue in the pool,
-  in order and without sleeping, instead of in SQLite's busy handler; other processes still wait
-  through the busy timeout;
+- keeps one connection per engine (`pool_size=1`): transactions of one process queue for it in
+  asyncio, in order and without sleeping, instead of in SQLite's busy handler; a lock held by another
+  process is waited for with `asyncio.sleep` back-offs up to `busy_timeout`, never blocking the loop;
 - uses WAL with `synchronous=NORMAL` (a commit survives a process crash; an OS crash may lose the last
   transactions, as with the broker's "normal" durability).
+
+The URL form is `sqlite+scte:///path` (registered when this module is imported), for code that builds
+engines from URLs (Alembic, settings); `sqlite_engine` adds the connection set-up above.
 
 PostgreSQL needs none of this: use `create_async_engine("postgresql+asyncpg://...")` as is.
 """
 
 from __future__ import annotations
 
+import collections
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, pool
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+    SQLiteDialect_aiosqlite,
+)
+from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import await_
 
-__all__ = ["sqlite_engine"]
+from scte.bus import sqlite_inline
+
+__all__ = ["InlineSQLiteDialect", "configure_sqlite", "inline_dbapi", "sqlite_engine"]
 
 
-def sqlite_engine(path: str | Path, *, pool_size: int = 1, busy_timeout: float = 30.0, **kwargs: Any) -> AsyncEngine:
-    """An aiosqlite engine on the file at `path` (created if missing)."""
+class _InlineCursor(AsyncAdapt_aiosqlite_cursor):
+    """SQLAlchemy's aiosqlite cursor adapter on a `sqlite_inline.Cursor`.
+
+    SQLAlchemy runs sync code in a greenlet and crosses to the event loop for every awaitable
+    (`await_`). A statement still crosses once (the driver's coroutine runs it inline, and
+    `AsyncConnection.execute` insists on seeing an await), but entering and closing cursors and
+    fetching rows call `sqlite3` directly: none of them can wait."""
+
+    __slots__ = ()
+    _awaitable_cursor_close = False
+
+    def _aenter_cursor(self, cursor: Any) -> Any:
+        return cursor  # a sqlite_inline.Cursor: nothing to enter
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        cursor: sqlite_inline.Cursor = self._cursor  # type: ignore[assignment]
+        try:
+            result = await_(cursor.execute(operation, parameters))
+            raw = cursor._cursor
+            if raw.description:
+                self._rows = collections.deque(raw.fetchall())
+            return result
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        cursor: sqlite_inline.Cursor = self._cursor  # type: ignore[assignment]
+        try:
+            return await_(cursor.executemany(operation, seq_of_parameters))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def close(self) -> None:
+        self._rows.clear()
+        if self._cursor is not None:
+            self._cursor._cursor.close()  # type: ignore[attr-defined]
+
+
+class _InlineConnection(AsyncAdapt_aiosqlite_connection):
+    """SQLAlchemy's aiosqlite connection adapter on a `sqlite_inline.Connection`, without the
+    greenlet crossings (see `_InlineCursor`). The isolation level is a plain attribute here
+    (aiosqlite's adapter posts it to the driver's thread)."""
+
+    __slots__ = ()
+    _cursor_cls = _InlineCursor
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._connection.isolation_level  # type: ignore[no-any-return]
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        self._connection.isolation_level = value
+
+    def commit(self) -> None:
+        connection: sqlite_inline.Connection = self._connection  # type: ignore[assignment]
+        raw = connection._connection
+        if raw is None:
+            return
+        try:
+            try:
+                raw.commit()
+            except sqlite3.OperationalError as exc:
+                if not sqlite_inline._busy(exc):
+                    raise
+                await_(connection.commit())
+        except Exception as error:
+            self._handle_exception(error)
+
+    def rollback(self) -> None:
+        raw = self._connection._connection
+        if raw is None:
+            return
+        try:
+            raw.rollback()
+        except Exception as error:
+            self._handle_exception(error)
+
+
+class _InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def __init__(self) -> None:
+        super().__init__(sqlite_inline, sqlite3)
+
+    def connect(self, *arg: Any, **kw: Any) -> _InlineConnection:
+        creator = kw.pop("async_creator_fn", None)
+        connection = creator(*arg, **kw) if creator is not None else sqlite_inline.connect(*arg, **kw)
+        return _InlineConnection(self, await_(connection))
+
+
+def inline_dbapi() -> Any:
+    """The DB-API object for `create_async_engine("sqlite+aiosqlite://...", module=inline_dbapi())`."""
+    return _InlineDBAPI()
+
+
+class InlineSQLiteDialect(SQLiteDialect_aiosqlite):
+    """`sqlite+scte://`: SQLAlchemy's aiosqlite dialect on `scte.bus.sqlite_inline`."""
+
+    driver = "scte"
+    supports_statement_cache = True
+
+    @classmethod
+    def import_dbapi(cls) -> Any:
+        return _InlineDBAPI()
+
+    @classmethod
+    def get_pool_class(cls, url: URL) -> type[pool.Pool]:
+        return pool.AsyncAdaptedQueuePool if cls._is_url_file_db(url) else pool.StaticPool
+
+
+registry.register("sqlite.scte", __name__, "InlineSQLiteDialect")
+
+
+def sqlite_engine(
+    path: str | Path,
+    *,
+    pool_size: int = 1,
+    busy_timeout: float = 30.0,
+    foreign_keys: bool = False,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """An engine on the SQLite file at `path` (created if missing), run on the event loop's thread.
+
+    `pool_size` connections (one by default: transactions queue for it); `busy_timeout` seconds to
+    wait for another process's lock; `foreign_keys` turns on SQLite's foreign key checks. Other
+    keyword arguments go to `create_async_engine`."""
     engine = create_async_engine(
-        f"sqlite+aiosqlite:///{path}",
+        f"sqlite+scte:///{path}",
         connect_args={"timeout": busy_timeout},
+        poolclass=pool.AsyncAdaptedQueuePool,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=300,
         **kwargs,
     )
+    configure_sqlite(engine, foreign_keys=foreign_keys)
+    return engine
+
+
+def configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool = False) -> None:
+    """WAL, `synchronous=NORMAL` and `BEGIN IMMEDIATE` for every transaction of a SQLite engine."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -42,10 +190,10 @@ def sqlite_engine(path: str | Path, *, pool_size: int = 1, busy_timeout: float =
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if foreign_keys:
+            cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine

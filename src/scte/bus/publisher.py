@@ -17,10 +17,12 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import TypeVar
 
-from sqlalchemy import delete, event, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -37,7 +39,29 @@ _SCHEMA_HASH = func.hashtext(func.current_schema())  # the lock is per schema, l
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 _NOTIFY_KEY = "scte.bus.relay.notify"
+_INSERT_OUTBOX = insert(bus_outbox)  # statements built once: building one per call costs more than SQLite's work
+_o = bus_outbox.c
+_DUE = (
+    select(_o.id, _o.subject, _o.topic, _o.body, _o.attributes, _o.group_id, _o.deduplication_id, _o.attempts)
+    .where(
+        _o.sent_at.is_(None),
+        or_(_o.next_attempt_at.is_(None), _o.next_attempt_at <= bindparam("now")),
+        or_(
+            _o.subject.is_(None),
+            _o.subject.not_in(
+                select(_o.subject).where(
+                    _o.sent_at.is_(None), _o.subject.is_not(None), _o.next_attempt_at > bindparam("now")
+                )
+            ),
+        ),
+    )
+    .order_by(_o.id)
+    .limit(bindparam("limit"))
+)
+_MARK_SENT = update(bus_outbox).where(_o.id.in_(bindparam("ids", expanding=True))).values(sent_at=bindparam("now"))
 _ADVISORY_LOCK_CLASS = 0x5C7E0B05  # pg advisory lock (class, schema hash): one relay per outbox table
 
 
@@ -67,15 +91,19 @@ class Publisher:
             raise ValueError(f"topic {topic!r} does not carry {event.event_type!r} (its events: {spec.events})")
         envelope, message = encode(event, source=self.source, causation=causation, correlation_id=correlation_id)
         await session.execute(
-            insert(bus_outbox).values(
-                subject=envelope.subject,
-                topic=topic,
-                event_id=envelope.id,
-                event_type=envelope.type,
-                created_at=utcnow(),
-                attempts=0,
+            _INSERT_OUTBOX,
+            {
+                "subject": envelope.subject,
+                "topic": topic,
+                "event_id": envelope.id,
+                "event_type": envelope.type,
+                "created_at": utcnow(),
+                "attempts": 0,
+                "sent_at": None,
+                "next_attempt_at": None,
+                "last_error": None,
                 **message_columns(message),
-            )
+            },
         )
         if self.relay is not None:
             self.relay.notify_on_commit(session)
@@ -90,6 +118,10 @@ class OutboxRelay:
     flow. A row is marked sent only after the transport acknowledged it, so a crash in between
     delivers it again (at least once; FIFO topics deduplicate by event id, consumers by their inbox).
 
+    A round reads up to `batch_size` due rows, publishes them (consecutive rows of a topic together;
+    such a run in up to `lanes` concurrent publishes, all rows of a subject in the same lane) and marks
+    the acknowledged ones in one statement: two short transactions per round however many rows.
+
     Run one relay per outbox; on PostgreSQL an advisory lock (per schema) makes extra relays skip their turn.
     """
 
@@ -103,6 +135,7 @@ class OutboxRelay:
         min_backoff: float = 0.5,
         max_backoff: float = 60.0,
         keep_sent: timedelta | None = timedelta(days=1),
+        lanes: int = 4,
     ) -> None:
         if isinstance(engine_or_sessionmaker, AsyncEngine):
             self.engine = engine_or_sessionmaker
@@ -117,6 +150,7 @@ class OutboxRelay:
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.keep_sent = keep_sent
+        self.lanes = lanes
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -199,19 +233,22 @@ class OutboxRelay:
     # -- one round --------------------------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Deliver what is due now; the number of rows delivered."""
+        """Deliver what is due now; the number of rows delivered.
+
+        No connection is held while the broker is called (on SQLite the engine has one, which the
+        publishers and handlers of the process need meanwhile); on PostgreSQL the advisory lock
+        keeps its connection for the round."""
+        if not self._postgres:
+            return await self._deliver(None, await self._due(None))
         async with self.engine.connect() as conn:
-            if self._postgres:
-                locked = await conn.scalar(select(func.pg_try_advisory_lock(_ADVISORY_LOCK_CLASS, _SCHEMA_HASH)))
-                await conn.commit()
-                if not locked:
-                    return 0
+            locked = await conn.scalar(select(func.pg_try_advisory_lock(_ADVISORY_LOCK_CLASS, _SCHEMA_HASH)))
+            await conn.commit()
+            if not locked:
+                return 0
             try:
-                rows = await self._due(conn)
-                return await self._deliver(conn, rows)
+                return await self._deliver(conn, await self._due(conn))
             finally:
-                if self._postgres:
-                    await self._unlock(conn)
+                await self._unlock(conn)
 
     async def _unlock(self, conn: AsyncConnection) -> None:
         """Release the session lock; if that fails (cancelled, connection broken), discard the
@@ -225,38 +262,54 @@ class OutboxRelay:
                 await conn.invalidate()
             raise
 
-    async def _due(self, conn: AsyncConnection) -> Sequence[RowMapping]:
-        now = utcnow()
-        o = bus_outbox.c
-        waiting = select(o.subject).where(o.sent_at.is_(None), o.subject.is_not(None), o.next_attempt_at > now)
-        query = (
-            select(o.id, o.subject, o.topic, o.body, o.attributes, o.group_id, o.deduplication_id, o.attempts)
-            .where(
-                o.sent_at.is_(None),
-                or_(o.next_attempt_at.is_(None), o.next_attempt_at <= now),
-                or_(o.subject.is_(None), o.subject.not_in(waiting)),
-            )
-            .order_by(o.id)
-            .limit(self.batch_size)
-        )
-        rows = (await conn.execute(query)).mappings().all()
+    async def _transaction(self, conn: AsyncConnection | None, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """`work` in a transaction of its own: on `conn` when given (it holds the advisory lock),
+        else on a connection taken from the pool for just this long."""
+        if conn is None:
+            async with self.engine.begin() as own:
+                return await work(own)
+        result = await work(conn)
         await conn.commit()
-        return rows
+        return result
 
-    async def _deliver(self, conn: AsyncConnection, rows: Sequence[RowMapping]) -> int:
-        delivered = 0
+    async def _due(self, conn: AsyncConnection | None) -> Sequence[RowMapping]:
+        async def read(c: AsyncConnection) -> Sequence[RowMapping]:
+            return (await c.execute(_DUE, {"now": utcnow(), "limit": self.batch_size})).mappings().all()
+
+        return await self._transaction(conn, read)
+
+    async def _deliver(self, conn: AsyncConnection | None, rows: Sequence[RowMapping]) -> int:
+        """Publish the rows, run by run (consecutive rows of one topic), and mark what the broker
+        acknowledged in one statement at the end of the round. A run goes out in up to `lanes`
+        concurrent publishes, each subject in one lane, so order per subject holds. At the first run
+        that fails, its failed rows are recorded and the rest waits for the next round."""
+        sent: list[int] = []
+        failed: list[tuple[Sequence[RowMapping], TransportError]] = []
         for run in _runs(rows):
-            try:
-                await self.transport.publish(run[0]["topic"], [message_from_row(r) for r in run])
-            except TransportError as exc:
-                await self._failed(conn, run, exc)
-                return delivered  # the broker is likely down: the rest waits for the next round
-            await conn.execute(
-                update(bus_outbox).where(bus_outbox.c.id.in_([r["id"] for r in run])).values(sent_at=utcnow())
+            lanes = _lanes(run, self.lanes)
+            results = await asyncio.gather(
+                *(self.transport.publish(run[0]["topic"], [message_from_row(r) for r in lane]) for lane in lanes),
+                return_exceptions=True,
             )
-            await conn.commit()
-            delivered += len(run)
-        return delivered
+            for lane, result in zip(lanes, results, strict=True):
+                if result is None:
+                    sent.extend(r["id"] for r in lane)
+                elif isinstance(result, TransportError):
+                    failed.append((lane, result))
+                else:
+                    raise result
+            if failed:
+                break  # the broker is likely down: the rest waits for the next round
+        if sent or failed:
+
+            async def mark(c: AsyncConnection) -> None:
+                if sent:
+                    await c.execute(_MARK_SENT, {"ids": sent, "now": utcnow()})
+                for lane, exc in failed:
+                    await self._failed(c, lane, exc)
+
+            await self._transaction(conn, mark)
+        return len(sent)
 
     async def _failed(self, conn: AsyncConnection, run: Sequence[RowMapping], exc: TransportError) -> None:
         now = utcnow()
@@ -272,7 +325,6 @@ class OutboxRelay:
                     last_error=str(exc)[:2000],
                 )
             )
-        await conn.commit()
 
     async def _maybe_purge(self) -> None:
         if self.keep_sent is None:
@@ -293,6 +345,19 @@ class OutboxRelay:
         """Rows not yet delivered (a health metric: it grows while the broker is down)."""
         async with self.engine.connect() as conn:
             return int(await conn.scalar(select(func.count()).where(bus_outbox.c.sent_at.is_(None))) or 0)
+
+
+def _lanes(run: Sequence[RowMapping], count: int) -> list[list[RowMapping]]:
+    """A run cut into at most `count` lanes, in order within each; all rows of a subject in one lane
+    (rows without a subject are spread evenly: they have no order to keep)."""
+    if count <= 1 or len(run) <= 10:
+        return [list(run)]
+    lanes: list[list[RowMapping]] = [[] for _ in range(count)]
+    for position, row in enumerate(run):
+        subject = row["subject"]
+        lane = position if subject is None else zlib.crc32(subject.encode())
+        lanes[lane % count].append(row)
+    return [lane for lane in lanes if lane]
 
 
 def _runs(rows: Sequence[RowMapping]) -> list[list[RowMapping]]:

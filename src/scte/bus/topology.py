@@ -13,7 +13,9 @@
 
 `Transport.provision(topology)` makes a broker match it. Names are logical: a transport adds its
 prefix and, for FIFO topics and queues, the `.fifo` suffix. Every queue gets a dead-letter queue
-(`<name>-dlq`, FIFO when the queue is) that receives what was received `max_receive_count` times.
+(`<name>-dlq`, FIFO when the queue is) that receives what failed `max_receive_count` times (the
+consumer sends it there with its failure; the broker's own redrive policy, a few receives later, is
+the safety net).
 Subscriptions deliver raw (the event body and the message attributes as published), filtered on
 `ce-type` by their `event_types` and on anything else by their `filter_policy`.
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 from scte.bus.contracts import validate_event_type
 
-__all__ = ["MAX_NAME_LENGTH", "QueueSpec", "Subscription", "TopicSpec", "Topology"]
+__all__ = ["MAX_NAME_LENGTH", "REDRIVE_MARGIN", "QueueSpec", "Subscription", "TopicSpec", "Topology"]
 
 EVENT_TYPE_ATTRIBUTE = "ce-type"
 MAX_NAME_LENGTH = 60
@@ -103,6 +105,11 @@ class Subscription:
         return None
 
 
+REDRIVE_MARGIN = 3
+"""Receives the broker allows beyond a queue's `max_receive_count` before its own redrive policy
+moves a message to the dead-letter queue (see `QueueSpec.broker_max_receive_count`)."""
+
+
 @dataclass(frozen=True)
 class QueueSpec:
     """A consuming service's queue (SQS), its subscriptions and its dead-letter queue."""
@@ -131,6 +138,15 @@ class QueueSpec:
     @property
     def dead_letter_queue(self) -> str:
         return f"{self.name}-dlq"
+
+    @property
+    def broker_max_receive_count(self) -> int:
+        """The `maxReceiveCount` of the broker's own `RedrivePolicy`: `max_receive_count` plus
+        `REDRIVE_MARGIN`, so that the consumer, which dead-letters at `max_receive_count` receives
+        with the failure recorded, always comes first. Receives that never reached a handler (a
+        message released at shutdown, or held by a consumer that was killed) count at the broker too;
+        the broker's policy is only the safety net for consumers that die on a message every time."""
+        return min(1000, self.max_receive_count + REDRIVE_MARGIN)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from scte.bus.contracts import Event, EventRegistry
 from scte.bus.envelope import Envelope, encode
 from scte.bus.storage import bus_inbox, bus_schedule
 from scte.bus.testing import BusHarness
-from scte.bus.topology import QueueSpec, Subscription, TopicSpec, Topology
+from scte.bus.topology import REDRIVE_MARGIN, QueueSpec, Subscription, TopicSpec, Topology
 
 contracts = EventRegistry()
 
@@ -253,3 +253,29 @@ async def test_concurrent_handlers_of_one_batch_share_sqlite_without_locking_err
     outcomes = await bus.run_until_idle()
     assert outcomes.count(Outcome.PROCESSED) == 40
     assert sorted((await effect_counts(bus)).values()) == [1] * 40
+
+
+async def test_the_consumer_dead_letters_with_its_record_before_the_broker_does(bus: BusHarness) -> None:
+    """Receives that never reached a handler (released at shutdown, held by a killed consumer) count at
+    the broker; its redrive policy allows `REDRIVE_MARGIN` more, so the consumer's dead letter, with
+    the failure recorded, comes first."""
+    spec = TOPOLOGY.queue("certification")
+    assert spec.broker_max_receive_count == spec.max_receive_count + REDRIVE_MARGIN
+
+    async def broken(event: ExamPassed) -> None:
+        raise ValueError("broken " + event.exam)
+
+    consumer = bus.consumer("certification", {ExamPassed: broken}, retry=RetryPolicy(base_seconds=1, jitter=0))
+    await bus.publish(ExamPassed(member_id="m1", exam="X-1"), topic="learning")
+    assert await bus.relay.run_once() == 1  # relayed, not handled yet
+    # Received without reaching a handler, as many times as the consumer would allow in all:
+    for _ in range(spec.max_receive_count):
+        (held,) = await bus.transport.receive("certification", wait_seconds=0)
+        await bus.transport.change_visibility("certification", held.receipt, 0)  # released (or left to time out)
+    assert held.receive_count == spec.max_receive_count
+    outcomes = await consumer.run_once()
+    assert outcomes == [Outcome.DEAD_LETTERED]  # receive count 4 >= 3: the consumer's own dead letter
+    (letter,) = await bus.dead_letters("certification")
+    assert letter.reason == "handler-error"
+    assert letter.error == "broken X-1"
+    assert letter.record["receive_count"] == spec.max_receive_count + 1

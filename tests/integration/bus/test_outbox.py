@@ -20,6 +20,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select,
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from scte.bus.contracts import Event, EventRegistry
+from scte.bus.database import sqlite_engine
 from scte.bus.envelope import decode
 from scte.bus.publisher import OutboxRelay, Publisher
 from scte.bus.storage import bus_outbox, include_in
@@ -92,11 +93,13 @@ async def _drop_schema(schema: str) -> None:
     await admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "sqlite-inline", "postgresql"])
 async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Service]:
     schema = None
-    if request.param == "sqlite":
+    if request.param == "sqlite":  # plain aiosqlite, as a service may configure it
         db = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'service.db'}")
+    elif request.param == "sqlite-inline":
+        db = sqlite_engine(tmp_path / "service.db")
     else:
         db, schema = await _postgres_engine()
     async with db.begin() as conn:

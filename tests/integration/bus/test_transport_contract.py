@@ -23,7 +23,7 @@ import pytest
 
 from scte.bus.contracts import Event, EventRegistry
 from scte.bus.envelope import decode, encode
-from scte.bus.topology import QueueSpec, Subscription, TopicSpec, Topology
+from scte.bus.topology import REDRIVE_MARGIN, QueueSpec, Subscription, TopicSpec, Topology
 from scte.bus.transport import IncomingMessage, OutgoingMessage, Transport, TransportError
 from scte.bus.transports.aws import AwsTransport
 from scte.bus.transports.inprocess import InProcessTransport
@@ -190,7 +190,7 @@ async def test_provision_is_idempotent_and_updates_changed_attributes(bus: Bus) 
     assert mail["VisibilityTimeout"] == "30"
     redrive = json.loads(mail["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"].endswith(f":{bus.prefix}mail-dlq")
-    assert int(redrive["maxReceiveCount"]) == 5
+    assert int(redrive["maxReceiveCount"]) == 5 + REDRIVE_MARGIN  # the consumer dead-letters first
     books = await bus.broker.queue_attributes(f"{bus.prefix}books.fifo")
     assert books["FifoQueue"] == "true"
     assert json.loads(books["RedrivePolicy"])["deadLetterTargetArn"].endswith(f":{bus.prefix}books-dlq.fifo")
@@ -204,7 +204,7 @@ async def test_provision_is_idempotent_and_updates_changed_attributes(bus: Bus) 
     await bus.transport.provision(changed)
     mail = await bus.broker.queue_attributes(f"{bus.prefix}mail")
     assert mail["VisibilityTimeout"] == "45"
-    assert int(json.loads(mail["RedrivePolicy"])["maxReceiveCount"]) == 3
+    assert int(json.loads(mail["RedrivePolicy"])["maxReceiveCount"]) == 3 + REDRIVE_MARGIN
     subs = await bus.broker.subscriptions(f"{bus.prefix}orders")
     assert len(subs) == 3  # updated in place, not subscribed again
     refunds = next(s for s in subs if s["Endpoint"].endswith(f":{bus.prefix}refunds"))
@@ -373,16 +373,19 @@ async def test_fifo_redelivery_of_the_same_event_is_deduplicated(bus: Bus) -> No
 # -- dead letters -------------------------------------------------------------------------------------------
 
 
-async def test_dead_letter_queue_after_max_receive_count(bus: Bus) -> None:
-    await bus.transport.provision(shop_topology(max_receive_count=2))
+async def test_dead_letter_queue_after_the_brokers_max_receive_count(bus: Bus) -> None:
+    topology = shop_topology(max_receive_count=2)
+    await bus.transport.provision(topology)
+    limit = topology.queue("mail").broker_max_receive_count
+    assert limit == 2 + REDRIVE_MARGIN
     _env, message = encode(placed("o-9"), source="shop")
     await bus.transport.send("mail", [message])
     counts = []
-    for _ in range(2):
+    for _ in range(limit):
         (m,) = await bus.transport.receive("mail", wait_seconds=5, visibility_timeout=0)
         counts.append(m.receive_count)
-    assert counts == [1, 2]
-    assert await bus.transport.receive("mail", wait_seconds=1) == []  # moved on the third receive
+    assert counts == list(range(1, limit + 1))
+    assert await bus.transport.receive("mail", wait_seconds=1) == []  # moved on the next receive
     dead = await drain(bus.transport, "mail-dlq", 1)
     assert [m.body for m in dead] == [message.body]
     assert dead[0].attributes == dict(message.attributes)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from scte.bus.asyncapi import asyncapi_document, load_topology
 from scte.bus.contracts import Event, EventRegistry
-from scte.bus.topology import QueueSpec, Subscription, TopicSpec, Topology
+from scte.bus.topology import REDRIVE_MARGIN, QueueSpec, Subscription, TopicSpec, Topology
 from scte.cli import app
 
 reg = EventRegistry()
@@ -162,7 +162,7 @@ def test_document_structure() -> None:
     assert list(doc["channels"]["queue.search"]["messages"]) == ["member.registered.v1"]
     assert list(doc["channels"]["topic.certification"]["messages"]) == ["certification.awarded.v1"]
     sqs = doc["channels"]["queue.search"]["bindings"]["sqs"]["queue"]
-    assert sqs["redrivePolicy"] == {"deadLetterQueue": {"name": "search-dlq"}, "maxReceiveCount": 3}
+    assert sqs["redrivePolicy"] == {"deadLetterQueue": {"name": "search-dlq"}, "maxReceiveCount": 3 + REDRIVE_MARGIN}
     assert doc["channels"]["topic.certification"]["bindings"]["sns"]["ordering"]["type"] == "FIFO"
 
 

@@ -179,7 +179,7 @@ async def provision(ops: BrokerOps, topology: Topology, prefix: str) -> tuple[di
         arn = await _create_queue(ops, main, queue.fifo)
         desired = _queue_attributes(queue)
         desired["RedrivePolicy"] = json.dumps(
-            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receive_count}
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.broker_max_receive_count}
         )
         if queue.subscriptions:
             desired["Policy"] = queue_policy(arn, [topic_arns[s.topic] for s in queue.subscriptions])
