@@ -127,35 +127,58 @@ class Platform:
         raise AssertionError(f"{name} did not become healthy")
 
 
+def up_ports() -> dict[str, int]:
+    """A free port for every part `scte up` starts (gateway, broker, smtp, each service)."""
+    names = ["gateway", "broker", "smtp", *SERVICES]
+    return dict(zip(names, _free_ports(len(names)), strict=True))
+
+
+def launch_up(
+    data_dir: Path, ports: dict[str, int], log_path: Path, *, new_session: bool = False
+) -> subprocess.Popen[bytes]:
+    """`scte up --data <data_dir> --test-clock` on `ports` (via SCTE_*_PORT), its output to `log_path`.
+
+    `new_session`: in its own process group, so that a test can send it SIGINT as a terminal's Ctrl-C does.
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)}
+    env.update({f"SCTE_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "scte.cli", "up", "--data", str(data_dir), "--test-clock"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
+        )
+
+
+def wait_until_up(
+    process: subprocess.Popen[bytes], data_dir: Path, log_path: Path, url: str, timeout: float = STARTUP_TIMEOUT
+) -> None:
+    """Until `scte up` has seeded (or found the `.seeded` marker), printed its table, and the gateway answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"scte up exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
+        ready = (data_dir / ".seeded").exists() and "Ctrl-C stops everything" in log_path.read_text()
+        if ready:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"scte up not ready in {timeout} s:\n{log_path.read_text()[-4000:]}")
+        time.sleep(0.3)
+    with urllib.request.urlopen(url + "/health", timeout=10) as response:
+        assert response.status == 200
+
+
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     data_dir = tmp_path_factory.mktemp("scte-up") / "data"
-    names = ["gateway", "broker", "smtp", *SERVICES]
-    ports = dict(zip(names, _free_ports(len(names)), strict=True))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)}
-    env.update({f"SCTE_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    ports = up_ports()
     log_path = data_dir.parent / "scte-up.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scte.cli", "up", "--data", str(data_dir), "--test-clock"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process = launch_up(data_dir, ports, log_path)
     url = f"http://127.0.0.1:{ports['gateway']}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT
     try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"scte up exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
-            ready = (data_dir / ".seeded").exists() and "Ctrl-C stops everything" in log_path.read_text()
-            if ready:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"scte up not ready in {STARTUP_TIMEOUT} s:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.3)
-        with urllib.request.urlopen(url + "/health", timeout=10) as response:
-            assert response.status == 200
+        wait_until_up(process, data_dir, log_path, url)
         platform = Platform(url, data_dir, process)
         yield platform
         for extra in platform.extra.values():
@@ -169,4 +192,3 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        log.close()

@@ -55,6 +55,7 @@ class Dispatcher:
         self.lease = lease
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
 
     async def run_once(self) -> int:
         """Attempt every notice due now; how many were attempted."""
@@ -63,8 +64,26 @@ class Dispatcher:
             claimed = await self._claim()
             if not claimed:
                 return total
-            await asyncio.gather(*(self._attempt(row) for row in claimed))
+            await self._attempt_all(claimed)
             total += len(claimed)
+            if self._stopping.is_set():
+                return total
+
+    async def _attempt_all(self, rows: list[Any]) -> None:
+        """Attempt `rows` together; when cancelled, return only once every attempt has ended.
+
+        (A cancelled `gather` returns at its first cancelled child, which would leave the other
+        attempts running behind, holding connections of an engine about to be disposed.)
+        """
+        tasks = [asyncio.ensure_future(self._attempt(row)) for row in rows]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            pending = [task for task in tasks if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
 
     async def _claim(self) -> list[Any]:
         now = self.clock.now()
@@ -211,19 +230,26 @@ class Dispatcher:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="notifications-dispatcher")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """Finish the round in hand (up to `grace_seconds`, then cancel it) and stop."""
         if self._task is not None:
+            self._stopping.set()
+            self._wake.set()
+            await asyncio.wait({self._task}, timeout=grace_seconds)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            self._stopping.clear()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.run_once()
             except Exception:
                 log.exception("dispatcher: a round failed; trying again")
+            if self._stopping.is_set():
+                return
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval_seconds)
