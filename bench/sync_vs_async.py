@@ -3,7 +3,7 @@
     python bench/sync_vs_async.py [--quick] [--levels 1,4,16,64] [--sides async,sync,sync_fanout]
 
 Prints one JSON document on stdout (machine and load average, then one entry per side), progress on
-stderr. See docs/bench-sync-vs-async.md for the method.
+stderr. See docs/benchmarks.md for the method and the figures.
 
 Sides:
 - async: the real platform, `scte up --no-seed` on a temporary data directory and free ports. The
