@@ -182,24 +182,9 @@ async def _upsert_certification(
 
 
 async def on_certification_awarded(
-    event: CertificationAwarded, session: AsyncSession, publish: Publish, clock: Clock
+    event: CertificationAwarded | CertificationRenewed, session: AsyncSession, publish: Publish, clock: Clock
 ) -> None:
-    now = clock.now()
-    await _upsert_certification(
-        session,
-        event.certification_id,
-        event.member_id,
-        event.program,
-        now,
-        state="active",
-        expires_on=event.expires_on,
-    )
-    await refresh_standing(session, event.member_id, now, publish)
-
-
-async def on_certification_renewed(
-    event: CertificationRenewed, session: AsyncSession, publish: Publish, clock: Clock
-) -> None:
+    """An award or a renewal: the certification is active until its (new) expiry."""
     now = clock.now()
     await _upsert_certification(
         session,
@@ -299,7 +284,7 @@ async def sweep_memberships(session: AsyncSession, now: datetime, publish: Publi
 HANDLERS: dict[str | type[Event], Callable[..., Awaitable[None]]] = {
     OrderPaid: on_order_paid,
     CertificationAwarded: on_certification_awarded,
-    CertificationRenewed: on_certification_renewed,
+    CertificationRenewed: on_certification_awarded,
     CertificationExpired: on_certification_expired,
     CertificationLapsed: on_certification_lapsed,
     CertificationEmeritusGranted: on_emeritus_granted,
