@@ -59,15 +59,16 @@ def moto_tests() -> Path:
     return root
 
 
-def read_deselected() -> list[tuple[str, str]]:
+def read_deselected(path: Path = DESELECTED) -> list[tuple[str, str]]:
+    """(node id, reason) pairs of a deselection file; every line needs its reason."""
     out = []
-    for line in DESELECTED.read_text().splitlines():
+    for line in path.read_text().splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         node, _, reason = line.partition(" # ")
         if not reason.strip():
-            raise SystemExit(f"{DESELECTED.name}: no reason given for {node}")
+            raise SystemExit(f"{path.name}: no reason given for {node}")
         out.append((node.strip(), reason.strip()))
     return out
 
@@ -98,17 +99,20 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -
     raise SystemExit("the server did not become healthy")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run(suite: str, deselections: Path, label: str, description: str) -> int:
+    """Run moto's `tests/<suite>` against a fresh `scte queue serve --test-mode`; the pytest exit code."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args()
 
     root = moto_tests()
-    deselected = read_deselected()
+    if not (root / "tests" / suite).is_dir():
+        raise SystemExit(f"the moto {MOTO_VERSION} sdist has no tests/{suite}")
+    deselected = read_deselected(deselections)
     port = free_port(args.port)
     endpoint = f"http://localhost:{port}"
-    data = Path(tempfile.mkdtemp(prefix="scte-moto-"))
+    data = Path(tempfile.mkdtemp(prefix=f"scte-moto-{suite}-"))
     log = open(data / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     env.pop("AWS_ENDPOINT_URL", None)
@@ -128,24 +132,24 @@ def main() -> int:
             "AWS_DEFAULT_REGION": "us-east-1",
             "MOTO_CALL_RESET_API": "true",
         }
-        cmd = [sys.executable, "-m", "pytest", "tests/test_sqs", "-p", "no:cacheprovider", "-q", "-rfE"]
+        cmd = [sys.executable, "-m", "pytest", f"tests/{suite}", "-p", "no:cacheprovider", "-q", "-rfE"]
         cmd += ["-o", "addopts=", "--timeout=120", "-W", "ignore::DeprecationWarning"]
         for node, _reason in deselected:
             # A whole file is ignored (not even imported: some import what is not installed).
             cmd += ["--ignore" if node.endswith(".py") else "--deselect", node]
         cmd += args.pytest_args
-        print(f"moto {MOTO_VERSION} tests/test_sqs against scte queue serve on {endpoint}", flush=True)
+        print(f"moto {MOTO_VERSION} tests/{suite} against scte queue serve on {endpoint}", flush=True)
         result = subprocess.run(cmd, cwd=root, env=test_env, stdout=subprocess.PIPE, text=True)
         sys.stdout.write(result.stdout)
         summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
         counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|deselected|error|errors|skipped)", summary)}
         ignored = sum(1 for n, _ in deselected if n.endswith(".py"))
         print(
-            f"moto {MOTO_VERSION} tests/test_sqs: {counts.get('deselected', 0)} deselected, {ignored} files ignored "
-            f"(reasons in {DESELECTED.name}), {counts.get('error', 0) + counts.get('errors', 0)} errors"
+            f"moto {MOTO_VERSION} tests/{suite}: {counts.get('deselected', 0)} deselected, {ignored} files ignored "
+            f"(reasons in {deselections.name}), {counts.get('error', 0) + counts.get('errors', 0)} errors"
         )
         print(
-            f"conformance: {counts.get('passed', 0)} passed, {counts.get('failed', 0)} failed, "
+            f"{label}: {counts.get('passed', 0)} passed, {counts.get('failed', 0)} failed, "
             f"{counts.get('skipped', 0)} skipped"
         )
         return result.returncode
@@ -159,6 +163,10 @@ def main() -> int:
         if server.returncode not in (0, -15):
             print((data / "server.log").read_text()[-5000:], file=sys.stderr)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def main() -> int:
+    return run("test_sqs", DESELECTED, "conformance", __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":
