@@ -20,11 +20,14 @@ import concurrent.futures
 import importlib
 import sys
 import tempfile
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, Table, event
+from sqlalchemy import text as sql_text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
@@ -32,13 +35,16 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "create_engine",
+    "dialect_insert",
     "init_migrations",
     "migrations_dir",
     "revision",
     "run_alembic_env",
     "run_migrations",
+    "serialize",
     "sessionmaker",
     "upgrade",
+    "upsert",
 ]
 
 
@@ -75,6 +81,32 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions whose objects stay readable after commit (responses are built after it)."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def dialect_insert(session: AsyncSession) -> Any:
+    """The INSERT construct of the session's database, the one with ON CONFLICT (PostgreSQL or SQLite)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+async def upsert(
+    session: AsyncSession, table: Table, values: Mapping[str, Any], keys: Iterable[str], *, update: bool = True
+) -> None:
+    """Insert a row, or update (or leave, with update=False) the row with the same keys."""
+    statement = dialect_insert(session)(table).values(**values)
+    key_list = list(keys)
+    changes = {k: v for k, v in values.items() if k not in key_list}
+    if update and changes:
+        await session.execute(statement.on_conflict_do_update(index_elements=key_list, set_=changes))
+    else:
+        await session.execute(statement.on_conflict_do_nothing(index_elements=key_list))
+
+
+async def serialize(session: AsyncSession, key: str) -> None:
+    """Hold a transaction-scoped lock on `key` (PostgreSQL): handlers of one aggregate running at
+    once on different messages would each miss the other's uncommitted change and store a stale
+    result. SQLite transactions are serialized already (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(sql_text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
 
 # -- migrations ----------------------------------------------------------------------------------------

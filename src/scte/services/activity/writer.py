@@ -14,10 +14,10 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import and_, delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scte.kit.clock import Clock
+from scte.kit.db import dialect_insert
 
 from .db import entries
 from .domain import (
@@ -123,8 +123,9 @@ class ActivityWriter:
                 }
                 for e in kept
             ]
-            insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-            await session.execute(insert(entries).on_conflict_do_nothing(index_elements=["activity_id"]), rows)
+            await session.execute(
+                dialect_insert(session)(entries).on_conflict_do_nothing(index_elements=["activity_id"]), rows
+            )
         self.batches += 1
         self.written += len(rows)
         return len(rows)

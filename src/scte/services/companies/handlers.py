@@ -20,9 +20,10 @@ from scte.contracts.certification import (
 from scte.contracts.commerce import OrderPaid, PoCharged
 from scte.contracts.members import MemberProfileUpdated, MemberRegistered, MemberStatusChanged
 from scte.kit.clock import Clock
+from scte.kit.db import upsert
 
 from .db import cert_views, member_views, spend_entries
-from .store import Emit, companies_of_member, recompute, upsert
+from .store import Emit, companies_of_member, recompute
 
 __all__ = ["HANDLERS", "TOPIC"]
 

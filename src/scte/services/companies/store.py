@@ -3,38 +3,23 @@ as company.rollup_changed only when a figure changed)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
-from typing import Any
 
-from sqlalchemy import Table, and_, or_, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scte.bus.contracts import Event
 from scte.contracts.companies import CompanyRollupChanged
+from scte.kit.db import serialize, upsert
 
 from .db import cert_views, companies, employments, rollups, spend_entries
 from .domain import CertificationView, Employment, Rollup, SpendEntry, compute_rollup
 
-__all__ = ["Emit", "companies_of_member", "compute", "recompute", "serialize", "upsert"]
+__all__ = ["Emit", "companies_of_member", "compute", "recompute"]
 
 Emit = Callable[[Event], Awaitable[object]]
 """Adds an event to the outbox of the current transaction (topic `companies`)."""
-
-
-async def upsert(
-    session: AsyncSession, table: Table, values: Mapping[str, Any], keys: Iterable[str], *, update: bool = True
-) -> None:
-    """Insert a row, or update (or leave, with update=False) the row with the same keys."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table).values(**values)
-    changes = {k: v for k, v in values.items() if k not in set(keys)}
-    if update and changes:
-        await session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changes))
-    else:
-        await session.execute(statement.on_conflict_do_nothing(index_elements=list(keys)))
 
 
 async def companies_of_member(session: AsyncSession, member_id: str, on: date) -> list[str]:
@@ -122,11 +107,3 @@ async def recompute(session: AsyncSession, company_id: str, now: datetime, emit:
         )
     )
     return rollup
-
-
-async def serialize(session: AsyncSession, key: str) -> None:
-    """Hold a transaction-scoped lock on `key` (PostgreSQL): handlers of one aggregate running at
-    once on different messages would each miss the other's uncommitted change and store a stale
-    result. SQLite transactions are serialized already (BEGIN IMMEDIATE)."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})

@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from scte.kit.app import Context, DbSession
 from scte.kit.auth import CurrentPrincipal, ensure_self_or_staff
+from scte.kit.db import upsert
 
 from .db import deliveries, preferences
 from .domain import Category, Channel
-from .store import upsert
 
 __all__ = ["router"]
 

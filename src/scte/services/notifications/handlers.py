@@ -15,10 +15,10 @@ from scte.bus.envelope import Envelope
 from scte.contracts import certification, commerce, learning, members, reports
 from scte.contracts.companies import CompanyEmploymentChanged, CompanyRolesChanged
 from scte.kit.clock import Clock
+from scte.kit.db import upsert
 
 from .db import company_admins, deliveries, employments, preferences, recipients
 from .domain import ROUTES, Audience, Category, Channel, Preferences, Route, channels_for, routes_for
-from .store import upsert
 
 __all__ = ["HANDLERS", "NAMESPACE", "notification_id", "notify"]
 

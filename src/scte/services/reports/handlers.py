@@ -3,10 +3,7 @@ event counts once however often it is delivered)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scte.bus.consumer import Handler
@@ -15,6 +12,7 @@ from scte.contracts.certification import CertificationAwarded
 from scte.contracts.commerce import OrderPaid
 from scte.contracts.learning import CourseCompleted
 from scte.contracts.members import MemberRegistered, MemberStatusChanged
+from scte.kit.db import dialect_insert
 
 from .db import award_counts, completion_counts, member_statuses, revenue
 from .domain import month_key
@@ -22,13 +20,9 @@ from .domain import month_key
 __all__ = ["HANDLERS"]
 
 
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 async def _add(session: AsyncSession, table: Table, keys: dict[str, str], column: str, amount: int) -> None:
     """counter[keys] += amount, creating the row when missing."""
-    statement = _insert(session)(table).values(**keys, **{column: amount})
+    statement = dialect_insert(session)(table).values(**keys, **{column: amount})
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=list(keys), set_={column: getattr(table.c, column) + statement.excluded[column]}
@@ -37,12 +31,12 @@ async def _add(session: AsyncSession, table: Table, keys: dict[str, str], column
 
 
 async def on_member_registered(event: MemberRegistered, session: AsyncSession) -> None:
-    statement = _insert(session)(member_statuses).values(member_id=event.member_id, status="prospect")
+    statement = dialect_insert(session)(member_statuses).values(member_id=event.member_id, status="prospect")
     await session.execute(statement.on_conflict_do_nothing(index_elements=["member_id"]))
 
 
 async def on_member_status_changed(event: MemberStatusChanged, session: AsyncSession) -> None:
-    statement = _insert(session)(member_statuses).values(member_id=event.member_id, status=event.status)
+    statement = dialect_insert(session)(member_statuses).values(member_id=event.member_id, status=event.status)
     await session.execute(statement.on_conflict_do_update(index_elements=["member_id"], set_={"status": event.status}))
 
 

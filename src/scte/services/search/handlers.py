@@ -22,11 +22,11 @@ from scte.contracts.learning import CoursePublished
 from scte.contracts.media import MediaProcessed
 from scte.contracts.members import MemberProfileUpdated, MemberRegistered
 from scte.kit.clock import Clock
+from scte.kit.db import serialize, upsert
 
 from . import index
 from .db import member_certifications, members
 from .domain import DocKind, course_document, doc_id, media_document, member_document
-from .store import serialize, upsert_row
 
 __all__ = ["HANDLERS", "designations", "reindex_member"]
 
@@ -54,7 +54,7 @@ async def reindex_member(session: AsyncSession, member_id: str, clock: Clock) ->
 
 async def on_member_registered(event: MemberRegistered, session: AsyncSession, clock: Clock) -> None:
     await serialize(session, f"member:{event.member_id}")
-    await upsert_row(
+    await upsert(
         session,
         members,
         {"member_id": event.member_id, "display_name": event.display_name, "listed": False},
@@ -72,7 +72,7 @@ async def on_member_profile_updated(event: MemberProfileUpdated, session: AsyncS
         "country": event.country,
         "listed": event.listed_in_directory,
     }
-    await upsert_row(session, members, values, ["member_id"])
+    await upsert(session, members, values, ["member_id"])
     await reindex_member(session, event.member_id, clock)
 
 
@@ -87,7 +87,7 @@ async def _certification(
         "held": held,
         "emeritus": emeritus,
     }
-    await upsert_row(session, member_certifications, values, ["certification_id"])
+    await upsert(session, member_certifications, values, ["certification_id"])
     await reindex_member(session, event.member_id, clock)
 
 

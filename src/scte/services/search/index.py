@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import column, delete, select, table, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from scte.kit.db import dialect_insert
 
 from .db import documents
 from .domain import Query, SearchDocument, to_fts5
@@ -53,8 +54,7 @@ async def upsert(session: AsyncSession, doc: SearchDocument, entity_id: str, now
         "extra": json.dumps({"facets": facets, **extra}, sort_keys=True),
         "updated_at": now,
     }
-    insert = postgresql.insert if _postgres(session) else sqlite.insert
-    statement = insert(documents).values(**values)
+    statement = dialect_insert(session)(documents).values(**values)
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=["doc_id"], set_={k: v for k, v in values.items() if k != "doc_id"}
