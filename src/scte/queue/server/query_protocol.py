@@ -39,7 +39,7 @@ def parse_form(*parts: bytes) -> dict[str, str]:
     return out
 
 
-def _tree(form: Mapping[str, str]) -> Tree:
+def tree(form: Mapping[str, str]) -> Tree:
     """`a.1.b=x` -> {"a": {"1": {"b": "x"}}}; keys never hold user text (names travel as values)."""
     root: Tree = {}
     for key, value in form.items():
@@ -66,7 +66,7 @@ def _numbered(node: object) -> list[Any]:
 
 
 def params_from_form(schema: Mapping[str, Field], form: Mapping[str, str]) -> dict[str, Any]:
-    return _struct(schema, _tree(form))
+    return _struct(schema, tree(form))
 
 
 def _struct(schema: Mapping[str, Field], tree: Tree) -> dict[str, Any]:
@@ -83,21 +83,21 @@ def _struct(schema: Mapping[str, Field], tree: Tree) -> dict[str, Any]:
     return out
 
 
-def _text(node: object) -> str | None:
+def text(node: object) -> str | None:
     return node if isinstance(node, str) else None
 
 
 def _member(spec: Field, node: Any) -> Any:
     kind = spec.kind
     if kind in ("str", "int"):
-        return _text(node)  # integers stay text: the engine validates "12" and "abc" alike
+        return text(node)  # integers stay text: the engine validates "12" and "abc" alike
     if kind == "strlist":
         return [v for v in _numbered(node) if isinstance(v, str)]
     if kind == "strmap":
         out: dict[str, str] = {}
         for pair in _numbered(node):
             if isinstance(pair, dict) and isinstance(pair.get(spec.key_name), str):
-                out[pair[spec.key_name]] = _text(pair.get(spec.value_name)) or ""
+                out[pair[spec.key_name]] = text(pair.get(spec.value_name)) or ""
         return out
     if kind == "attrmap":
         attrs: dict[str, Any] = {}
@@ -173,7 +173,7 @@ _WITH_RESULT = frozenset(
 )
 
 
-def _scalar(value: object) -> str:
+def xml_scalar(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, bytes | bytearray | memoryview):
@@ -196,14 +196,14 @@ def _members(data: Mapping[str, Any], out: list[str], action: str) -> None:
                     if isinstance(v, dict):
                         _members(v, out, action)
                     else:
-                        out.append(_scalar(v))
+                        out.append(xml_scalar(v))
                     out.append(f"</{value_name}></{pair}>")
             else:
                 out.append(f"<{key}>")
                 _members(value, out, action)
                 out.append(f"</{key}>")
         else:
-            out.append(f"<{key}>{_scalar(value)}</{key}>")
+            out.append(f"<{key}>{xml_scalar(value)}</{key}>")
 
 
 def _items(element: str, values: Iterable[Any], out: list[str], action: str) -> None:
@@ -212,7 +212,7 @@ def _items(element: str, values: Iterable[Any], out: list[str], action: str) -> 
         if isinstance(value, dict):
             _members(value, out, action)
         else:
-            out.append(_scalar(value))
+            out.append(xml_scalar(value))
         out.append(f"</{element}>")
 
 

@@ -26,6 +26,11 @@ from typing import Any
 from scte.queue.errors import SqsError
 from scte.queue.filter_policy import invalid
 from scte.queue.server.errors import XML_CONTENT_TYPE, Headers, Response
+from scte.queue.server.query_protocol import Tree, xml_scalar
+
+# The form helpers the SNS actions use, shared with the SQS query protocol (re-exported).
+from scte.queue.server.query_protocol import text as text
+from scte.queue.server.query_protocol import tree as tree
 from scte.queue.server.xml import escape
 
 VERSION = "2010-03-31"
@@ -93,24 +98,6 @@ def is_sns_request(scope: Mapping[str, Any], form: Mapping[str, str]) -> bool:
 
 # -- requests ----------------------------------------------------------------------------------------------
 
-Tree = dict[str, Any]
-
-
-def tree(form: Mapping[str, str]) -> Tree:
-    """`a.member.1.b=x` -> {"a": {"member": {"1": {"b": "x"}}}} (keys hold member names, never user text)."""
-    root: Tree = {}
-    for key, value in form.items():
-        node = root
-        *path, last = key.split(".")
-        for segment in path:
-            child = node.get(segment)
-            if not isinstance(child, dict):
-                child = node[segment] = {}
-            node = child
-        if not isinstance(node.get(last), dict):
-            node[last] = value
-    return root
-
 
 def _numbered(node: object, wrapper: str) -> list[Any]:
     """The items of a non-flattened list or map (`X.member.N` / `X.entry.N`), in index order."""
@@ -121,10 +108,6 @@ def _numbered(node: object, wrapper: str) -> list[Any]:
         return []
     numbered = [(int(k), v) for k, v in items.items() if k.isascii() and k.isdigit()]
     return [v for _i, v in sorted(numbered, key=lambda kv: kv[0])]
-
-
-def text(node: object) -> str | None:
-    return node if isinstance(node, str) else None
 
 
 def str_list(node: object) -> list[str] | None:
@@ -199,14 +182,6 @@ def structures(node: object) -> list[Tree] | None:
 _MAPS = frozenset({"Attributes"})
 
 
-def _scalar(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    return escape(str(value))
-
-
 def _members(data: Mapping[str, Any], out: list[str]) -> None:
     for key, value in data.items():
         if value is None:
@@ -219,12 +194,12 @@ def _members(data: Mapping[str, Any], out: list[str]) -> None:
             out.append(f"<{key}>")
             if key in _MAPS:
                 for k, v in value.items():
-                    out.append(f"<entry><key>{escape(str(k))}</key><value>{_scalar(v)}</value></entry>")
+                    out.append(f"<entry><key>{escape(str(k))}</key><value>{xml_scalar(v)}</value></entry>")
             else:
                 _members(value, out)
             out.append(f"</{key}>")
         else:
-            out.append(f"<{key}>{_scalar(value)}</{key}>")
+            out.append(f"<{key}>{xml_scalar(value)}</{key}>")
 
 
 def _items(values: Iterable[Any], out: list[str]) -> None:
@@ -233,7 +208,7 @@ def _items(values: Iterable[Any], out: list[str]) -> None:
         if isinstance(value, dict):
             _members(value, out)
         else:
-            out.append(_scalar(value))
+            out.append(xml_scalar(value))
         out.append("</member>")
 
 
