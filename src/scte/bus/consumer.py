@@ -769,6 +769,10 @@ class Consumer:
                 for lease in leases:
                     self._leases[lease.message.receipt] = lease
                 self._spawn(self._many(leases))
+            if leases:
+                # Let the handlers start before the next receive is prepared (with aiobotocore that
+                # is a millisecond of CPU before its first await): latency first, polling second.
+                await asyncio.sleep(0)
 
     def _dispatch(self, lease: _Lease) -> None:
         self._leases[lease.message.receipt] = lease

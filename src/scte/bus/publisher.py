@@ -25,7 +25,7 @@ from typing import TypeVar
 from sqlalchemy import bindparam, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from scte.bus.contracts import Event
 from scte.bus.envelope import Envelope, encode
@@ -136,6 +136,7 @@ class OutboxRelay:
         max_backoff: float = 60.0,
         keep_sent: timedelta | None = timedelta(days=1),
         lanes: int = 4,
+        mark_delay: float = 0.002,
     ) -> None:
         if isinstance(engine_or_sessionmaker, AsyncEngine):
             self.engine = engine_or_sessionmaker
@@ -151,6 +152,7 @@ class OutboxRelay:
         self.max_backoff = max_backoff
         self.keep_sent = keep_sent
         self.lanes = lanes
+        self.mark_delay = mark_delay
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -164,21 +166,15 @@ class OutboxRelay:
         self._wake.set()
 
     def notify_on_commit(self, session: AsyncSession) -> None:
-        """Call `notify()` when this session's transaction commits."""
-        sync = session.sync_session
-        if sync.info.get(_NOTIFY_KEY):
-            return
-        sync.info[_NOTIFY_KEY] = True
+        """Call `notify()` when this session's transaction commits.
 
-        def committed(s: Session) -> None:
-            s.info.pop(_NOTIFY_KEY, None)
-            self.notify()
-
-        def rolled_back(s: Session) -> None:
-            s.info.pop(_NOTIFY_KEY, None)
-
-        event.listen(sync, "after_commit", committed, once=True)
-        event.listen(sync, "after_soft_rollback", rolled_back, once=True)
+        The relays to notify ride in `session.info`, read by two listeners registered once on the
+        `Session` class: listening per session (`event.listen(session, ...)`) builds listener
+        collections on every call and cost more than the outbox insert itself."""
+        _listen_for_commits()
+        relays = session.sync_session.info.setdefault(_NOTIFY_KEY, [])
+        if self not in relays:
+            relays.append(self)
 
     # -- life cycle -------------------------------------------------------------------------------------
 
@@ -208,23 +204,60 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         failures = 0
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                delivered = await self.run_once()
-                failures = 0
-                await self._maybe_purge()
-            except Exception:  # the database itself is unreachable: keep trying, slower
-                failures += 1
-                log.exception("outbox relay: delivery round failed (%d in a row)", failures)
-                delivered = 0
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._backoff(failures))
-                continue
-            if delivered >= self.batch_size:
-                continue  # more is waiting
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        unmarked: list[int] = []  # SQLite: published, marked sent with the next round's read
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                try:
+                    if self._postgres:
+                        delivered = await self.run_once()
+                    else:
+                        delivered = await self._round(unmarked)
+                    failures = 0
+                    await self._maybe_purge()
+                except Exception:  # the database itself is unreachable: keep trying, slower
+                    failures += 1
+                    log.exception("outbox relay: delivery round failed (%d in a row)", failures)
+                    await self._sleep(self._backoff(failures))
+                    continue
+                if delivered >= self.batch_size:
+                    continue  # more is waiting
+                # Marks owed: written with the next round's read, which comes at the next commit or
+                # shortly (`mark_delay`): off the path from the broker to the consumer, and one
+                # transaction instead of two.
+                await self._sleep(self.mark_delay if unmarked else self.poll_interval)
+        finally:
+            if unmarked:
+                with contextlib.suppress(Exception):  # else published again later: at least once
+                    await self._mark(unmarked)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Until `notify()` or `seconds` (`asyncio.timeout`: no task per wait, unlike `wait_for`)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
+    async def _round(self, unmarked: list[int]) -> int:
+        """One round of the background relay on SQLite: mark what the last round published and read
+        what is due, in one transaction; publish it. What was published is left in `unmarked` for
+        the next round (a crash before that publishes it again: at least once, and in order, since
+        those rows stay ahead of any later row of their subject). Failures are recorded at once."""
+        async with self.engine.begin() as conn:
+            if unmarked:
+                await conn.execute(_MARK_SENT, {"ids": unmarked, "now": utcnow()})
+            rows = (await conn.execute(_DUE, {"now": utcnow(), "limit": self.batch_size})).mappings().all()
+        unmarked.clear()
+        sent, failed = await self._publish(rows)
+        if failed:
+            await self._record(None, sent, failed)
+        else:
+            unmarked.extend(sent)
+        return len(sent)
+
+    async def _mark(self, ids: list[int]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(_MARK_SENT, {"ids": ids, "now": utcnow()})
+        ids.clear()
 
     def _backoff(self, attempts: int) -> float:
         delay = min(self.max_backoff, self.min_backoff * 2 ** max(0, attempts - 1))
@@ -279,37 +312,62 @@ class OutboxRelay:
         return await self._transaction(conn, read)
 
     async def _deliver(self, conn: AsyncConnection | None, rows: Sequence[RowMapping]) -> int:
-        """Publish the rows, run by run (consecutive rows of one topic), and mark what the broker
-        acknowledged in one statement at the end of the round. A run goes out in up to `lanes`
-        concurrent publishes, each subject in one lane, so order per subject holds. At the first run
-        that fails, its failed rows are recorded and the rest waits for the next round."""
+        """Publish the rows and mark what the broker acknowledged in one statement."""
+        sent, failed = await self._publish(rows)
+        await self._record(conn, sent, failed)
+        return len(sent)
+
+    async def _publish(
+        self, rows: Sequence[RowMapping]
+    ) -> tuple[list[int], list[tuple[Sequence[RowMapping], TransportError]]]:
+        """Publish the rows, run by run (consecutive rows of one topic): the ids the broker
+        acknowledged and the lanes that failed. A run goes out in up to `lanes` concurrent
+        publishes, each subject in one lane, so order per subject holds. At the first run that
+        fails, the rest waits for the next round."""
         sent: list[int] = []
         failed: list[tuple[Sequence[RowMapping], TransportError]] = []
         for run in _runs(rows):
             lanes = _lanes(run, self.lanes)
-            results = await asyncio.gather(
-                *(self.transport.publish(run[0]["topic"], [message_from_row(r) for r in lane]) for lane in lanes),
-                return_exceptions=True,
-            )
-            for lane, result in zip(lanes, results, strict=True):
-                if result is None:
-                    sent.extend(r["id"] for r in lane)
-                elif isinstance(result, TransportError):
-                    failed.append((lane, result))
+            if len(lanes) == 1:  # no gather: a task per publish costs loop turns on the way to the broker
+                try:
+                    await self.transport.publish(run[0]["topic"], [message_from_row(r) for r in run])
+                except TransportError as exc:
+                    failed.append((run, exc))
                 else:
-                    raise result
+                    sent.extend(r["id"] for r in run)
+            else:
+                results = await asyncio.gather(
+                    *(self.transport.publish(run[0]["topic"], [message_from_row(r) for r in lane]) for lane in lanes),
+                    return_exceptions=True,
+                )
+                for lane, result in zip(lanes, results, strict=True):
+                    if result is None:
+                        sent.extend(r["id"] for r in lane)
+                    elif isinstance(result, TransportError):
+                        failed.append((lane, result))
+                    else:
+                        raise result
             if failed:
                 break  # the broker is likely down: the rest waits for the next round
-        if sent or failed:
+        return sent, failed
 
-            async def mark(c: AsyncConnection) -> None:
-                if sent:
-                    await c.execute(_MARK_SENT, {"ids": sent, "now": utcnow()})
-                for lane, exc in failed:
-                    await self._failed(c, lane, exc)
+    async def _record(
+        self,
+        conn: AsyncConnection | None,
+        sent: list[int],
+        failed: list[tuple[Sequence[RowMapping], TransportError]],
+    ) -> None:
+        """Mark the sent rows and the failed ones' next attempt, in one transaction."""
+        if not sent and not failed:
+            return
 
-            await self._transaction(conn, mark)
-        return len(sent)
+        async def mark(c: AsyncConnection) -> None:
+            if sent:
+                await c.execute(_MARK_SENT, {"ids": sent, "now": utcnow()})
+            for lane, exc in failed:
+                await self._failed(c, lane, exc)
+
+        await self._transaction(conn, mark)
 
     async def _failed(self, conn: AsyncConnection, run: Sequence[RowMapping], exc: TransportError) -> None:
         now = utcnow()
@@ -345,6 +403,27 @@ class OutboxRelay:
         """Rows not yet delivered (a health metric: it grows while the broker is down)."""
         async with self.engine.connect() as conn:
             return int(await conn.scalar(select(func.count()).where(bus_outbox.c.sent_at.is_(None))) or 0)
+
+
+_listening = False
+
+
+def _listen_for_commits() -> None:
+    global _listening
+    if not _listening:
+        _listening = True
+        event.listen(Session, "after_commit", _committed)
+        event.listen(Session, "after_soft_rollback", _rolled_back)
+
+
+def _committed(session: Session) -> None:
+    for relay in session.info.pop(_NOTIFY_KEY, ()):
+        relay.notify()
+
+
+def _rolled_back(session: Session, previous: SessionTransaction) -> None:
+    if previous.parent is None:  # the whole transaction; a savepoint's rollback leaves the rest to commit
+        session.info.pop(_NOTIFY_KEY, None)
 
 
 def _lanes(run: Sequence[RowMapping], count: int) -> list[list[RowMapping]]:
