@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import logging
+import os
 import shutil
 import time
 import urllib.parse
@@ -70,6 +72,55 @@ _JSON = b"application/json"
 
 def _json_response(status: int, data: object) -> Response:
     return status, [(b"content-type", _JSON)], json.dumps(data).encode()
+
+
+def is_plain(scope: Scope) -> bool:
+    """`GET /metrics` or `/health`: answered without a body, a request id, a log line or a signature."""
+    path: str = scope["path"]
+    return path == "/health" or (path == "/metrics" and scope["method"] == "GET")
+
+
+# Request ids are UUID-shaped like AWS's: a random prefix per process and a counter, unique without
+# drawing 16 random bytes per request (uuid4 was a visible cost on the request path).
+_REQUEST_ID_PREFIX = str(uuid.uuid4())[:24]
+_request_counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+def _next_request_id() -> str:
+    return f"{_REQUEST_ID_PREFIX}{next(_request_counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+_RECEIVE_TARGET = json_protocol.TARGET_PREFIX.encode() + b"ReceiveMessage"
+
+
+class RequestHead:
+    """A request's headers as the server reads them, and the request id its answer carries."""
+
+    __slots__ = ("authorization", "content_length", "content_type", "request_id", "target")
+
+    def __init__(
+        self,
+        target: bytes | None,
+        authorization: bytes | None,
+        content_type: bytes | None,
+        content_length: bytes | None,
+        request_id: str,
+    ) -> None:
+        self.target = target
+        self.authorization = authorization
+        self.content_type = content_type
+        self.content_length = content_length
+        self.request_id = request_id
+
+    def error(self, exc: SqsError) -> Response:
+        """An error in the request's protocol: JSON when it names an `X-Amz-Target`, else XML."""
+        return json_error(exc, self.request_id) if self.target else xml_error(exc, self.request_id)
+
+    def is_receive(self, scope: Scope, body: bytes) -> bool:
+        """A ReceiveMessage (maybe a long poll): cancelled when its client goes away."""
+        if self.target:
+            return self.target == _RECEIVE_TARGET
+        return b"Action=ReceiveMessage" in body or b"Action=ReceiveMessage" in scope["query_string"]
 
 
 class SqsApp:
@@ -171,23 +222,34 @@ class SqsApp:
             headers.append((b"content-length", str(len(body)).encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
-            action = scope.get("scte.action")
-            if action is not None:
-                self.metrics.count_request(action if status < 400 or action in ACTIONS else "other", status)
-                if access_log.isEnabledFor(logging.INFO):
-                    _log_request(scope, status, headers, body, started)
+            self.account(scope, status, headers, body, started)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive) -> Response:
-        path: str = scope["path"]
-        method: str = scope["method"]
-        if path == "/health":
+        """A request through ASGI: the body read from `receive`, a receive cancelled on disconnect."""
+        if is_plain(scope):
+            return await self.plain(scope)
+        head = self.head(scope)
+        try:
+            body = await _read_body(receive, head.content_length)
+        except SqsError as exc:
+            return head.error(exc)
+        handling = self.respond(scope, head, body)
+        if head.is_receive(scope, body):
+            return await _unless_disconnected(handling, receive)
+        return await handling
+
+    async def plain(self, scope: Scope) -> Response:
+        """`/health` and `/metrics` (see `is_plain`)."""
+        if scope["path"] == "/health":
             if self.engine is None or self.closing:
                 return _json_response(503, {"status": "unavailable"})
             return _json_response(200, {"status": "ok"})
-        if path == "/metrics" and method == "GET":
-            return await self._metrics()
+        return await self._metrics()
+
+    def head(self, scope: Scope) -> RequestHead:
+        """What the request's headers say, read once; a new request id; the action as far as the headers tell."""
         target = authorization = content_type = content_length = None
         for name, value in scope["headers"]:
             if name == b"x-amz-target":
@@ -198,11 +260,16 @@ class SqsApp:
                 content_type = value
             elif name == b"content-length":
                 content_length = value
-        request_id = str(uuid.uuid4())
         scope["scte.action"] = target.decode("latin-1").removeprefix(json_protocol.TARGET_PREFIX) if target else ""
-        error = json_error if target else xml_error
+        return RequestHead(target, authorization, content_type, content_length, _next_request_id())
+
+    async def respond(self, scope: Scope, head: RequestHead, body: bytes) -> Response:
+        """The response to a request whose body has been read (within `MAX_BODY_BYTES`)."""
+        path: str = scope["path"]
+        method: str = scope["method"]
+        target, authorization, content_type = head.target, head.authorization, head.content_type
+        request_id = head.request_id
         try:
-            body = await _read_body(receive, content_length)
             if path.startswith("/moto-api/") and self.config.test_mode and method == "POST":
                 if path == "/moto-api/reset":
                     await self.reset()
@@ -223,23 +290,25 @@ class SqsApp:
             if target:
                 if content_type is not None and not content_type.startswith(_JSON_CONTENT_TYPES):
                     raise unsupported_media_type(content_type.decode("latin-1"))
-                handling = self._json_request(scope, target.decode("latin-1"), body, request_id)
-                if target == _RECEIVE_TARGET:
-                    return await _unless_disconnected(handling, receive)
-                return await handling
+                return await self._json_request(scope, target.decode("latin-1"), body, request_id)
             if content_type is not None and body and not content_type.startswith(_FORM_CONTENT_TYPE):
                 body = b""  # not a form: the query protocol reads the URL's parameters only
-            handling = self._query_request(scope, body, request_id)
-            if b"Action=ReceiveMessage" in body or b"Action=ReceiveMessage" in scope["query_string"]:
-                return await _unless_disconnected(handling, receive)
-            return await handling
+            return await self._query_request(scope, body, request_id)
         except SqsError as exc:
-            return error(exc, request_id)
+            return head.error(exc)
         except StoreClosed:
-            return error(service_unavailable(), request_id)
+            return head.error(service_unavailable())
         except Exception:
             log.exception("internal error")
-            return error(internal_error(), request_id)
+            return head.error(internal_error())
+
+    def account(self, scope: Scope, status: int, headers: Headers, body: bytes, started: float) -> None:
+        """After a response: the request counted for `/metrics` and its line in the request log."""
+        action = scope.get("scte.action")
+        if action is not None:
+            self.metrics.count_request(action if status < 400 or action in ACTIONS else "other", status)
+            if access_log.isEnabledFor(logging.INFO):
+                _log_request(scope, status, headers, body, started)
 
     def _region(self, authorization: bytes | None, query_string: bytes) -> str:
         """The region of the request's SigV4 credential scope; the default region when there is none."""
@@ -380,9 +449,6 @@ def _capability_url(method: str, authorization: bytes | None, query_string: byte
 def _remove_database(db: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-
-
-_RECEIVE_TARGET = json_protocol.TARGET_PREFIX.encode() + b"ReceiveMessage"
 
 
 async def _unless_disconnected(handling: Awaitable[Response], receive: Receive) -> Response:

@@ -4,27 +4,26 @@ Shutdown (SIGINT/SIGTERM) is graceful: the listening socket closes first, then t
 pending long polls answer at once (empty) instead of holding shutdown for up to 20 s, requests being
 served finish, and everything acknowledged is committed before the process exits.
 
-Responses leave in one write: uvicorn writes a response's head and body separately, and the transport
-wrapper below joins the writes of one loop iteration into one `send` (one TCP segment for a small response,
-half the syscalls). uvloop also sets TCP_NODELAY on every connection, so nothing waits for a delayed ACK.
+Requests are served by `http.SqsHttpProtocol` (httptools parsing, the app called directly, each response in
+one write) rather than uvicorn's ASGI request cycle; uvicorn runs the sockets, signals, lifespan and shutdown.
+uvloop sets TCP_NODELAY on every connection, so nothing waits for a delayed ACK.
 Request log lines are buffered and written together every 0.2 s instead of one write per request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from scte.queue.server.app import SqsApp
 from scte.queue.server.config import ServerConfig
+from scte.queue.server.http import SqsHttpProtocol
 
 log = logging.getLogger("scte.queue.server")
 
@@ -41,46 +40,6 @@ class DrainingServer(uvicorn.Server):
             server.close()  # accept nothing new while draining
         await self.sqs_app.drain()
         await super().shutdown(sockets)
-
-
-class CoalescingTransport:
-    """A transport whose writes within one loop iteration go to the socket as one write."""
-
-    __slots__ = ("_loop", "_pending", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] | None = None
-
-    def write(self, data: bytes) -> None:
-        if self._pending is None:
-            self._pending = [data]
-            self._loop.call_soon(self._flush)
-        else:
-            self._pending.append(data)
-
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending and not self._transport.is_closing():
-            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol writing each response in one write."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
 
 
 class BufferedLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -156,7 +115,7 @@ def build_server(config: ServerConfig, *, log_level: str = "info", access_log: b
         timeout_graceful_shutdown=30,
         timeout_keep_alive=75,  # SDK connection pools keep connections longer than uvicorn's default 5 s
         server_header=False,
-        http=CoalescingHttpToolsProtocol,
+        http=SqsHttpProtocol,  # our HTTP/1.1 protocol calling the app directly (see http.py)
     )
     return DrainingServer(uv_config, app)
 
