@@ -327,23 +327,24 @@ class Engine:
 
     def _prepare(self, entry: Mapping[str, Any]) -> SendEntry:
         """Validate what can be validated without the queue, on the caller's side of the store."""
-        body = entry.get("MessageBody")
+        get = entry.get
+        body = get("MessageBody")
         if body is None:
             raise missing_parameter("MessageBody")
         if not isinstance(body, str):
             raise invalid_parameter("The parameter MessageBody must be a string.")
         validation.validate_message_body(body)
-        delay = entry.get("DelaySeconds")
+        delay = get("DelaySeconds")
         if delay is not None:
             delay = validation.validate_int_param("DelaySeconds", delay, 0, 900)
-        attributes = entry.get("MessageAttributes") or None
+        attributes = get("MessageAttributes") or None
         attrs_json = md5 = None
         if attributes:
             validation.validate_message_attributes(attributes)
             attrs_json = encode_message_attributes(attributes)
             md5 = md5_of_message_attributes(attributes)
         trace = None
-        system = entry.get("MessageSystemAttributes") or None
+        system = get("MessageSystemAttributes") or None
         if system:
             unknown = [k for k in system if k != "AWSTraceHeader"]
             if unknown:
@@ -355,13 +356,16 @@ class Engine:
             if value.get("DataType") != "String" or not value.get("StringValue"):
                 raise invalid_parameter("The AWSTraceHeader message system attribute must be a non-empty String.")
             trace = str(value["StringValue"])
-        group = entry.get("MessageGroupId")
+        group = get("MessageGroupId")
         if group is not None:
             validation.validate_group_id(group)
-        dedup = entry.get("MessageDeduplicationId")
+        dedup = get("MessageDeduplicationId")
         if dedup is not None:
             validation.validate_dedup_id(dedup)
-        size = validation.message_size(body, attributes or {})
+        if attributes:
+            size = validation.message_size(body, attributes)
+        else:
+            size = len(body) if body.isascii() else len(body.encode())
         return SendEntry(
             body=body,
             delay_seconds=delay,
@@ -372,8 +376,8 @@ class Engine:
             group_id=group,
             dedup_id=dedup,
             trace_header=trace,
-            sender_id=entry.get("SenderId") or self.config.sender_id,
-            entry_id=entry.get("Id"),
+            sender_id=get("SenderId") or self.config.sender_id,
+            entry_id=get("Id"),
         )
 
     async def send_message(
@@ -488,7 +492,8 @@ class Engine:
         deadline = clock.now() + wait
         while True:
             signal = self._signal(name)
-            pending = self._store.submit(lambda c: self._ops.receive(c, name, request))
+            # Not durable: a reservation lost in a crash only makes the messages visible again sooner.
+            pending = self._store.submit(lambda c: self._ops.receive(c, name, request), durable=False)
             try:
                 outcome = await asyncio.shield(pending)
             except asyncio.CancelledError:

@@ -7,6 +7,7 @@ The queue catalogue is cached in memory (a few rows per queue); messages are not
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import sqlite3
@@ -75,6 +76,34 @@ _INSERT_MESSAGE = (
     "group_id, dedup_id, sender_id, trace_header, receipt, first_receive) "
     f"VALUES (?,?,?,?,?,?,?,?,?,?,?,?, {UNRECEIVED}, ?4)"
 )
+# The optional columns of _INSERT_MESSAGE (positions 6 to 11 of its rows), NULL unless the send had them.
+_OPTIONAL_COLUMNS = ("attributes", "md5_attributes", "group_id", "dedup_id", "sender_id", "trace_header")
+
+
+@functools.cache
+def _insert_statement(present: tuple[bool, ...]) -> str:
+    """The INSERT naming only the optional columns that have values.
+
+    Binding None costs Python's sqlite3 module an adapter lookup that fails through two attribute
+    errors (about 3,000 machine instructions each, measured with callgrind); a plain message has six
+    NULL columns, so leaving them to the column default is a tenth of the cost of a send."""
+    columns = [c for c, p in zip(_OPTIONAL_COLUMNS, present, strict=True) if p]
+    names = ", ".join(["id, queue_id, visible_at, sent_at, message_id, body", *columns, "receipt, first_receive"])
+    marks = ",".join("?" * (6 + len(columns)))
+    return f"INSERT INTO messages ({names}) VALUES ({marks}, {UNRECEIVED}, ?4)"
+
+
+_INSERT_PLAIN = _insert_statement((False,) * len(_OPTIONAL_COLUMNS))
+
+
+def insert_messages(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert rows laid out as _INSERT_MESSAGE's parameters, without binding their NULLs."""
+    groups: dict[tuple[bool, ...], list[tuple[Any, ...]]] = {}
+    for row in rows:
+        present = tuple(v is not None for v in row[6:])
+        groups.setdefault(present, []).append(row[:6] + tuple(v for v in row[6:] if v is not None))
+    for present, group in groups.items():
+        conn.executemany(_insert_statement(present), group)
 
 
 @dataclass
@@ -464,6 +493,7 @@ class Operations:
         # Standard queues need no row id back: one executemany for the whole batch.
         results: list[dict[str, Any] | SqsError] = []
         rows: list[tuple[Any, ...]] = []
+        plain: list[tuple[Any, ...]] = []  # messages with none of the optional columns: the usual send
         row_id = self.allocate_ids(conn, len(entries)) - 1  # incremented before each use
         prefix = self._id_prefix
         default_sender = self.default_sender
@@ -474,6 +504,17 @@ class Operations:
             row_id += 1
             message_id = f"{prefix}{row_id:012x}"
             delay_ms = meta.delay_ms if e.delay_seconds is None else e.delay_seconds * 1000
+            sender = None if e.sender_id == default_sender else e.sender_id  # the usual sender costs no bytes
+            if (
+                e.attributes_json is None
+                and e.group_id is None
+                and e.dedup_id is None
+                and sender is None
+                and e.trace_header is None
+            ):
+                plain.append((row_id, meta.id, now + delay_ms, now, message_id, e.body))
+                results.append({"MessageId": message_id, "MD5OfMessageBody": md5(e.body.encode()).hexdigest()})
+                continue
             rows.append(
                 (
                     row_id,
@@ -486,16 +527,15 @@ class Operations:
                     e.md5_attributes,
                     e.group_id,
                     e.dedup_id,
-                    None if e.sender_id == default_sender else e.sender_id,  # the usual sender costs no bytes
+                    sender,
                     e.trace_header,
                 )
             )
-            if e.md5_attributes is None and e.trace_header is None:
-                results.append({"MessageId": message_id, "MD5OfMessageBody": md5(e.body.encode()).hexdigest()})
-            else:
-                results.append(self._send_result(e, message_id, None))
+            results.append(self._send_result(e, message_id, None))
+        if plain:
+            conn.executemany(_INSERT_PLAIN, plain)
         if rows:
-            conn.executemany(_INSERT_MESSAGE, rows)
+            insert_messages(conn, rows)
         return results
 
     @staticmethod
@@ -540,21 +580,23 @@ class Operations:
         visible_at = now + delay_ms
         row_id = self.allocate_ids(conn, 1)
         message_id = self._message_id(row_id)
-        conn.execute(
-            _INSERT_MESSAGE,
+        insert_messages(
+            conn,
             (
-                row_id,
-                meta.id,
-                visible_at,
-                now,
-                message_id,
-                e.body,
-                e.attributes_json,
-                e.md5_attributes,
-                e.group_id,
-                dedup_id,
-                None if e.sender_id == self.default_sender else e.sender_id,
-                e.trace_header,
+                (
+                    row_id,
+                    meta.id,
+                    visible_at,
+                    now,
+                    message_id,
+                    e.body,
+                    e.attributes_json,
+                    e.md5_attributes,
+                    e.group_id,
+                    dedup_id,
+                    None if e.sender_id == self.default_sender else e.sender_id,
+                    e.trace_header,
+                ),
             ),
         )
         if meta.fifo:

@@ -7,10 +7,12 @@ on every receive and delete.
 
 from __future__ import annotations
 
+import re
+
 from scte.queue.errors import SqsError
 
 _PREFIX = "scte1."
-_HEX = frozenset("0123456789abcdef")
+_HANDLE = re.compile(r"scte1\.([0-9a-f]{1,16})\.([0-9a-f]{1,16})\.([0-9a-f]{1,16})")
 
 
 def encode(queue_id: int, row_id: int, nonce: int) -> str:
@@ -24,15 +26,12 @@ def invalid(handle: str) -> SqsError:
 
 def decode(handle: str) -> tuple[int, int, int]:
     """Return (queue id, message row id, nonce); ReceiptHandleIsInvalid when it is not one of ours."""
-    if not isinstance(handle, str) or len(handle) > 60:
+    if not isinstance(handle, str):
         raise invalid(str(handle))
-    parts = handle.split(".")
-    if len(parts) != 4 or parts[0] != "scte1":
+    match = _HANDLE.fullmatch(handle)
+    if match is None:
         raise invalid(handle)
-    _, queue_part, row_part, nonce_part = parts
-    for part in (queue_part, row_part, nonce_part):
-        if not part or len(part) > 16 or not _HEX.issuperset(part):
-            raise invalid(handle)
+    queue_part, row_part, nonce_part = match.groups()
     nonce = int(nonce_part, 16)
     if nonce == 0:
         raise invalid(handle)

@@ -10,6 +10,15 @@ mostly Python, so a thread gains no parallelism under the GIL and pays a thread 
 wake-up per call; measured, that tripled the cost of a call. The work therefore runs on the event
 loop. Only the COMMIT of `durability="full"` (an fsync, milliseconds) goes to a worker thread, and the
 loop meanwhile gathers the next group.
+
+Not every piece needs its commit before it is answered. A receive only reserves messages: if the
+process dies before the reservation is on disk, the messages are simply visible again after a restart
+(as if the visibility timeout had ended early) and at-least-once delivery holds; nothing acknowledged
+is lost or revived. Such pieces are submitted with `durable=False`: their group is answered at once
+and its transaction stays open, to be committed with the next durable group (a send, a delete) or by
+a timer a few milliseconds later. A consumer's receive and delete thus share one commit, which is
+most of the cost of a cycle. A later group runs inside a savepoint of the open transaction, so a
+failing piece never undoes the reservations already answered.
 """
 
 from __future__ import annotations
@@ -24,6 +33,9 @@ from typing import Any, Literal, TypeVar
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 Durability = Literal["normal", "full"]
+
+#: How long the reservations of receives may wait for a durable group to commit with (seconds).
+DEFERRED_COMMIT_DELAY = 0.005
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +65,8 @@ class Store:
         self._on_failure = on_failure
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[Work, asyncio.Future[Any]]] = []
+        self._pending_durable = False  # some pending piece must be committed before it is answered
+        self._deferred: asyncio.TimerHandle | None = None  # commits an answered, uncommitted group
         self._scheduled = False
         self._committing = False
         self._closed = False
@@ -83,13 +97,19 @@ class Store:
         if self.durability == "full":
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scte-store-commit")
 
-    def submit(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Queue `work` for this turn's transaction; the future resolves after its commit."""
+    def submit(self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> asyncio.Future[T]:
+        """Queue `work` for this turn's transaction; the future resolves after its commit, or, with
+        `durable=False`, as soon as it has run (its changes are committed with a later group)."""
         if self._closed or self._conn is None:
             raise StoreClosed("the queue store is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
+        if not durable and not self._committing:
+            self._run_now(work, fut)
+            return fut
         self._pending.append((work, fut))
+        if durable:
+            self._pending_durable = True
         if not self._scheduled and not self._committing:
             self._scheduled = True
             loop.call_soon(self._flush)
@@ -105,7 +125,15 @@ class Store:
         while self._pending or self._scheduled or self._committing:  # noqa: ASYNC110 - one group at most
             await asyncio.sleep(0.001)
         self._closed = True
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
         if self._conn is not None:
+            if self._conn.in_transaction:  # reservations answered but not yet committed
+                try:
+                    self._conn.execute("COMMIT")
+                except sqlite3.Error:
+                    log.exception("queue store could not commit at close")
             self._conn.close()
             self._conn = None
         if self._executor is not None:
@@ -116,13 +144,22 @@ class Store:
     def _flush(self) -> None:
         self._scheduled = False
         batch, self._pending = self._pending, []
-        if not batch:
-            return
+        durable, self._pending_durable = self._pending_durable, False
         conn = self._conn
         assert conn is not None
+        if not batch and not (durable and conn.in_transaction):
+            return
         results = self._execute(conn, batch)
         if results is None:
             return
+        if not durable and conn.in_transaction:
+            self._answer(batch, results)  # committed with the next durable group, or by the timer
+            if self._deferred is None:
+                self._deferred = asyncio.get_running_loop().call_later(DEFERRED_COMMIT_DELAY, self._commit_deferred)
+            return
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
         if self._executor is None:
             self._finish(conn, batch, results, None)
             return
@@ -134,24 +171,76 @@ class Store:
         commit = loop.run_in_executor(self._executor, conn.execute, "COMMIT")
         commit.add_done_callback(lambda f: self._finish(conn, batch, results, f.exception()))
 
+    def _run_now(self, work: Work, fut: asyncio.Future[Any]) -> None:
+        """Run a non-durable piece at once, in the open transaction (or a new one), and answer it.
+
+        It costs the caller no loop turn: a consumer's receive and the delete that follows it reach
+        the same group, and so the same commit, as the producers' sends of that turn.
+        """
+        conn = self._conn
+        assert conn is not None
+        nested = conn.in_transaction
+        try:
+            conn.execute("SAVEPOINT one" if nested else "BEGIN IMMEDIATE")
+        except Exception as exc:  # the database itself failed
+            fut.set_exception(exc)
+            return
+        try:
+            value = work(conn)
+        except Exception as exc:
+            try:
+                if nested:
+                    conn.execute("ROLLBACK TO one")
+                    conn.execute("RELEASE one")
+                else:
+                    conn.execute("ROLLBACK")
+                if self._on_failure is not None:
+                    self._on_failure(conn)
+            except Exception as failure:
+                self._fail(conn, [], failure)
+            fut.set_exception(exc)
+            return
+        if nested:
+            conn.execute("RELEASE one")
+        self.operations += 1
+        fut.set_result(value)
+        if self._deferred is None and not self._pending_durable:
+            self._deferred = asyncio.get_running_loop().call_later(DEFERRED_COMMIT_DELAY, self._commit_deferred)
+
+    def _commit_deferred(self) -> None:
+        """The timer: commit answered reservations when no durable group came to carry them."""
+        self._deferred = None
+        self._pending_durable = True
+        if not self._scheduled and not self._committing and not self._closed:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
     def _execute(
         self, conn: sqlite3.Connection, batch: list[tuple[Work, asyncio.Future[Any]]]
     ) -> list[tuple[bool, Any]] | None:
         """Run a group. Fast path without savepoints; if any piece fails, roll back and run the
-        group again with a savepoint around each piece, so the failure changes nothing."""
+        group again with a savepoint around each piece, so the failure changes nothing. When an
+        answered group's transaction is still open, the group runs in a savepoint of it instead."""
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            nested = conn.in_transaction
+            conn.execute("SAVEPOINT grp" if nested else "BEGIN IMMEDIATE")
             results: list[tuple[bool, Any]] = []
             for work, _fut in batch:
                 try:
                     results.append((True, work(conn)))
                 except Exception as exc:
-                    conn.execute("ROLLBACK")
+                    if nested:
+                        conn.execute("ROLLBACK TO grp")
+                        conn.execute("RELEASE grp")
+                    else:
+                        conn.execute("ROLLBACK")
                     if self._on_failure is not None:
                         self._on_failure(conn)  # in-memory state may hold the failed group's changes
                     if len(batch) == 1:
                         return [(False, exc)]
                     return self._execute_isolated(conn, batch)
+            if nested:
+                conn.execute("RELEASE grp")
             return results
         except Exception as exc:  # the database itself failed (disk full, I/O error)
             self._fail(conn, batch, exc)
@@ -161,7 +250,8 @@ class Store:
         self, conn: sqlite3.Connection, batch: list[tuple[Work, asyncio.Future[Any]]]
     ) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []
-        conn.execute("BEGIN IMMEDIATE")
+        if not conn.in_transaction:
+            conn.execute("BEGIN IMMEDIATE")
         for work, _fut in batch:
             conn.execute("SAVEPOINT work")
             try:
@@ -194,17 +284,20 @@ class Store:
             self._fail(conn, batch, commit_error)
         else:
             self.transactions += 1
-            self.operations += len(batch)
-            for (_work, fut), (ok, value) in zip(batch, results, strict=True):
-                if fut.cancelled():
-                    continue
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(value)
+            self._answer(batch, results)
         if self._pending and not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
+
+    def _answer(self, batch: list[tuple[Work, asyncio.Future[Any]]], results: list[tuple[bool, Any]]) -> None:
+        self.operations += len(batch)
+        for (_work, fut), (ok, value) in zip(batch, results, strict=True):
+            if fut.cancelled():
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
 
     def _fail(
         self, conn: sqlite3.Connection, batch: list[tuple[Work, asyncio.Future[Any]]], exc: BaseException

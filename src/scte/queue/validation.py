@@ -472,6 +472,8 @@ _INVALID_CHARS_MESSAGE: Final = (
 
 
 def _first_invalid_char(text: str) -> str | None:
+    if text.isascii() and text.isprintable():  # the usual body: two C scans instead of a regex search
+        return None
     match = _INVALID_BODY_CHAR.search(text)
     if match is None:
         return None
@@ -614,7 +616,7 @@ def message_size(body: str, attrs: Mapping[str, Mapping[str, object]]) -> int:
 
     Call after `validate_message_attributes`; a value of any other kind counts as empty.
     """
-    size = len(body.encode("utf-8"))
+    size = len(body) if body.isascii() else len(body.encode("utf-8"))
     for name, attr in attrs.items():
         size += len(name.encode("utf-8"))
         data_type = attr.get("DataType")
@@ -646,22 +648,28 @@ def validate_batch_entries(entries: Sequence[Mapping[str, object]], *, action: s
             "TooManyEntriesInBatchRequest",
             f"Maximum number of entries per request are {MAX_BATCH_ENTRIES}. You have sent {len(entries)}.",
         )
+    seen: set[object] = set()
     for index, entry in enumerate(entries, start=1):
         entry_id = entry.get("Id")
         if entry_id is None:
             raise missing_parameter(f"{entry_type}.{index}.Id")
-        if not isinstance(entry_id, str) or _BATCH_ID.fullmatch(entry_id) is None:
+        if not isinstance(entry_id, str) or not (
+            # isalnum alone would pass non-ASCII letters; the regex is the rule, this the fast path
+            (entry_id.isascii() and entry_id.isalnum() and len(entry_id) <= 80) or _BATCH_ID.fullmatch(entry_id)
+        ):
             raise SqsError(
                 "InvalidBatchEntryId",
                 "A batch entry id can only contain alphanumeric characters, hyphens and underscores. "
                 "It can be at most 80 letters long.",
             )
-    seen: set[object] = set()
-    for entry in entries:
-        entry_id = entry["Id"]
-        if entry_id in seen:
-            raise SqsError("BatchEntryIdsNotDistinct", f"Id {entry_id} repeated.")
         seen.add(entry_id)
+    if len(seen) != len(entries):  # report the first repeated Id
+        seen.clear()
+        for entry in entries:
+            entry_id = entry["Id"]
+            if entry_id in seen:
+                raise SqsError("BatchEntryIdsNotDistinct", f"Id {entry_id} repeated.")
+            seen.add(entry_id)
 
 
 _FIFO_ID: Final = re.compile(r"[!-~]{1,128}")

@@ -645,18 +645,26 @@ async def test_message_ids_stay_unique_across_restart(tmp_path: Path, clock: Man
     assert not set(before) & set(after)
 
 
-async def test_a_cancelled_receive_hands_back_what_it_reserved(engine: Engine, clock: ManualClock) -> None:
-    # A caller cancelled while its receive is being committed (a long-poll client disconnecting, a
-    # consumer stopping) must not leave the messages hidden for the visibility timeout.
-    await engine.create_queue("q", {"VisibilityTimeout": "300"})
-    await engine.send_message("q", "m")
-    task = asyncio.create_task(engine.receive_message("q", max_number=10))
-    await asyncio.sleep(0)  # the receive is submitted to the store and awaits its commit
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    for _ in range(5):  # let the commit and the release run
-        await asyncio.sleep(0)
-    (message,) = await engine.receive_message("q", attribute_names=["ApproximateReceiveCount"])
-    assert message["Body"] == "m"  # visible again at once, not after 300 s
-    assert message["Attributes"]["ApproximateReceiveCount"] == "2"  # it was taken once, then released
+async def test_a_cancelled_receive_hands_back_what_it_reserved(tmp_path: Path, clock: ManualClock) -> None:
+    # A caller cancelled while its receive waits for the store (a long-poll client disconnecting, a
+    # consumer stopping) must not leave the messages hidden for the visibility timeout. A receive
+    # waits for the store only while a full-durability commit runs on the commit thread.
+    config = EngineConfig(path=tmp_path / "full.db", clock=clock, durability="full")
+    async with Engine(config) as engine:
+        await engine.create_queue("q", {"VisibilityTimeout": "300"})
+        await engine.create_queue("other")
+        await engine.send_message("q", "m")
+        sending = asyncio.create_task(engine.send_message("other", "x"))
+        await asyncio.sleep(0)  # the send's group is committing (an fsync on the commit thread)
+        task = asyncio.create_task(engine.receive_message("q", max_number=10))
+        await asyncio.sleep(0)  # the receive is queued behind that commit
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await sending
+        for _ in range(5):  # let the receive's group and the release run
+            await asyncio.sleep(0.01)
+        (message,) = await engine.receive_message("q", attribute_names=["ApproximateReceiveCount"])
+        assert message["Body"] == "m"  # visible again at once, not after 300 s
+        assert message["Attributes"]["ApproximateReceiveCount"] == "2"  # it was taken once, then released
