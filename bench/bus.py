@@ -96,8 +96,10 @@ def ms(value: float) -> float:
     return round(value * 1000, 3)
 
 
-def summary(events: int, seconds: float, saturated: list[float], unloaded: list[float]) -> dict[str, Any]:
-    return {
+def summary(
+    events: int, seconds: float, saturated: list[float], unloaded: list[float], cpu_seconds: float | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "events": events,
         "seconds": round(seconds, 3),
         "events_per_second": round(events / seconds, 1),
@@ -108,6 +110,11 @@ def summary(events: int, seconds: float, saturated: list[float], unloaded: list[
             "p99": ms(percentile(unloaded, 0.99)),
         },
     }
+    if cpu_seconds is not None:
+        # CPU of this process (publishers, relay, consumer, handler; the broker too when in-process)
+        # per event of the saturated run: steadier than events/s on a shared machine.
+        out["cpu_ms_per_event"] = round(cpu_seconds * 1000 / events, 3)
+    return out
 
 
 async def service_db(directory: Path) -> tuple[Any, async_sessionmaker[AsyncSession]]:
@@ -119,7 +126,14 @@ async def service_db(directory: Path) -> tuple[Any, async_sessionmaker[AsyncSess
 
 
 async def run_ours(
-    transport: Transport, directory: Path, *, events: int, publishers: int, latency_samples: int, concurrency: int
+    transport: Transport,
+    directory: Path,
+    *,
+    events: int,
+    publishers: int,
+    latency_samples: int,
+    concurrency: int,
+    broker_cpu: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     db, sessions = await service_db(directory)
     await transport.provision(TOPOLOGY)
@@ -157,6 +171,8 @@ async def run_ours(
     try:
         state.update(handled=0, target=events)
         started = time.perf_counter()
+        cpu_started = time.process_time()
+        broker_started = broker_cpu() if broker_cpu else 0.0
 
         async def producer(first: int) -> None:
             for seq in range(first, events, publishers):
@@ -165,6 +181,8 @@ async def run_ours(
         await asyncio.gather(*(producer(i) for i in range(publishers)))
         await asyncio.wait_for(done.wait(), 600)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        broker = broker_cpu() - broker_started if broker_cpu else None
         saturated = list(latencies)
         latencies.clear()
         for seq in range(latency_samples):
@@ -177,7 +195,9 @@ async def run_ours(
         await consumer.stop(grace_seconds=5)
         await relay.stop()
         await db.dispose()
-    result = summary(events, elapsed, saturated, unloaded)
+    result = summary(events, elapsed, saturated, unloaded, cpu)
+    if broker is not None:
+        result["broker_cpu_ms_per_event"] = round(broker * 1000 / events, 3)
     result["consumer"] = {
         "processed": consumer.stats.processed,
         "duplicates": consumer.stats.duplicates,
@@ -204,6 +224,8 @@ def free_port() -> int:
 
 
 async def bench_http(directory: Path, **options: Any) -> dict[str, Any]:
+    import psutil  # type: ignore[import-untyped]
+
     from scte.bus.transports.aws import AwsTransport
 
     port = free_port()
@@ -226,8 +248,14 @@ async def bench_http(directory: Path, **options: Any) -> dict[str, Any]:
                     raise
                 await asyncio.sleep(0.05)
         transport = AwsTransport(endpoint_url=endpoint)
+        process = psutil.Process(server.pid)
+
+        def server_cpu() -> float:
+            times = process.cpu_times()
+            return float(times.user + times.system)
+
         try:
-            return await run_ours(transport, directory, **options)
+            return await run_ours(transport, directory, broker_cpu=server_cpu, **options)
         finally:
             await transport.close()
     finally:
@@ -257,7 +285,7 @@ async def bench_faststream(directory: Path, **options: Any) -> dict[str, Any]:
         )
     finally:
         await db.dispose()
-    return summary(raw["events"], raw["seconds"], raw["saturated"], raw["unloaded"])
+    return summary(raw["events"], raw["seconds"], raw["saturated"], raw["unloaded"], raw["cpu_seconds"])
 
 
 _SEEN = select(bus_inbox.c.event_id).where(
