@@ -62,6 +62,17 @@ class BufferedLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if len(self._lines) >= self.max_lines:
             self._drain()
 
+    def add_line(self, line: str) -> bool:
+        """Take `line` as `emit` would take an INFO record whose message it is; False (nothing taken) when this
+        handler would treat such a record otherwise (its level, filters, or a formatter adding to the message)."""
+        if self.level > logging.INFO or self.filters or self.formatter is None or self.formatter._fmt != "%(message)s":
+            return False
+        with self.lock:  # type: ignore[union-attr]
+            self._lines.append(line)
+            if len(self._lines) >= self.max_lines:
+                self._drain()
+        return True
+
     def _drain(self) -> None:
         lines, self._lines = self._lines, []
         if lines:
