@@ -210,7 +210,7 @@ class RawConnection:
         self.writer.close()
 
 
-async def capacity(endpoint: str, connections: int, seconds: float) -> dict[str, Any]:
+async def capacity(endpoint: str, connections: int, seconds: float, messages: int = 0) -> dict[str, Any]:
     conns = [await RawConnection.open(endpoint) for _ in range(connections)]
     urls = []
     for i, conn in enumerate(conns):
@@ -226,7 +226,7 @@ async def capacity(endpoint: str, connections: int, seconds: float) -> dict[str,
             "SendMessageBatch", {"QueueUrl": url, "Entries": [{"Id": str(n), "MessageBody": BODY} for n in range(10)]}
         )
         receive = conn.request("ReceiveMessage", {"QueueUrl": url, "MaxNumberOfMessages": 10})
-        while time.perf_counter() < deadline:
+        while (sum(counts) < messages) if messages else (time.perf_counter() < deadline):
             await conn.call(send)
             got = (await conn.call(receive)).get("Messages", [])
             calls[i] += 2
@@ -243,27 +243,29 @@ async def capacity(endpoint: str, connections: int, seconds: float) -> dict[str,
         conn.close()
     return {
         "messages_per_s": round(sum(counts) / elapsed),
+        "messages": sum(counts),
         "calls_per_s": round(sum(calls) / elapsed),
         "seconds": round(elapsed, 2),
     }
 
 
-def capacity_process(endpoint: str, connections: int, seconds: float, out: Any) -> None:
+def capacity_process(endpoint: str, connections: int, seconds: float, messages: int, out: Any) -> None:
     import uvloop
 
-    out.put(uvloop.run(capacity(endpoint, connections, seconds)))
+    out.put(uvloop.run(capacity(endpoint, connections, seconds, messages)))
 
 
-def run_capacity(endpoint: str, server_pid: int, connections: int, seconds: float) -> dict[str, Any]:
+def run_capacity(endpoint: str, server_pid: int, connections: int, seconds: float, messages: int = 0) -> dict[str, Any]:
+    """(b); `messages` > 0: run until that many messages went through instead of for `seconds`."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     server = psutil.Process(server_pid)
-    proc = ctx.Process(target=capacity_process, args=(endpoint, connections, seconds, out))
+    proc = ctx.Process(target=capacity_process, args=(endpoint, connections, seconds, messages, out))
     proc.start()
     time.sleep(min(2.0, seconds / 4))  # let the client import and connect
     cpu_before = server.cpu_times()
     wall = time.perf_counter()
-    result: dict[str, Any] = out.get(timeout=seconds + 120)
+    result: dict[str, Any] = out.get(timeout=seconds + 120 + messages / 1000)
     wall = time.perf_counter() - wall
     cpu_after = server.cpu_times()
     proc.join(30)
@@ -271,7 +273,7 @@ def run_capacity(endpoint: str, server_pid: int, connections: int, seconds: floa
     result["connections"] = connections
     result["server_cpu_cores_busy"] = round(used / wall, 2)
     # Server CPU per message: what the server can do per core, even on a machine busy with other work.
-    result["server_cpu_us_per_message"] = round(used * 1e6 / max(1, result["messages_per_s"] * wall), 1)
+    result["server_cpu_us_per_message"] = round(used * 1e6 / max(1, result["messages"]), 1)
     return result
 
 
@@ -330,7 +332,18 @@ def main() -> None:
     parser.add_argument("--wakeups", type=int, help="long-poll wake-up rounds for (c) (default 300; quick 50)")
     parser.add_argument("--no-moto", action="store_true", help="skip moto_server (then no ratio)")
     parser.add_argument("--log-level", default="info", help="our server's --log-level (default info, as shipped)")
+    parser.add_argument(
+        "--capacity-only",
+        type=int,
+        metavar="MESSAGES",
+        help="only (b), until MESSAGES messages went through (e.g. 50000): the server's CPU per message",
+    )
     args = parser.parse_args()
+    if args.capacity_only:
+        with scte_server(args.log_level) as (endpoint, pid):
+            result = run_capacity(endpoint, pid, args.connections, 0, args.capacity_only)
+        print(json.dumps({"machine": machine_info(), "b_capacity_batched": result}, indent=2))
+        return
     clients = args.clients or (2 if args.quick else 4)
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     wakeups = args.wakeups or (50 if args.quick else 300)
