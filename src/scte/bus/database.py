@@ -26,7 +26,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, pool
+from sqlalchemy import event, exc, pool
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
@@ -122,6 +122,32 @@ class _InlineConnection(AsyncAdapt_aiosqlite_connection):
             self._handle_exception(error)
 
 
+def _direct(connection: Any, sql: str) -> bool:
+    """Run a statement without parameters or rows (BEGIN, SAVEPOINT, RELEASE, ROLLBACK TO) on the
+    `sqlite3` connection under `connection` (an engine `Connection`) when it is the inline driver's;
+    False when it is not, or when the database is locked by another process (the caller then takes
+    the ordinary path, which waits for the lock without blocking the loop).
+
+    SQLAlchemy runs these as compiled expressions through a full execution context; savepoints are
+    not even cached, so a SAVEPOINT and its RELEASE cost more than the statement they protect (a
+    third of the consumer's batch). Errors become SQLAlchemy's `DBAPIError`s, as on the ordinary path."""
+    adapter = connection.connection.dbapi_connection
+    if not isinstance(adapter, _InlineConnection):
+        return False
+    raw = adapter._connection._connection
+    if raw is None:
+        return False
+    try:
+        raw.execute(sql).close()
+    except sqlite3.OperationalError as error:
+        if sqlite_inline._busy(error):
+            return False
+        raise exc.DBAPIError.instance(sql, None, error, sqlite3.Error) from error
+    except sqlite3.Error as error:
+        raise exc.DBAPIError.instance(sql, None, error, sqlite3.Error) from error
+    return True
+
+
 class _InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
     def __init__(self) -> None:
         super().__init__(sqlite_inline, sqlite3)
@@ -150,6 +176,19 @@ class InlineSQLiteDialect(SQLiteDialect_aiosqlite):
     @classmethod
     def get_pool_class(cls, url: URL) -> type[pool.Pool]:
         return pool.AsyncAdaptedQueuePool if cls._is_url_file_db(url) else pool.StaticPool
+
+    # Savepoints straight on sqlite3 (see `_direct`); inside a transaction they never meet a lock.
+    def do_savepoint(self, connection: Any, name: str) -> None:
+        if not _direct(connection, f"SAVEPOINT {self.identifier_preparer.quote(name)}"):
+            super().do_savepoint(connection, name)  # type: ignore[no-untyped-call]
+
+    def do_release_savepoint(self, connection: Any, name: str) -> None:
+        if not _direct(connection, f"RELEASE SAVEPOINT {self.identifier_preparer.quote(name)}"):
+            super().do_release_savepoint(connection, name)  # type: ignore[no-untyped-call]
+
+    def do_rollback_to_savepoint(self, connection: Any, name: str) -> None:
+        if not _direct(connection, f"ROLLBACK TO SAVEPOINT {self.identifier_preparer.quote(name)}"):
+            super().do_rollback_to_savepoint(connection, name)  # type: ignore[no-untyped-call]
 
 
 registry.register("sqlite.scte", __name__, "InlineSQLiteDialect")
@@ -196,4 +235,7 @@ def configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool = False) -> None
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight on sqlite3 with the inline driver (an execution context costs more than BEGIN);
+        # when another process holds the lock, or on another driver, through SQLAlchemy, which waits.
+        if not _direct(connection, "BEGIN IMMEDIATE"):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
@@ -136,6 +136,34 @@ async def test_engine_transactions_savepoints_and_errors(tmp_path: Path) -> None
         with pytest.raises(OperationalError):
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT * FROM missing"))
+    finally:
+        await engine.dispose()
+
+
+async def test_begin_and_savepoints_go_straight_to_sqlite(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE, SAVEPOINT, RELEASE and ROLLBACK TO skip SQLAlchemy's execution context (they
+    cost more there than the statements they protect) and behave the same: nested savepoints roll
+    back alone, the outer transaction commits the rest."""
+    engine = sqlite_engine(tmp_path / "s.db")
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    seen: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2].split()[0]))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(md.create_all)
+        seen.clear()
+        async with sessions() as session, session.begin(), session.begin_nested():
+            await session.execute(insert(items).values(name="outer"))
+            with pytest.raises(IntegrityError):
+                async with session.begin_nested():
+                    await session.execute(insert(items).values(name="inner"))
+                    await session.execute(insert(items).values(name="outer"))
+            async with session.begin_nested():
+                await session.execute(insert(items).values(name="second"))
+        assert set(seen) == {"INSERT"}  # no BEGIN, SAVEPOINT, RELEASE or ROLLBACK through SQLAlchemy
+        async with engine.connect() as conn:
+            names = (await conn.execute(select(items.c.name).order_by(items.c.id))).scalars().all()
+        assert names == ["outer", "second"]
     finally:
         await engine.dispose()
 
