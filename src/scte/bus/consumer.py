@@ -75,9 +75,6 @@ _INSERT_INBOX = insert(bus_inbox)
 _SEEN = select(bus_inbox.c.event_id).where(
     bus_inbox.c.consumer == bindparam("consumer"), bus_inbox.c.event_id.in_(bindparam("ids", expanding=True))
 )
-_SEEN_ONE = select(bus_inbox.c.event_id).where(
-    bus_inbox.c.consumer == bindparam("consumer"), bus_inbox.c.event_id == bindparam("event_id")
-)
 
 BUILTIN_DEPENDENCIES = frozenset({"event", "envelope", "message", "session", "publish", "schedule"})
 
@@ -488,12 +485,10 @@ class Consumer:
             return False
         try:
             async with self.sessionmaker() as session, session.begin():
-                seen = await session.scalar(_SEEN_ONE, {"consumer": self.name, "event_id": envelope.id})
-                if seen is not None:
-                    return True
-                provided.update(self._session_dependencies(session, envelope))
-                await route.handler(**self._arguments(route, provided))
-                await session.flush()  # the handler's own errors surface here, not as a duplicate
+                # The inbox row first: its primary key is the check. One statement instead of a read
+                # and a write; a delivery already processed (or being processed by a concurrent
+                # transaction, which PostgreSQL makes this insert wait for) fails it, and the whole
+                # transaction rolls back before the handler runs.
                 try:
                     await session.execute(
                         _INSERT_INBOX,
@@ -501,8 +496,11 @@ class Consumer:
                     )
                 except IntegrityError as exc:
                     raise _Duplicate from exc
+                provided.update(self._session_dependencies(session, envelope))
+                await route.handler(**self._arguments(route, provided))
+                await session.flush()  # the handler's own errors surface here, inside the timeout
         except _Duplicate:
-            return True  # a concurrent delivery of the same event committed first; ours rolled back
+            return True  # processed before, or by a concurrent delivery that committed first
         return False
 
     def _session_dependencies(self, session: AsyncSession, envelope: Envelope) -> dict[str, Any]:

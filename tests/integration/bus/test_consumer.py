@@ -122,6 +122,31 @@ async def test_a_redelivered_event_is_acknowledged_without_running_the_handler_a
     assert list((await effect_counts(bus)).values()) == [1]
 
 
+async def test_one_message_at_a_time_the_inbox_row_is_the_check(bus: BusHarness) -> None:
+    """`handle()` (one message) writes the inbox row first and lets its primary key find duplicates:
+    a failing handler rolls the row back with its effects, so the retry runs the handler again; after
+    a success the same event is a duplicate and the handler is not called."""
+    calls: list[str] = []
+
+    async def on_passed(event: ExamPassed, session: AsyncSession, envelope: Envelope) -> None:
+        calls.append(envelope.id)
+        await count_effect(session, envelope)
+        if len(calls) == 1:
+            raise RuntimeError("the first attempt fails after writing its effect")
+
+    consumer = bus.consumer("certification", {ExamPassed: on_passed})
+    envelope, message = encode(ExamPassed(member_id="m1", exam="x"), source="test")
+    await bus.transport.send("certification", [message, message, message])
+    received = await bus.transport.receive("certification", max_messages=10, wait_seconds=0)
+    assert len(received) == 3
+
+    assert [await consumer.handle(m) for m in received] == [Outcome.RETRY, Outcome.PROCESSED, Outcome.DUPLICATE]
+    assert calls == [envelope.id, envelope.id]
+    assert await effect_counts(bus) == {envelope.id: 1}
+    async with bus.sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(bus_inbox)) == 1
+
+
 async def test_a_failing_handler_is_retried_with_backoff_then_succeeds(bus: BusHarness) -> None:
     attempts: list[int] = []
 
