@@ -215,6 +215,34 @@ class _Deletes:
                 future.set_result(None)
 
 
+class _Slots:
+    """The consumer's free places for messages, taken by the pollers up to 10 at a time.
+
+    Not an `asyncio.Semaphore`: when a batch of 10 finishes and its slots come back, a semaphore
+    wakes one waiting poller per slot, and each of them, finding the others still queued, takes one
+    (`locked()` is true while any waiter is queued): four pollers receiving one message each, and
+    four single-message transactions instead of one batch (at saturation a quarter of the messages
+    went that way). Here every waiting poller is woken and the first to run takes all it may."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+        self._freed = asyncio.Event()
+
+    async def take(self, most: int) -> int:
+        """At least one slot and at most `most`: as many as are free."""
+        while self.free == 0:
+            self._freed.clear()
+            await self._freed.wait()
+        taken = min(most, self.free)
+        self.free -= taken
+        return taken
+
+    def give(self, count: int) -> None:
+        if count > 0:
+            self.free += count
+            self._freed.set()
+
+
 def _quiet(task: asyncio.Future[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("consumer: delete flush failed", exc_info=task.exception())
@@ -302,7 +330,7 @@ class Consumer:
         self.rng = rng or random.Random()
         self.stats = ConsumerStats()
         self._routes = {t: self._route(t, h) for t, h in _normalise(handlers).items()}
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = _Slots(concurrency)
         self._deletes = _Deletes(transport, queue)
         self._leases: dict[str, _Lease] = {}
         self._lanes: dict[str, deque[_Lease]] = {}
@@ -734,16 +762,11 @@ class Consumer:
     async def _poll(self) -> None:
         failures = 0
         while not self._stopping.is_set():
-            await self._slots.acquire()
-            wanted = 1
-            while wanted < 10 and not self._slots.locked():
-                await self._slots.acquire()
-                wanted += 1
+            wanted = await self._slots.take(10)
             try:
                 messages = await self.transport.receive(self.queue, max_messages=wanted, wait_seconds=self.wait_seconds)
             except TransportError as exc:
-                for _ in range(wanted):
-                    self._slots.release()
+                self._slots.give(wanted)
                 failures += 1
                 self.stats.transport_errors += 1
                 pause = min(5.0, 0.1 * 2**failures) * (0.5 + self.rng.random() / 2)
@@ -751,12 +774,10 @@ class Consumer:
                 await asyncio.sleep(pause)
                 continue
             except BaseException:
-                for _ in range(wanted):
-                    self._slots.release()
+                self._slots.give(wanted)
                 raise
             failures = 0
-            for _ in range(wanted - len(messages)):
-                self._slots.release()
+            self._slots.give(wanted - len(messages))
             self.stats.received += len(messages)
             now = asyncio.get_running_loop().time()
             leases = [_Lease(message, now + self.visibility_timeout) for message in messages]
@@ -855,7 +876,7 @@ class Consumer:
 
     def _forget(self, lease: _Lease) -> None:
         if self._leases.pop(lease.message.receipt, None) is not None:
-            self._slots.release()
+            self._slots.give(1)
 
     async def _beat(self) -> None:
         """Extend the visibility of messages still in hand at half their visibility timeout."""
