@@ -55,6 +55,10 @@ class EngineConfig:
     clock: Clock = field(default_factory=SystemClock)
 
 
+# An entry naming only these is a plain message: no attributes, delay, group or deduplication id.
+_PLAIN_ENTRY = frozenset(("Id", "MessageBody"))
+
+
 def _batch_failure(entry_id: str, exc: SqsError) -> dict[str, Any]:
     return {"Id": entry_id, "SenderFault": exc.sender, "Code": exc.code, "Message": exc.message}
 
@@ -426,12 +430,18 @@ class Engine:
         prepared: list[SendEntry] = []
         failed: list[dict[str, Any]] = []
         total = 0
+        sender = self.config.sender_id
         for entry in entries:
-            try:
-                item = self._prepare(entry)
-            except SqsError as exc:
-                failed.append(_batch_failure(str(entry["Id"]), exc))
-                continue
+            body = entry.get("MessageBody")
+            if type(body) is str and entry.keys() <= _PLAIN_ENTRY and body.isascii() and body.isprintable() and body:
+                # The usual entry (an Id and a printable ASCII body): what _prepare would make of it, directly.
+                item = SendEntry(body, None, None, None, None, len(body), None, None, None, sender, entry.get("Id"))
+            else:
+                try:
+                    item = self._prepare(entry)
+                except SqsError as exc:
+                    failed.append(_batch_failure(str(entry["Id"]), exc))
+                    continue
             total += item.size
             prepared.append(item)
         if total > MAX_BATCH_BYTES:
@@ -441,13 +451,13 @@ class Engine:
             )
         successful: list[dict[str, Any]] = []
         if prepared:
-            results = await self._store.run(lambda c: self._ops.send(c, name, prepared))
+            results = await self._store.run(lambda c: self._ops.send(c, name, prepared, with_ids=True))
             for item, result in zip(prepared, results, strict=True):
                 assert item.entry_id is not None
                 if isinstance(result, SqsError):
                     failed.append(_batch_failure(item.entry_id, result))
                 else:
-                    successful.append({"Id": item.entry_id, **result})
+                    successful.append(result)  # {"Id": ..., "MessageId": ..., ...}
             if successful:
                 self._notify(name)
         return {"Successful": successful, "Failed": failed}
@@ -544,12 +554,15 @@ class Engine:
             handles.append(str(handle))
             ids.append(str(entry["Id"]))
         errors = await self._store.run(lambda c: self._ops.delete(c, name, handles)) if handles else []
-        successful = []
-        for entry_id, error in zip(ids, errors, strict=True):
-            if error is None:
-                successful.append({"Id": entry_id})
-            else:
-                failed.append(_batch_failure(entry_id, error))
+        if not any(errors):  # the usual batch: every handle deleted
+            successful = [{"Id": entry_id} for entry_id in ids]
+        else:
+            successful = []
+            for entry_id, error in zip(ids, errors, strict=True):
+                if error is None:
+                    successful.append({"Id": entry_id})
+                else:
+                    failed.append(_batch_failure(entry_id, error))
         if successful and (meta := self._ops.queues.get(name)) is not None and meta.fifo:
             self._notify(name)  # their groups may deliver their next messages now
         return {"Successful": successful, "Failed": failed}

@@ -94,6 +94,33 @@ def _insert_statement(present: tuple[bool, ...]) -> str:
 
 
 _INSERT_PLAIN = _insert_statement((False,) * len(_OPTIONAL_COLUMNS))
+_PLAIN_WIDTH = 6  # parameters of a plain message's row in _INSERT_PLAIN
+_ROWS_PER_STATEMENT = 10  # a SendMessageBatch or DeleteMessageBatch at most
+
+
+@functools.cache
+def _insert_plain_rows(count: int) -> str:
+    """_INSERT_PLAIN for `count` rows in one statement (parameters row after row): one statement step
+    instead of `count` (executemany), about 1 us less per message."""
+    values = ",".join(
+        "({}, {UNRECEIVED}, ?{sent})".format(
+            ",".join(f"?{_PLAIN_WIDTH * k + i}" for i in range(1, _PLAIN_WIDTH + 1)),
+            UNRECEIVED=UNRECEIVED,
+            sent=_PLAIN_WIDTH * k + 4,
+        )
+        for k in range(count)
+    )
+    return (
+        "INSERT INTO messages (id, queue_id, visible_at, sent_at, message_id, body, receipt, first_receive) "
+        f"VALUES {values}"
+    )
+
+
+@functools.cache
+def _delete_rows(count: int) -> str:
+    """Delete `count` messages of one queue by row id in one statement; `+queue_id` keeps the planner on the
+    row ids (without it, it scans the queue's index)."""
+    return f"DELETE FROM messages WHERE id IN ({','.join('?' * count)}) AND +queue_id=?"
 
 
 def insert_messages(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -477,16 +504,19 @@ class Operations:
     # -- sending -----------------------------------------------------------------------------------
 
     def send(
-        self, conn: sqlite3.Connection, name: str, entries: Sequence[SendEntry]
+        self, conn: sqlite3.Connection, name: str, entries: Sequence[SendEntry], *, with_ids: bool = False
     ) -> list[dict[str, Any] | SqsError]:
-        """Send each entry; an entry that fails is answered with its error and the others go on."""
+        """Send each entry; an entry that fails is answered with its error and the others go on.
+
+        With `with_ids`, each result starts with the entry's `Id` (a SendMessageBatch result entry)."""
         meta = self.queue(name)
         now = self.now_ms()
         if meta.fifo:
             out: list[dict[str, Any] | SqsError] = []
             for entry in entries:
                 try:
-                    out.append(self._send_one(conn, meta, entry, now))
+                    result = self._send_one(conn, meta, entry, now)
+                    out.append({"Id": entry.entry_id, **result} if with_ids else result)
                 except SqsError as exc:
                     out.append(exc)
             return out
@@ -513,7 +543,12 @@ class Operations:
                 and e.trace_header is None
             ):
                 plain.append((row_id, meta.id, now + delay_ms, now, message_id, e.body))
-                results.append({"MessageId": message_id, "MD5OfMessageBody": md5(e.body.encode()).hexdigest()})
+                digest = md5(e.body.encode()).hexdigest()
+                results.append(
+                    {"Id": e.entry_id, "MessageId": message_id, "MD5OfMessageBody": digest}
+                    if with_ids
+                    else {"MessageId": message_id, "MD5OfMessageBody": digest}
+                )
                 continue
             rows.append(
                 (
@@ -531,9 +566,11 @@ class Operations:
                     e.trace_header,
                 )
             )
-            results.append(self._send_result(e, message_id, None))
-        if plain:
-            conn.executemany(_INSERT_PLAIN, plain)
+            result = self._send_result(e, message_id, None)
+            results.append({"Id": e.entry_id, **result} if with_ids else result)
+        for start in range(0, len(plain), _ROWS_PER_STATEMENT):
+            chunk = plain[start : start + _ROWS_PER_STATEMENT]
+            conn.execute(_insert_plain_rows(len(chunk)), [value for row in chunk for value in row])
         if rows:
             insert_messages(conn, rows)
         return results
@@ -924,7 +961,7 @@ class Operations:
         meta = self.queue(name)
         out: list[SqsError | None] = []
         now = self.now_ms()
-        doomed: list[tuple[int, int]] = []
+        doomed: list[int] = []
         for handle in handles:
             try:
                 row_id, nonce = self._locate(meta, handle)
@@ -942,10 +979,11 @@ class Operations:
                     conn.execute("DELETE FROM messages WHERE id=?", (row_id,))
                     self._refresh_group(conn, meta, row[1], now)
             else:
-                doomed.append((row_id, meta.id))
+                doomed.append(row_id)
             out.append(None)
-        if doomed:
-            conn.executemany("DELETE FROM messages WHERE id=? AND queue_id=?", doomed)
+        for start in range(0, len(doomed), _ROWS_PER_STATEMENT):
+            chunk = doomed[start : start + _ROWS_PER_STATEMENT]
+            conn.execute(_delete_rows(len(chunk)), (*chunk, meta.id))
         return out
 
     def change_visibility(
