@@ -47,6 +47,17 @@ def check_params(schema: Mapping[str, Field], data: Mapping[str, Any]) -> dict[s
     return out
 
 
+_TEXT_MEMBERS: dict[int, tuple[Mapping[str, Field], frozenset[str]]] = {}
+
+
+def _text_members(schema: Mapping[str, Field]) -> frozenset[str]:
+    """The members of an entry schema whose values are plain strings (cached per schema)."""
+    known = _TEXT_MEMBERS.get(id(schema))
+    if known is None or known[0] is not schema:
+        known = _TEXT_MEMBERS[id(schema)] = (schema, frozenset(n for n, f in schema.items() if f.kind == "str"))
+    return known[1]
+
+
 def _wrong(path: str, expected: str, value: object) -> Exception:
     return serialization_error(f"{path} must be {expected}, not {type(value).__name__}.")
 
@@ -83,10 +94,21 @@ def _check(spec: Field, value: Any, path: str) -> Any:
         if not isinstance(value, list):
             raise _wrong(path, "a list of entries", value)
         entries = []
+        schema = spec.entry
+        text_members = _text_members(schema)
         for index, item in enumerate(value):
-            if not isinstance(item, dict):
+            if type(item) is dict and item.keys() <= text_members:
+                # The usual entry (SendMessageBatch: Id and MessageBody): known text members only, taken as
+                # it is when every value is a string (a null or another type goes the long way).
+                for member in item.values():
+                    if type(member) is not str:
+                        break
+                else:
+                    entries.append(item)
+                    continue
+            elif not isinstance(item, dict):
                 raise _wrong(f"{path}[{index}]", "an object", item)
-            entries.append(check_params(spec.entry, item))
+            entries.append(check_params(schema, item))
         return entries
     raise AssertionError(f"unknown field kind {kind}")  # pragma: no cover
 
