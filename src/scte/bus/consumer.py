@@ -29,7 +29,7 @@ import random
 import signal
 import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 
 from scte.bus.contracts import Event, EventRegistry
 from scte.bus.contracts import registry as default_registry
+from scte.bus.database import closes_inline
 from scte.bus.envelope import DecodeError, Envelope, SchemaMismatch, UnknownEventType, decode
 from scte.bus.scheduler import schedule as schedule_event
 from scte.bus.storage import bus_inbox
@@ -330,6 +331,7 @@ class Consumer:
         self.rng = rng or random.Random()
         self.stats = ConsumerStats()
         self._routes = {t: self._route(t, h) for t, h in _normalise(handlers).items()}
+        self._inline = sessionmaker is not None and closes_inline(sessionmaker.kw.get("bind"))
         self._slots = _Slots(concurrency)
         self._deletes = _Deletes(transport, queue)
         self._leases: dict[str, _Lease] = {}
@@ -342,6 +344,21 @@ class Consumer:
         self._running = False
 
     # -- wiring ------------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        """A session of the inbox transaction, closed without SQLAlchemy's task when the database
+        runs on the inline driver (`scte.bus.database.closes_inline`)."""
+        assert self.sessionmaker is not None
+        session = self.sessionmaker()
+        if not self._inline:
+            async with session:
+                yield session
+            return
+        try:
+            yield session
+        finally:
+            await session.close()
 
     def _route(self, event_type: str, handler: Handler) -> _Route:
         parameters = []
@@ -433,7 +450,7 @@ class Consumer:
         try:
             # One transaction: the inbox check, each handler in a savepoint, the inbox rows. (On SQLite
             # the check takes the write lock too: `BEGIN IMMEDIATE`, whatever the first statement.)
-            async with self.sessionmaker() as session, session.begin():
+            async with self._session() as session, session.begin():
                 seen = set(
                     (
                         await session.scalars(_SEEN, {"consumer": self.name, "ids": [item[2].id for item in decoded]})
@@ -512,7 +529,7 @@ class Consumer:
             await route.handler(**self._arguments(route, provided))
             return False
         try:
-            async with self.sessionmaker() as session, session.begin():
+            async with self._session() as session, session.begin():
                 # The inbox row first: its primary key is the check. One statement instead of a read
                 # and a write; a delivery already processed (or being processed by a concurrent
                 # transaction, which PostgreSQL makes this insert wait for) fails it, and the whole

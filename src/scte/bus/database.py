@@ -40,7 +40,7 @@ from sqlalchemy.util.concurrency import await_
 
 from scte.bus import sqlite_inline
 
-__all__ = ["InlineSQLiteDialect", "configure_sqlite", "inline_dbapi", "sqlite_engine"]
+__all__ = ["InlineSQLiteDialect", "closes_inline", "configure_sqlite", "inline_dbapi", "sqlite_engine"]
 
 
 class _InlineCursor(AsyncAdapt_aiosqlite_cursor):
@@ -156,6 +156,23 @@ class _InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
         creator = kw.pop("async_creator_fn", None)
         connection = creator(*arg, **kw) if creator is not None else sqlite_inline.connect(*arg, **kw)
         return _InlineConnection(self, await_(connection))
+
+
+def closes_inline(bind: object) -> bool:
+    """True if `bind` (an `AsyncEngine`) runs on the inline driver, where closing a connection or a
+    session cannot wait on anything.
+
+    SQLAlchemy's `async with` on an `AsyncConnection` or `AsyncSession` closes it in a task of its
+    own, shielded from cancellation, because with a threaded or networked driver the close waits and
+    must not be abandoned halfway. That costs two loop turns per transaction, in which everything
+    else ready runs first (over HTTP, a request being prepared: a millisecond on the way from the
+    outbox to the broker). With the inline driver the close runs to its end without yielding, so the
+    bus calls `close()` directly there."""
+    if not isinstance(bind, AsyncEngine):
+        return False
+    return isinstance(bind.dialect, InlineSQLiteDialect) or isinstance(
+        getattr(bind.dialect, "loaded_dbapi", None), _InlineDBAPI
+    )
 
 
 def inline_dbapi() -> Any:

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Session, SessionTransaction
 
 from scte.bus.contracts import Event
+from scte.bus.database import closes_inline
 from scte.bus.envelope import Envelope, encode
 from scte.bus.storage import bus_outbox, message_columns, message_from_row, utcnow
 from scte.bus.topology import Topology
@@ -159,6 +160,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._postgres = self.engine.dialect.name == "postgresql"
+        self._inline = closes_inline(self.engine)
         self._last_purge = 0.0
 
     # -- wake-ups ---------------------------------------------------------------------------------------
@@ -245,10 +247,17 @@ class OutboxRelay:
         what is due, in one transaction; publish it. What was published is left in `unmarked` for
         the next round (a crash before that publishes it again: at least once, and in order, since
         those rows stay ahead of any later row of their subject). Failures are recorded at once."""
-        async with self.engine.begin() as conn:
-            if unmarked:
-                await conn.execute(_MARK_SENT, {"ids": unmarked, "now": utcnow()})
-            rows = (await conn.execute(_DUE, {"now": utcnow(), "limit": self.batch_size})).mappings().all()
+        conn = await self.engine.connect()
+        try:
+            async with conn.begin():
+                if unmarked:
+                    await conn.execute(_MARK_SENT, {"ids": unmarked, "now": utcnow()})
+                rows = (await conn.execute(_DUE, {"now": utcnow(), "limit": self.batch_size})).mappings().all()
+        finally:
+            if self._inline:
+                await conn.close()  # see `closes_inline`: no task and no loop turns on the way to the broker
+            else:
+                await conn.__aexit__(None, None, None)
         unmarked.clear()
         sent, failed = await self._publish(rows)
         if failed:
