@@ -63,6 +63,36 @@ def _batch_failure(entry_id: str, exc: SqsError) -> dict[str, Any]:
     return {"Id": entry_id, "SenderFault": exc.sender, "Code": exc.code, "Message": exc.message}
 
 
+def _plain_bodies(entries: Sequence[Mapping[str, Any]]) -> list[str] | None:
+    """The bodies of a batch whose entries are each an Id and a printable ASCII body; None for any other."""
+    bodies: list[str] = []
+    for entry in entries:
+        body = entry.get("MessageBody")
+        if not (type(body) is str and entry.keys() <= _PLAIN_ENTRY and body.isascii() and body.isprintable() and body):
+            return None
+        bodies.append(body)
+    return bodies
+
+
+def _batch_too_long(total: int) -> SqsError:
+    return SqsError(
+        "BatchRequestTooLong",
+        f"Batch requests cannot be longer than {MAX_BATCH_BYTES} bytes. You have sent {total} bytes.",
+    )
+
+
+def _batch_result(ids: Sequence[str], results: Sequence[dict[str, Any] | SqsError]) -> dict[str, Any]:
+    """SendMessageBatch's answer: results (that carry their entry's Id) or errors, in the entries' order."""
+    successful: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for entry_id, result in zip(ids, results, strict=True):
+        if isinstance(result, SqsError):
+            failed.append(_batch_failure(entry_id, result))
+        else:
+            successful.append(result)
+    return {"Successful": successful, "Failed": failed}
+
+
 class Engine:
     """A durable SQS-compatible broker on one SQLite file."""
 
@@ -427,6 +457,19 @@ class Engine:
                     "The queue should either have ContentBasedDeduplication enabled or "
                     "MessageDeduplicationId provided explicitly"
                 )
+        bodies = None if meta.fifo else _plain_bodies(entries)
+        if bodies is not None:
+            # The usual batch: every entry an Id and a printable ASCII body (what _prepare would accept as it
+            # is). Sent without SendEntry objects; the queue's size limit is checked under the store.
+            total = sum(map(len, bodies))
+            if total > MAX_BATCH_BYTES:
+                raise _batch_too_long(total)
+            ids = [entry["Id"] for entry in entries]
+            sent = await self._store.run(lambda c: self._ops.send_plain(c, name, ids, bodies))
+            answer = _batch_result(ids, sent)
+            if answer["Successful"]:
+                self._notify(name)
+            return answer
         prepared: list[SendEntry] = []
         failed: list[dict[str, Any]] = []
         total = 0
@@ -445,10 +488,7 @@ class Engine:
             total += item.size
             prepared.append(item)
         if total > MAX_BATCH_BYTES:
-            raise SqsError(
-                "BatchRequestTooLong",
-                f"Batch requests cannot be longer than {MAX_BATCH_BYTES} bytes. You have sent {total} bytes.",
-            )
+            raise _batch_too_long(total)
         successful: list[dict[str, Any]] = []
         if prepared:
             results = await self._store.run(lambda c: self._ops.send(c, name, prepared, with_ids=True))

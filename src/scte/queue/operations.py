@@ -583,6 +583,36 @@ class Operations:
             insert_messages(conn, rows)
         return results
 
+    def send_plain(
+        self, conn: sqlite3.Connection, name: str, ids: Sequence[str], bodies: Sequence[str]
+    ) -> list[dict[str, Any] | SqsError]:
+        """`send` of a SendMessageBatch whose entries are only an Id and a valid ASCII body each: the results
+        as `send(..., with_ids=True)` gives them, without a SendEntry per message."""
+        meta = self.queue(name)
+        if meta.fifo or max(map(len, bodies)) > meta.max_size:  # the general path answers these
+            sender = self.default_sender
+            entries = [
+                SendEntry(b, size=len(b), sender_id=sender, entry_id=i) for i, b in zip(ids, bodies, strict=True)
+            ]
+            return self.send(conn, name, entries, with_ids=True)
+        now = self.now_ms()
+        row_id = self.allocate_ids(conn, len(bodies)) - 1  # incremented before each use
+        prefix = self._id_prefix
+        queue_id = meta.id
+        visible_at = now + meta.delay_ms
+        results: list[dict[str, Any] | SqsError] = []
+        params: list[Any] = []
+        for entry_id, body in zip(ids, bodies, strict=True):
+            row_id += 1
+            message_id = "%s%012x" % (prefix, row_id)  # noqa: UP031 - as in send
+            params += (row_id, queue_id, visible_at, now, message_id, body)
+            results.append({"Id": entry_id, "MessageId": message_id, "MD5OfMessageBody": md5_of_body(body)})
+        width = _PLAIN_WIDTH * _ROWS_PER_STATEMENT
+        for start in range(0, len(params), width):
+            chunk = params[start : start + width]
+            conn.execute(_insert_plain_rows(len(chunk) // _PLAIN_WIDTH), chunk)
+        return results
+
     @staticmethod
     def _too_long(meta: QueueMeta) -> SqsError:
         return invalid_parameter(
