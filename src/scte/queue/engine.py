@@ -531,12 +531,9 @@ class Engine:
             validation.validate_dedup_id(receive_request_attempt_id)
         meta = self._ops.queue(name)
         wait = meta.wait_seconds if wait_time_seconds is None else wait_time_seconds
+        # max_number, visibility_timeout, attribute_names, message_attribute_names, attempt_id (positional: cheaper)
         request = ReceiveRequest(
-            max_number=count,
-            visibility_timeout=visibility_timeout,
-            attribute_names=system_names,
-            message_attribute_names=tuple(message_attribute_names),
-            attempt_id=receive_request_attempt_id,
+            count, visibility_timeout, system_names, tuple(message_attribute_names), receive_request_attempt_id
         )
         clock = self.clock
         deadline = clock.now() + wait

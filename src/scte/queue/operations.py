@@ -739,8 +739,21 @@ class Operations:
                 )
         else:
             bare = not req.attribute_names and not req.message_attribute_names
-            for row in self._take_standard(conn, meta, req.max_number, now, vt_ms, dead, bare):
-                delivered.append(self._format(meta, row, row[C_RECEIPT], now, req, counted=True))
+            rows = self._take_standard(conn, meta, req.max_number, now, vt_ms, dead, bare)
+            if bare:  # what _format makes of a bare row, without a call per message
+                queue_id = meta.id
+                delivered = [
+                    {
+                        "MessageId": row[C_MESSAGE_ID],
+                        "ReceiptHandle": "scte1.%x.%x.%016x" % (queue_id, row[C_ID], row[C_RECEIPT]),  # noqa: UP031
+                        "MD5OfBody": md5_of_body(row[C_BODY]),
+                        "Body": row[C_BODY],
+                    }
+                    for row in rows
+                ]
+            else:
+                for row in rows:
+                    delivered.append(self._format(meta, row, row[C_RECEIPT], now, req, counted=True))
         if meta.fifo and req.attempt_id and delivered:
             conn.execute(
                 "INSERT OR REPLACE INTO receive_attempts (queue_id, attempt_id, expires_at, handles) VALUES (?,?,?,?)",
