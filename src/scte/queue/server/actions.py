@@ -34,7 +34,7 @@ class Field:
     entry: Mapping[str, Field] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestContext:
     """What a handler needs besides its parameters."""
 

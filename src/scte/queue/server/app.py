@@ -335,11 +335,9 @@ class SqsApp:
                 break
         if not host:
             host = f"{self.config.host}:{self.config.port}"
+        # positional: a keyword call costs as much again as building the context
         ctx = scope["scte.ctx"] = RequestContext(
-            engine=engine,
-            account_id=self.config.account_id,
-            base_url=f"{scope.get('scheme', 'http')}://{host}",
-            path=scope["path"],
+            engine, self.config.account_id, f"{scope.get('scheme', 'http')}://{host}", scope["path"]
         )
         return ctx
 
