@@ -512,14 +512,15 @@ def _log_request(scope: Scope, status: int, headers: Headers, body: bytes, start
             error = body[start + 6 : body.find(b"</Code>", start)].decode("utf-8", "replace")
     ctx = scope.get("scte.ctx")
     record = {
-        "time": round(time.time(), 3),
+        # milliseconds and microseconds truncated (float(int) / 1000) rather than round(x, 3): a third of the cost
+        "time": time.time_ns() // 1_000_000 / 1000,
         "request_id": request_id,
         "action": scope.get("scte.action") or None,
         "region": scope.get("scte.region"),
         "queue": ctx.queue if ctx is not None else None,
         "status": status,
         "error": error,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        "duration_ms": int((time.perf_counter() - started) * 1_000_000) / 1000,
     }
     line = orjson.dumps(record).decode()
     handlers = access_log.handlers

@@ -218,11 +218,16 @@ class SqsHttpProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self.parser
-        url = httptools.parse_url(self.url)
-        raw_path: bytes = url.path
-        path = raw_path.decode("ascii")
-        if "%" in path:
-            path = urllib.parse.unquote(path)
+        query: bytes
+        if self.url == b"/":  # every SDK's POST: nothing to parse
+            raw_path, path, query = b"/", "/", b""
+        else:
+            url = httptools.parse_url(self.url)
+            raw_path = url.path
+            path = raw_path.decode("ascii")
+            if "%" in path:
+                path = urllib.parse.unquote(path)
+            query = url.query or b""
         scheme = self.scheme
         if self.trust_proxy:
             for name, value in self.headers:
@@ -237,7 +242,7 @@ class SqsHttpProtocol(asyncio.Protocol):
             "scheme": scheme,
             "path": path,
             "raw_path": raw_path,
-            "query_string": url.query or b"",
+            "query_string": query,
             "headers": self.headers,
         }
         self.body_since = _NOT_YET
