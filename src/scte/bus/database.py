@@ -35,12 +35,21 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     SQLiteDialect_aiosqlite,
 )
 from sqlalchemy.engine.url import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.util.concurrency import await_
 
 from scte.bus import sqlite_inline
 
-__all__ = ["InlineSQLiteDialect", "closes_inline", "configure_sqlite", "inline_dbapi", "sqlite_engine"]
+__all__ = [
+    "InlineSQLiteDialect",
+    "closes_inline",
+    "configure_sqlite",
+    "inline_dbapi",
+    "inline_sqlite3",
+    "run_inline",
+    "sqlite_engine",
+]
 
 
 class _InlineCursor(AsyncAdapt_aiosqlite_cursor):
@@ -148,6 +157,50 @@ def _direct(connection: Any, sql: str) -> bool:
     return True
 
 
+async def inline_sqlite3(session: AsyncSession, clause: ClauseElement) -> sqlite3.Connection | None:
+    """The `sqlite3` connection under the session's transaction (begun if it was not) when the bind
+    for `clause` runs on the inline driver; None otherwise (nothing begun then).
+
+    For the bus's own one-row statements (the outbox insert, the inbox row and check): through the
+    session (`Session.execute`: the ORM's execution path, a cache lookup, an execution context, bind
+    processing, the result) they cost several times SQLite's work. Executed on this connection with
+    `run_inline` they are in the session's transaction all the same: committed or rolled back with
+    it. What they skip is SQLAlchemy's own: autoflush before them (pending ORM objects are flushed at
+    the next statement or at commit instead) and the engine's `*_cursor_execute` events (`echo`)."""
+    if not _inline_bind(session.sync_session.get_bind(clause=clause)):
+        return None
+    connection = await session.connection(bind_arguments={"clause": clause})
+    adapter = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+    if not isinstance(adapter, _InlineConnection):
+        return None
+    raw: sqlite3.Connection | None = adapter._connection._connection
+    return raw
+
+
+def run_inline(raw: sqlite3.Connection, sql: str, parameters: Any, *, many: bool = False) -> list[Any] | None:
+    """Run `sql` on an inline `sqlite3` connection in its transaction: the rows it returns, or None
+    when another process holds the database's lock (the statement had no effect: the caller then
+    goes through SQLAlchemy, which waits without blocking the loop). Errors become SQLAlchemy's
+    `DBAPIError`s (`IntegrityError` for a key already there), as through the session."""
+    try:
+        cursor = raw.executemany(sql, parameters) if many else raw.execute(sql, parameters)
+        try:
+            return cursor.fetchall() if cursor.description else []
+        finally:
+            cursor.close()
+    except sqlite3.OperationalError as error:
+        if sqlite_inline._busy(error):
+            return None
+        raise exc.DBAPIError.instance(sql, parameters, error, sqlite3.Error) from error
+    except sqlite3.Error as error:
+        raise exc.DBAPIError.instance(sql, parameters, error, sqlite3.Error) from error
+
+
+def _inline_bind(bind: object) -> bool:
+    dialect = getattr(bind, "dialect", None)
+    return isinstance(dialect, InlineSQLiteDialect) or isinstance(getattr(dialect, "loaded_dbapi", None), _InlineDBAPI)
+
+
 class _InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
     def __init__(self) -> None:
         super().__init__(sqlite_inline, sqlite3)
@@ -168,11 +221,7 @@ def closes_inline(bind: object) -> bool:
     else ready runs first (over HTTP, a request being prepared: a millisecond on the way from the
     outbox to the broker). With the inline driver the close runs to its end without yielding, so the
     bus calls `close()` directly there."""
-    if not isinstance(bind, AsyncEngine):
-        return False
-    return isinstance(bind.dialect, InlineSQLiteDialect) or isinstance(
-        getattr(bind.dialect, "loaded_dbapi", None), _InlineDBAPI
-    )
+    return isinstance(bind, AsyncEngine) and _inline_bind(bind)
 
 
 def inline_dbapi() -> Any:

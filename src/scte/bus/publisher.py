@@ -17,22 +17,25 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
+import weakref
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, event, func, insert, or_, select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Dialect, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.types import TypeEngine
 
 from scte.bus.contracts import Event
-from scte.bus.database import closes_inline
+from scte.bus.database import closes_inline, inline_sqlite3, run_inline
 from scte.bus.envelope import Envelope, encode
 from scte.bus.storage import bus_outbox, message_columns, message_from_row, utcnow
 from scte.bus.topology import Topology
-from scte.bus.transport import Transport, TransportError
+from scte.bus.transport import OutgoingMessage, Transport, TransportError
 
 __all__ = ["OutboxRelay", "Publisher"]
 
@@ -91,24 +94,76 @@ class Publisher:
         if spec.events and event.event_type not in spec.events:
             raise ValueError(f"topic {topic!r} does not carry {event.event_type!r} (its events: {spec.events})")
         envelope, message = encode(event, source=self.source, causation=causation, correlation_id=correlation_id)
-        await session.execute(
-            _INSERT_OUTBOX,
-            {
-                "subject": envelope.subject,
-                "topic": topic,
-                "event_id": envelope.id,
-                "event_type": envelope.type,
-                "created_at": utcnow(),
-                "attempts": 0,
-                "sent_at": None,
-                "next_attempt_at": None,
-                "last_error": None,
-                **message_columns(message),
-            },
-        )
+        raw = await inline_sqlite3(session, _INSERT_OUTBOX)
+        if raw is None or not _insert_inline(raw, session, envelope, topic, message):
+            await session.execute(
+                _INSERT_OUTBOX,
+                {
+                    "subject": envelope.subject,
+                    "topic": topic,
+                    "event_id": envelope.id,
+                    "event_type": envelope.type,
+                    "created_at": utcnow(),
+                    "attempts": 0,
+                    "sent_at": None,
+                    "next_attempt_at": None,
+                    "last_error": None,
+                    **message_columns(message),
+                },
+            )
         if self.relay is not None:
             self.relay.notify_on_commit(session)
         return envelope
+
+
+_INLINE_INSERT = (
+    "INSERT INTO bus_outbox (subject, topic, event_id, event_type, body, attributes, group_id,"
+    " deduplication_id, created_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+)
+_binders: weakref.WeakKeyDictionary[Dialect, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _insert_inline(
+    raw: sqlite3.Connection, session: AsyncSession, envelope: Envelope, topic: str, message: OutgoingMessage
+) -> bool:
+    """The outbox row straight on the inline driver's `sqlite3` connection, in the session's
+    transaction (`scte.bus.database.inline_sqlite3`); False when another process holds the lock.
+    The created time and the attributes go through the columns' own bind processors, taken once per
+    dialect, so the row is what `session.execute(insert(bus_outbox))` writes."""
+    dialect = session.sync_session.get_bind(clause=_INSERT_OUTBOX).dialect
+    binders = _binders.get(dialect)
+    if binders is None:
+        binders = _binders[dialect] = (_binder(_o.attributes.type, dialect), _binder(_o.created_at.type, dialect))
+    attributes, created_at = binders
+    return (
+        run_inline(
+            raw,
+            _INLINE_INSERT,
+            (
+                envelope.subject,
+                topic,
+                envelope.id,
+                envelope.type,
+                message.body,
+                attributes(dict(message.attributes)),
+                message.group_id,
+                message.deduplication_id,
+                created_at(utcnow()),
+            ),
+        )
+        is not None
+    )
+
+
+def _binder(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any]:
+    process = type_.bind_processor(dialect)
+    return process if process is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 class OutboxRelay:
