@@ -465,7 +465,8 @@ class Engine:
             if total > MAX_BATCH_BYTES:
                 raise _batch_too_long(total)
             ids = [entry["Id"] for entry in entries]
-            sent = await self._store.run(lambda c: self._ops.send_plain(c, name, ids, bodies))
+            # submit, not run: the future itself is awaitable, a coroutine around it costs a frame a request
+            sent = await self._store.submit(lambda c: self._ops.send_plain(c, name, ids, bodies))
             answer = _batch_result(ids, sent)
             if answer["Successful"]:
                 self._notify(name)
@@ -491,7 +492,7 @@ class Engine:
             raise _batch_too_long(total)
         successful: list[dict[str, Any]] = []
         if prepared:
-            results = await self._store.run(lambda c: self._ops.send(c, name, prepared, with_ids=True))
+            results = await self._store.submit(lambda c: self._ops.send(c, name, prepared, with_ids=True))
             for item, result in zip(prepared, results, strict=True):
                 assert item.entry_id is not None
                 if isinstance(result, SqsError):
@@ -588,9 +589,10 @@ class Engine:
             if not handle:
                 failed.append(_batch_failure(str(entry["Id"]), missing_parameter("ReceiptHandle")))
                 continue
-            handles.append(str(handle))
-            ids.append(str(entry["Id"]))
-        errors = await self._store.run(lambda c: self._ops.delete(c, name, handles)) if handles else []
+            handles.append(handle if type(handle) is str else str(handle))
+            entry_id = entry["Id"]
+            ids.append(entry_id if type(entry_id) is str else str(entry_id))
+        errors = await self._store.submit(lambda c: self._ops.delete(c, name, handles)) if handles else []
         if not any(errors):  # the usual batch: every handle deleted
             successful = [{"Id": entry_id} for entry_id in ids]
         else:

@@ -219,8 +219,9 @@ async def send_message(ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]
     )
 
 
-async def send_message_batch(ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-    return await ctx.engine.send_message_batch(resolve_queue(ctx, p), p.get("Entries") or [])
+def send_message_batch(ctx: RequestContext, p: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+    # The engine's coroutine itself (no coroutine of our own around it): the caller awaits it in the same try.
+    return ctx.engine.send_message_batch(resolve_queue(ctx, p), p.get("Entries") or [])
 
 
 async def receive_message(ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -253,8 +254,8 @@ async def delete_message(ctx: RequestContext, p: dict[str, Any]) -> dict[str, An
     return {}
 
 
-async def delete_message_batch(ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-    return await ctx.engine.delete_message_batch(resolve_queue(ctx, p), p.get("Entries") or [])
+def delete_message_batch(ctx: RequestContext, p: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+    return ctx.engine.delete_message_batch(resolve_queue(ctx, p), p.get("Entries") or [])  # as send_message_batch
 
 
 async def change_message_visibility(ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
