@@ -10,6 +10,7 @@ from typing import ClassVar
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import registry
 
 from scte.bus.consumer import Outcome, RetryPolicy
 from scte.bus.contracts import Event, EventRegistry
@@ -304,3 +305,71 @@ async def test_the_consumer_dead_letters_with_its_record_before_the_broker_does(
     assert letter.reason == "handler-error"
     assert letter.error == "broken X-1"
     assert letter.record["receive_count"] == spec.max_receive_count + 1
+
+
+class Effect:
+    """`effects` mapped for the ORM (handlers that add objects instead of executing statements)."""
+
+    def __init__(self, event_id: str, count: int) -> None:
+        self.event_id = event_id
+        self.count = count
+
+
+registry().map_imperatively(Effect, effects)
+
+
+async def test_in_a_batch_a_failing_handler_rolls_back_only_its_own_work(bus: BusHarness) -> None:
+    """`handle_many` runs each handler in a savepoint (on the inline SQLite driver straight on
+    `sqlite3`): a handler that fails after writing a row, or after adding an ORM object it never
+    flushed, leaves nothing behind; the others commit with their inbox rows."""
+
+    async def on_passed(event: ExamPassed, session: AsyncSession, envelope: Envelope) -> None:
+        if event.exam == "core":
+            await count_effect(session, envelope)
+        else:
+            session.add(Effect(event_id=envelope.id, count=1))
+        if event.member_id == "fails":
+            raise RuntimeError("after its writes")
+
+    consumer = bus.consumer("certification", {ExamPassed: on_passed})
+    sent = [
+        encode(ExamPassed(member_id=member, exam=exam), source="test")
+        for member, exam in (("m1", "core"), ("fails", "core"), ("m2", "orm"), ("fails", "orm"), ("m3", "orm"))
+    ]
+    await bus.transport.send("certification", [message for _envelope, message in sent])
+    received = await bus.transport.receive("certification", max_messages=10, wait_seconds=0)
+    assert len(received) == 5
+    ordered = [next(m for m in received if m.body == message.body) for _envelope, message in sent]
+
+    outcomes = await consumer.handle_many(ordered)
+
+    assert outcomes == [Outcome.PROCESSED, Outcome.RETRY, Outcome.PROCESSED, Outcome.RETRY, Outcome.PROCESSED]
+    assert await effect_counts(bus) == {sent[0][0].id: 1, sent[2][0].id: 1, sent[4][0].id: 1}
+    async with bus.sessionmaker() as session:
+        inbox = set((await session.scalars(select(bus_inbox.c.event_id))).all())
+    assert inbox == {sent[0][0].id, sent[2][0].id, sent[4][0].id}
+
+
+async def test_in_a_batch_a_failed_orm_flush_falls_back_to_one_transaction_per_message(bus: BusHarness) -> None:
+    """A flush that fails rolls back the batch's whole transaction (not just the handler's
+    savepoint): the messages are then processed one by one, and only the failing one retries."""
+
+    async def on_passed(event: ExamPassed, session: AsyncSession, envelope: Envelope) -> None:
+        key = "taken" if event.member_id == "clash" else envelope.id
+        session.add(Effect(event_id=key, count=1))
+
+    async with bus.sessionmaker() as session, session.begin():
+        await session.execute(effects.insert().values(event_id="taken", count=1))
+    consumer = bus.consumer("certification", {ExamPassed: on_passed})
+    sent = [encode(ExamPassed(member_id=member, exam="x"), source="test") for member in ("m1", "clash", "m2")]
+    await bus.transport.send("certification", [message for _envelope, message in sent])
+    received = await bus.transport.receive("certification", max_messages=10, wait_seconds=0)
+    ordered = [next(m for m in received if m.body == message.body) for _envelope, message in sent]
+
+    outcomes = await consumer.handle_many(ordered)
+
+    assert outcomes == [Outcome.PROCESSED, Outcome.RETRY, Outcome.PROCESSED]
+    assert await effect_counts(bus) == {"taken": 1, sent[0][0].id: 1, sent[2][0].id: 1}
+    async with bus.sessionmaker() as session:
+        inbox = set((await session.scalars(select(bus_inbox.c.event_id))).all())
+    assert inbox == {sent[0][0].id, sent[2][0].id}
