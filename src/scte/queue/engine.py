@@ -59,6 +59,21 @@ class EngineConfig:
 _PLAIN_ENTRY = frozenset(("Id", "MessageBody"))
 
 
+def _sort_outcomes(
+    ids: list[str], errors: Sequence[SqsError | None], failed: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """A batch's per-entry outcomes: the successful entries returned, the failed ones added to `failed`."""
+    if not any(errors):  # the usual batch: every entry done
+        return [{"Id": entry_id} for entry_id in ids]
+    successful = []
+    for entry_id, error in zip(ids, errors, strict=True):
+        if error is None:
+            successful.append({"Id": entry_id})
+        else:
+            failed.append(_batch_failure(entry_id, error))
+    return successful
+
+
 def _batch_failure(entry_id: str, exc: SqsError) -> dict[str, Any]:
     return {"Id": entry_id, "SenderFault": exc.sender, "Code": exc.code, "Message": exc.message}
 
@@ -593,15 +608,7 @@ class Engine:
             entry_id = entry["Id"]
             ids.append(entry_id if type(entry_id) is str else str(entry_id))
         errors = await self._store.submit(lambda c: self._ops.delete(c, name, handles)) if handles else []
-        if not any(errors):  # the usual batch: every handle deleted
-            successful = [{"Id": entry_id} for entry_id in ids]
-        else:
-            successful = []
-            for entry_id, error in zip(ids, errors, strict=True):
-                if error is None:
-                    successful.append({"Id": entry_id})
-                else:
-                    failed.append(_batch_failure(entry_id, error))
+        successful = _sort_outcomes(ids, errors, failed)
         if successful and (meta := self._ops.queues.get(name)) is not None and meta.fifo:
             self._notify(name)  # their groups may deliver their next messages now
         return {"Successful": successful, "Failed": failed}
@@ -637,12 +644,7 @@ class Engine:
             changes.append((str(handle), timeout))
             ids.append(str(entry["Id"]))
         errors = await self._store.run(lambda c: self._ops.change_visibility(c, name, changes)) if changes else []
-        successful = []
-        for entry_id, error in zip(ids, errors, strict=True):
-            if error is None:
-                successful.append({"Id": entry_id})
-            else:
-                failed.append(_batch_failure(entry_id, error))
+        successful = _sort_outcomes(ids, errors, failed)
         if any(t == 0 for _h, t in changes):
             self._notify(name)
         return {"Successful": successful, "Failed": failed}

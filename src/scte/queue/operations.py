@@ -131,6 +131,33 @@ def _delete_rows(count: int) -> str:
     return f"DELETE FROM messages WHERE id IN ({','.join('?' * count)}) AND +queue_id=?"
 
 
+def _message_row(
+    e: SendEntry,
+    row_id: int,
+    queue_id: int,
+    visible_at: int,
+    now: int,
+    message_id: str,
+    dedup_id: str | None,
+    sender: str | None,
+) -> tuple[Any, ...]:
+    """A message's row laid out as _INSERT_MESSAGE's parameters."""
+    return (
+        row_id,
+        queue_id,
+        visible_at,
+        now,
+        message_id,
+        e.body,
+        e.attributes_json,
+        e.md5_attributes,
+        e.group_id,
+        dedup_id,
+        sender,
+        e.trace_header,
+    )
+
+
 def insert_messages(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert rows laid out as _INSERT_MESSAGE's parameters, without binding their NULLs."""
     groups: dict[tuple[bool, ...], list[tuple[Any, ...]]] = {}
@@ -558,22 +585,7 @@ class Operations:
                     else {"MessageId": message_id, "MD5OfMessageBody": digest}
                 )
                 continue
-            rows.append(
-                (
-                    row_id,
-                    meta.id,
-                    now + delay_ms,
-                    now,
-                    message_id,
-                    e.body,
-                    e.attributes_json,
-                    e.md5_attributes,
-                    e.group_id,
-                    e.dedup_id,
-                    sender,
-                    e.trace_header,
-                )
-            )
+            rows.append(_message_row(e, row_id, meta.id, now + delay_ms, now, message_id, e.dedup_id, sender))
             result = self._send_result(e, message_id, None)
             results.append({"Id": e.entry_id, **result} if with_ids else result)
         for start in range(0, len(plain), _ROWS_PER_STATEMENT):
@@ -655,25 +667,8 @@ class Operations:
         visible_at = now + delay_ms
         row_id = self.allocate_ids(conn, 1)
         message_id = self._message_id(row_id)
-        insert_messages(
-            conn,
-            (
-                (
-                    row_id,
-                    meta.id,
-                    visible_at,
-                    now,
-                    message_id,
-                    e.body,
-                    e.attributes_json,
-                    e.md5_attributes,
-                    e.group_id,
-                    dedup_id,
-                    None if e.sender_id == self.default_sender else e.sender_id,
-                    e.trace_header,
-                ),
-            ),
-        )
+        sender = None if e.sender_id == self.default_sender else e.sender_id
+        insert_messages(conn, (_message_row(e, row_id, meta.id, visible_at, now, message_id, dedup_id, sender),))
         if meta.fifo:
             assert dedup_id is not None and e.group_id is not None
             conn.execute(

@@ -189,13 +189,7 @@ class Store:
             value = work(conn)
         except Exception as exc:
             try:
-                if nested:
-                    conn.execute("ROLLBACK TO one")
-                    conn.execute("RELEASE one")
-                else:
-                    conn.execute("ROLLBACK")
-                if self._on_failure is not None:
-                    self._on_failure(conn)
+                self._undo(conn, "one" if nested else None)
             except Exception as failure:
                 self._fail(conn, [], failure)
             fut.set_exception(exc)
@@ -206,6 +200,16 @@ class Store:
         fut.set_result(value)
         if self._deferred is None and not self._pending_durable:
             self._deferred = asyncio.get_running_loop().call_later(DEFERRED_COMMIT_DELAY, self._commit_deferred)
+
+    def _undo(self, conn: sqlite3.Connection, savepoint: str | None) -> None:
+        """Roll back to `savepoint` (keeping what came before it), or the whole transaction when None."""
+        if savepoint is not None:
+            conn.execute(f"ROLLBACK TO {savepoint}")
+            conn.execute(f"RELEASE {savepoint}")
+        else:
+            conn.execute("ROLLBACK")
+        if self._on_failure is not None:
+            self._on_failure(conn)  # in-memory state may hold the undone changes
 
     def _commit_deferred(self) -> None:
         """The timer: commit answered reservations when no durable group came to carry them."""
@@ -229,13 +233,7 @@ class Store:
                 try:
                     results.append((True, work(conn)))
                 except Exception as exc:
-                    if nested:
-                        conn.execute("ROLLBACK TO grp")
-                        conn.execute("RELEASE grp")
-                    else:
-                        conn.execute("ROLLBACK")
-                    if self._on_failure is not None:
-                        self._on_failure(conn)  # in-memory state may hold the failed group's changes
+                    self._undo(conn, "grp" if nested else None)
                     if len(batch) == 1:
                         return [(False, exc)]
                     return self._execute_isolated(conn, batch)
