@@ -502,7 +502,8 @@ class Consumer:
                         continue
                     done.append(envelope)
                 if done:
-                    await self._mark(session, [e.id for e in done])
+                    known = raw if raw is not None and _savepoint(session, root, raw) else None
+                    await self._mark(session, [e.id for e in done], known)
         except Exception:
             log.warning("%s: batch transaction failed, processing its messages one by one", self.name, exc_info=True)
             for index, _route, _envelope, _event in decoded:
@@ -620,11 +621,12 @@ class Consumer:
                 return {row[0] for row in rows}
         return set((await session.scalars(_SEEN, {"consumer": self.name, "ids": ids})).all())
 
-    async def _mark(self, session: AsyncSession, ids: list[str]) -> None:
+    async def _mark(self, session: AsyncSession, ids: list[str], raw: sqlite3.Connection | None = None) -> None:
         """The inbox rows of these event ids, in the session's transaction (`IntegrityError` when one
-        is there already)."""
+        is there already); `raw`, the transaction's `sqlite3` connection when the caller has it."""
         now = datetime.now(UTC)
-        raw = await inline_sqlite3(session, _INSERT_INBOX) if self._inline else None
+        if raw is None and self._inline:
+            raw = await inline_sqlite3(session, _INSERT_INBOX)
         if raw is not None:
             processed_at = _processed_at(session)(now)
             rows = [(self.name, event_id, processed_at) for event_id in ids]

@@ -20,12 +20,12 @@ import random
 import sqlite3
 import weakref
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, event, func, insert, or_, select, update
-from sqlalchemy.engine import Dialect, RowMapping
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.types import TypeEngine
@@ -44,6 +44,7 @@ _SCHEMA_HASH = func.hashtext(func.current_schema())  # the lock is per schema, l
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_Row = Mapping[Any, Any]  # an outbox row: a RowMapping, or a dict from the inline read
 
 _NOTIFY_KEY = "scte.bus.relay.notify"
 _INSERT_OUTBOX = insert(bus_outbox)  # statements built once: building one per call costs more than SQLite's work
@@ -155,6 +156,19 @@ def _insert_inline(
         )
         is not None
     )
+
+
+_MARK_INLINE = "UPDATE bus_outbox SET sent_at = ? WHERE id IN (%s)"
+_DUE_INLINE = (  # _DUE for SQLite, as SQLAlchemy compiles it (`sent_at IS NULL` for the partial index)
+    "SELECT id, subject, topic, body, attributes, group_id, deduplication_id, attempts FROM bus_outbox"
+    " WHERE sent_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+    " AND (subject IS NULL OR (subject NOT IN (SELECT subject FROM bus_outbox"
+    " WHERE sent_at IS NULL AND subject IS NOT NULL AND next_attempt_at > ?)))"
+    " ORDER BY id LIMIT ?"
+)
+_relay_codecs: weakref.WeakKeyDictionary[Dialect, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _binder(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any]:
@@ -305,9 +319,14 @@ class OutboxRelay:
         conn = await self.engine.connect()
         try:
             async with conn.begin():
-                if unmarked:
-                    await conn.execute(_MARK_SENT, {"ids": unmarked, "now": utcnow()})
-                rows = (await conn.execute(_DUE, {"now": utcnow(), "limit": self.batch_size})).mappings().all()
+                inline = self._round_inline(conn, unmarked) if self._inline else None
+                rows: Sequence[_Row]
+                if inline is not None:
+                    rows = inline
+                else:
+                    if unmarked:
+                        await conn.execute(_MARK_SENT, {"ids": unmarked, "now": utcnow()})
+                    rows = (await conn.execute(_DUE, {"now": utcnow(), "limit": self.batch_size})).mappings().all()
         finally:
             if self._inline:
                 await conn.close()  # see `closes_inline`: no task and no loop turns on the way to the broker
@@ -320,6 +339,44 @@ class OutboxRelay:
         else:
             unmarked.extend(sent)
         return len(sent)
+
+    def _round_inline(self, conn: AsyncConnection, unmarked: list[int]) -> list[dict[str, Any]] | None:
+        """The round's mark and read straight on the inline driver's `sqlite3` connection, in the
+        transaction begun on `conn` (through SQLAlchemy they cost more than half of a one-row round:
+        an execution context each, bind and result processing); None when that connection is not
+        at hand or another process holds the lock (nothing was done: the caller goes through
+        SQLAlchemy). The times and attributes go through the columns' own processors, as there."""
+        adapter = conn.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+        raw = getattr(getattr(adapter, "_connection", None), "_connection", None)
+        if not isinstance(raw, sqlite3.Connection) or not raw.in_transaction:
+            return None
+        dialect = self.engine.dialect
+        codecs = _relay_codecs.get(dialect)
+        if codecs is None:
+            codecs = _relay_codecs[dialect] = (
+                _binder(_o.sent_at.type, dialect),
+                _o.attributes.type.result_processor(dialect, None) or _same,
+            )
+        when, attributes = codecs
+        now = when(utcnow())
+        if unmarked and run_inline(raw, _MARK_INLINE % ", ".join("?" * len(unmarked)), (now, *unmarked)) is None:
+            return None
+        found = run_inline(raw, _DUE_INLINE, (now, now, self.batch_size))
+        if found is None:
+            return None  # the marks (if any) went through: written again by the caller, to the same effect
+        return [
+            {
+                "id": id_,
+                "subject": subject,
+                "topic": topic,
+                "body": body,
+                "attributes": attributes(attrs),
+                "group_id": group_id,
+                "deduplication_id": deduplication_id,
+                "attempts": attempts,
+            }
+            for id_, subject, topic, body, attrs, group_id, deduplication_id, attempts in found
+        ]
 
     async def _mark(self, ids: list[int]) -> None:
         async with self.engine.begin() as conn:
@@ -372,27 +429,25 @@ class OutboxRelay:
         await conn.commit()
         return result
 
-    async def _due(self, conn: AsyncConnection | None) -> Sequence[RowMapping]:
-        async def read(c: AsyncConnection) -> Sequence[RowMapping]:
+    async def _due(self, conn: AsyncConnection | None) -> Sequence[_Row]:
+        async def read(c: AsyncConnection) -> Sequence[_Row]:
             return (await c.execute(_DUE, {"now": utcnow(), "limit": self.batch_size})).mappings().all()
 
         return await self._transaction(conn, read)
 
-    async def _deliver(self, conn: AsyncConnection | None, rows: Sequence[RowMapping]) -> int:
+    async def _deliver(self, conn: AsyncConnection | None, rows: Sequence[_Row]) -> int:
         """Publish the rows and mark what the broker acknowledged in one statement."""
         sent, failed = await self._publish(rows)
         await self._record(conn, sent, failed)
         return len(sent)
 
-    async def _publish(
-        self, rows: Sequence[RowMapping]
-    ) -> tuple[list[int], list[tuple[Sequence[RowMapping], TransportError]]]:
+    async def _publish(self, rows: Sequence[_Row]) -> tuple[list[int], list[tuple[Sequence[_Row], TransportError]]]:
         """Publish the rows, run by run (consecutive rows of one topic): the ids the broker
         acknowledged and the lanes that failed. A run goes out in up to `lanes` concurrent
         publishes, each subject in one lane, so order per subject holds. At the first run that
         fails, the rest waits for the next round."""
         sent: list[int] = []
-        failed: list[tuple[Sequence[RowMapping], TransportError]] = []
+        failed: list[tuple[Sequence[_Row], TransportError]] = []
         for run in _runs(rows):
             lanes = _lanes(run, self.lanes)
             if len(lanes) == 1:  # no gather: a task per publish costs loop turns on the way to the broker
@@ -422,7 +477,7 @@ class OutboxRelay:
         self,
         conn: AsyncConnection | None,
         sent: list[int],
-        failed: list[tuple[Sequence[RowMapping], TransportError]],
+        failed: list[tuple[Sequence[_Row], TransportError]],
     ) -> None:
         """Mark the sent rows and the failed ones' next attempt, in one transaction."""
         if not sent and not failed:
@@ -436,7 +491,7 @@ class OutboxRelay:
 
         await self._transaction(conn, mark)
 
-    async def _failed(self, conn: AsyncConnection, run: Sequence[RowMapping], exc: TransportError) -> None:
+    async def _failed(self, conn: AsyncConnection, run: Sequence[_Row], exc: TransportError) -> None:
         now = utcnow()
         log.warning("outbox relay: %d event(s) to %s not delivered, will retry: %s", len(run), run[0]["topic"], exc)
         for row in run:
@@ -493,12 +548,12 @@ def _rolled_back(session: Session, previous: SessionTransaction) -> None:
         session.info.pop(_NOTIFY_KEY, None)
 
 
-def _lanes(run: Sequence[RowMapping], count: int) -> list[list[RowMapping]]:
+def _lanes(run: Sequence[_Row], count: int) -> list[list[_Row]]:
     """A run cut into at most `count` lanes, in order within each; all rows of a subject in one lane
     (rows without a subject are spread evenly: they have no order to keep)."""
     if count <= 1 or len(run) <= 10:
         return [list(run)]
-    lanes: list[list[RowMapping]] = [[] for _ in range(count)]
+    lanes: list[list[_Row]] = [[] for _ in range(count)]
     for position, row in enumerate(run):
         subject = row["subject"]
         lane = position if subject is None else zlib.crc32(subject.encode())
@@ -506,9 +561,9 @@ def _lanes(run: Sequence[RowMapping], count: int) -> list[list[RowMapping]]:
     return [lane for lane in lanes if lane]
 
 
-def _runs(rows: Sequence[RowMapping]) -> list[list[RowMapping]]:
+def _runs(rows: Sequence[_Row]) -> list[list[_Row]]:
     """Consecutive rows for the same topic, so each run is one publish (batched by the transport)."""
-    out: list[list[RowMapping]] = []
+    out: list[list[_Row]] = []
     for row in rows:
         if out and out[-1][0]["topic"] == row["topic"]:
             out[-1].append(row)

@@ -345,6 +345,35 @@ async def test_background_relay_marks_a_round_with_the_next_rounds_read(service:
     assert await receive_all(service.transport, "members", 1, timeout=0.5) == []
 
 
+async def test_background_rounds_hold_a_failing_subject_while_others_flow(service: Service) -> None:
+    """The SQLite background relay's rounds (their read and marks straight on sqlite3 with the inline
+    driver): a failed row's subject waits out its backoff, other subjects flow, marks ride with the
+    next round's read."""
+    if service.db.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's relay rounds are run_once")
+    flaky = FlakyTransport(service.transport)
+    flaky.failing_topics = {"activity"}
+    relay = OutboxRelay(service.db, flaky, min_backoff=5, max_backoff=5)
+    async with service.sessions() as session, session.begin():
+        await service.publisher.publish(session, CertificationAwarded(member_id="m1", program="A"), topic="activity")
+    await award(service, "m1", seq=1)  # same subject, another topic: must wait behind the failed one
+    await award(service, "m2", seq=0)
+    unmarked: list[int] = []
+    assert await relay._round(unmarked) == 0  # the first row fails, recorded at once
+    assert unmarked == []
+    assert await relay._round(unmarked) == 1  # m1 waits out its backoff; m2 flows
+    assert len(unmarked) == 1 and await relay.pending() == 3  # m2 published, its mark owed
+    assert await relay._round(unmarked) == 0  # marks m2 with the read that finds nothing due
+    assert unmarked == []
+    assert await relay.pending() == 2
+    got = await receive_all(service.transport, "members", 1)
+    assert [m.group_id for m in got] == ["m2"]
+    async with service.db.connect() as conn:
+        rows = (await conn.execute(select(bus_outbox).order_by(bus_outbox.c.id))).mappings().all()
+    assert [r["attempts"] for r in rows] == [1, 0, 0]
+    assert rows[2]["sent_at"] is not None and rows[2]["sent_at"].tzinfo is not None
+
+
 async def test_sent_rows_are_purged(service: Service) -> None:
     await award(service, "m1")
     relay = OutboxRelay(service.db, service.transport)
