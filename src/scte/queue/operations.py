@@ -74,6 +74,9 @@ _BY_ID = operator.itemgetter(C_ID)
 
 
 ID_BLOCK = 100_000
+# AWS: a deleted queue's name can't be taken again for 60 s (QueueDeletedRecently), and a queue can be
+# purged once in 60 s (PurgeQueueInProgress).
+QUEUE_COOL_DOWN_MS = 60_000
 # The receipt nonce of a message not received (in its current queue) yet. Negative, so no handle can
 # match it, and eight bytes wide like a real nonce: together with first_receive written at insert, a
 # row does not grow when it is first received, so the receive updates it in place instead of
@@ -301,6 +304,10 @@ class Operations:
         self.last_dedup_sweep = 0
         self.next_id = 1
         self.id_ceiling = 0
+        # When a queue name was deleted and a queue purged (ms), for AWS's 60-second rules. In memory:
+        # a restart forgets them, which only lets a caller in sooner.
+        self.deleted_at: dict[str, int] = {}
+        self.purged_at: dict[str, int] = {}
 
     # -- catalogue ---------------------------------------------------------------------------------
 
@@ -397,6 +404,12 @@ class Operations:
                     + ", ".join(differing),
                 )
             return name
+        deleted = self.deleted_at.get(name)
+        if deleted is not None and self.now_ms() - deleted < QUEUE_COOL_DOWN_MS:
+            raise SqsError(
+                "QueueDeletedRecently",
+                "You must wait 60 seconds after deleting a queue before you can create another with the same name.",
+            )
         self._check_redrive(name, fifo, full)
         validate_tags(tags, name)
         now_s = self.now_ms() // 1000
@@ -419,6 +432,10 @@ class Operations:
         conn.execute("DELETE FROM queues WHERE id=?", (meta.id,))
         del self.queues[name]
         del self.by_id[meta.id]
+        now = self.now_ms()
+        self.deleted_at = {n: t for n, t in self.deleted_at.items() if now - t < QUEUE_COOL_DOWN_MS}
+        self.deleted_at[name] = now
+        self.purged_at.pop(name, None)
 
     def list_queues(self, prefix: str | None) -> list[str]:
         names = sorted(self.queues)
@@ -497,6 +514,13 @@ class Operations:
 
     def purge_queue(self, conn: sqlite3.Connection, name: str) -> None:
         meta = self.queue(name)
+        now = self.now_ms()
+        purged = self.purged_at.get(name)
+        if purged is not None and now - purged < QUEUE_COOL_DOWN_MS:
+            raise SqsError(
+                "PurgeQueueInProgress", f"Only one PurgeQueue operation on {name} is allowed every 60 seconds."
+            )
+        self.purged_at[name] = now
         conn.execute("DELETE FROM messages WHERE queue_id=?", (meta.id,))
         conn.execute("DELETE FROM fifo_groups WHERE queue_id=?", (meta.id,))
 

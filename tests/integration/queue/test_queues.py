@@ -268,7 +268,7 @@ async def test_create_with_different_attributes_is_queue_name_exists(engine: Eng
 # -- delete, purge, list -----------------------------------------------------------------------------------
 
 
-async def test_delete_queue_then_every_use_is_queue_does_not_exist(engine: Engine) -> None:
+async def test_delete_queue_then_every_use_is_queue_does_not_exist(engine: Engine, clock: ManualClock) -> None:
     await engine.create_queue("gone")
     await engine.create_queue("stays")
     await engine.send_message("gone", "hello")
@@ -285,12 +285,50 @@ async def test_delete_queue_then_every_use_is_queue_does_not_exist(engine: Engin
     await fails("QueueDoesNotExist", engine.tag_queue("gone", {"a": "b"}))
     await fails("QueueDoesNotExist", engine.list_queue_tags("gone"))
     await fails("QueueDoesNotExist", engine.delete_queue("gone"))
-    # A queue created again under the name starts empty.
+    # A queue created again under the name (60 s later, as AWS asks) starts empty.
+    clock.advance(60)
     await engine.create_queue("gone")
     assert (await engine.get_queue_attributes("gone", ["ApproximateNumberOfMessages"])) == {
         "ApproximateNumberOfMessages": "0"
     }
     assert await engine.receive_message("gone") == []
+
+
+async def test_a_deleted_name_is_refused_for_60_seconds(engine: Engine, clock: ManualClock) -> None:
+    await engine.create_queue("q")
+    await engine.create_queue("other")
+    await engine.delete_queue("q")
+    error = await fails("QueueDeletedRecently", engine.create_queue("q"))
+    assert error.query_code == "AWS.SimpleQueueService.QueueDeletedRecently"
+    assert "60 seconds" in error.message
+    assert not engine.queue_exists("q")
+    await engine.create_queue("q2")  # other names are free
+    clock.advance(59.9)
+    await fails("QueueDeletedRecently", engine.create_queue("q"))
+    clock.advance(0.1)
+    await engine.create_queue("q")
+    assert await engine.receive_message("q") == []
+
+
+async def test_a_second_purge_within_60_seconds_is_refused_and_changes_nothing(
+    engine: Engine, clock: ManualClock
+) -> None:
+    await engine.create_queue("q")
+    await engine.create_queue("other")
+    await engine.purge_queue("q")
+    await engine.purge_queue("other")  # each queue has its own 60 s
+    await engine.send_message("q", "after the purge")
+    error = await fails("PurgeQueueInProgress", engine.purge_queue("q"))
+    assert error.query_code == "AWS.SimpleQueueService.PurgeQueueInProgress"
+    assert "every 60 seconds" in error.message
+    clock.advance(59)
+    await fails("PurgeQueueInProgress", engine.purge_queue("q"))
+    (message,) = await engine.receive_message("q")
+    assert message["Body"] == "after the purge"
+    clock.advance(1)
+    await engine.purge_queue("q")
+    clock.advance(60)  # past the visibility timeout: the purge removed the in-flight message too
+    assert await engine.receive_message("q") == []
 
 
 async def test_purge_removes_every_message(engine: Engine, clock: ManualClock) -> None:
