@@ -36,6 +36,10 @@ __all__ = ["Child", "Supervisor", "up"]
 
 console = Console(stderr=True)
 SEEDED_MARKER = ".seeded"
+# A child that crashes (any exit but a clean one or SIGTERM's) is started again after 1, 2, 4 ... seconds,
+# at most RESTART_MAX_DELAY apart; a child that has run RESTART_RESET seconds starts that count afresh.
+RESTART_MAX_DELAY = 30.0
+RESTART_RESET = 60.0
 
 
 @dataclass
@@ -46,6 +50,8 @@ class Child:
     health: str | None  # URL answering 200 when ready, None: TCP port only
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    started_at: float = 0.0  # time.monotonic() of the last start
+    restarts: int = 0  # crashes in a row; reset once the child has run RESTART_RESET seconds
 
 
 def _port_env(name: str, default: int) -> int:
@@ -109,6 +115,11 @@ class Supervisor:
     # -- children ------------------------------------------------------------------------------------------
 
     def _spawn(self, child: Child) -> None:
+        self._launch(child)
+        self.children.append(child)
+        self._write_registry()
+
+    def _launch(self, child: Child) -> None:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         child.log_path = logs / f"{child.name}.log"
@@ -117,8 +128,12 @@ class Supervisor:
             child.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         out.close()
-        self.children.append(child)
-        self._write_registry()
+        child.started_at = time.monotonic()
+
+    @staticmethod
+    def crashed(returncode: int) -> bool:
+        """A crash, as opposed to a stop someone asked for (a clean exit, or SIGTERM's)."""
+        return returncode not in (0, -signal.SIGTERM)
 
     def _write_registry(self) -> None:
         run = self.data_dir / "run"
@@ -284,7 +299,8 @@ class Supervisor:
                     child.process.wait()
 
     def watch(self) -> None:
-        """Wait for Ctrl-C or SIGTERM; report children that die meanwhile."""
+        """Wait for Ctrl-C or SIGTERM. A child that crashes is started again, with a growing delay; one that
+        was stopped on purpose (a clean exit or SIGTERM, as an operator or a test does) is reported and left."""
         stop = False
 
         def request_stop(_sig: int, _frame: object) -> None:
@@ -294,13 +310,33 @@ class Supervisor:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         reported: set[str] = set()
+        due: dict[str, float] = {}  # child name -> when to start it again
         while not stop:
+            now = time.monotonic()
             for child in self.children:
-                if child.process is not None and child.process.poll() is not None and child.name not in reported:
-                    reported.add(child.name)
+                if child.process is None or child.process.poll() is None:
+                    if child.process is not None and now - child.started_at >= RESTART_RESET:
+                        child.restarts = 0
+                    continue
+                code = child.process.returncode
+                if not self.crashed(code):
+                    if child.name not in reported:
+                        reported.add(child.name)
+                        console.print(f"[yellow]{child.name} stopped (exit {code})[/]; not restarted")
+                    continue
+                if child.name not in due:
+                    delay = min(RESTART_MAX_DELAY, 2.0**child.restarts)
+                    due[child.name] = now + delay
                     console.print(
-                        f"[red]{child.name} exited with {child.process.returncode}[/] (log: {child.log_path})"
+                        f"[red]{child.name} crashed (exit {code})[/]; restarting in {delay:.0f} s "
+                        f"(log: {child.log_path})"
                     )
+                elif now >= due[child.name]:
+                    del due[child.name]
+                    child.restarts += 1
+                    self._launch(child)
+                    self._write_registry()
+                    console.print(f"{child.name} restarted (pid {child.process.pid})")
             time.sleep(0.3)
 
 
