@@ -5,17 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import time
-import urllib.request
+
+from scte.up import _http_ok as _healthy
 
 from .conftest import Platform
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def test_a_crashed_service_is_restarted(platform: Platform) -> None:

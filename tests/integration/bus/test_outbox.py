@@ -272,14 +272,21 @@ async def test_broker_down_then_back(service: Service) -> None:
     assert len(got) == 3
 
 
-async def test_a_failing_subject_waits_while_others_flow(service: Service) -> None:
+async def _relay_with_a_failing_row(service: Service) -> OutboxRelay:
+    """A relay whose transport fails topic `activity`, and three rows: m1 to `activity` (fails), m1 to
+    another topic (must wait behind it, same subject), m2 (flows)."""
     flaky = FlakyTransport(service.transport)
     flaky.failing_topics = {"activity"}
     relay = OutboxRelay(service.db, flaky, min_backoff=5, max_backoff=5)
     async with service.sessions() as session, session.begin():
         await service.publisher.publish(session, CertificationAwarded(member_id="m1", program="A"), topic="activity")
-    await award(service, "m1", seq=1)  # same subject, another topic: must wait behind the failed one
+    await award(service, "m1", seq=1)
     await award(service, "m2", seq=0)
+    return relay
+
+
+async def test_a_failing_subject_waits_while_others_flow(service: Service) -> None:
+    relay = await _relay_with_a_failing_row(service)
     assert await relay.run_once() == 0  # the first row fails
     assert await relay.run_once() == 1  # m1 waits out its backoff; m2 flows
     got = await receive_all(service.transport, "members", 1)
@@ -351,13 +358,7 @@ async def test_background_rounds_hold_a_failing_subject_while_others_flow(servic
     next round's read."""
     if service.db.dialect.name != "sqlite":
         pytest.skip("PostgreSQL's relay rounds are run_once")
-    flaky = FlakyTransport(service.transport)
-    flaky.failing_topics = {"activity"}
-    relay = OutboxRelay(service.db, flaky, min_backoff=5, max_backoff=5)
-    async with service.sessions() as session, session.begin():
-        await service.publisher.publish(session, CertificationAwarded(member_id="m1", program="A"), topic="activity")
-    await award(service, "m1", seq=1)  # same subject, another topic: must wait behind the failed one
-    await award(service, "m2", seq=0)
+    relay = await _relay_with_a_failing_row(service)
     unmarked: list[int] = []
     assert await relay._round(unmarked) == 0  # the first row fails, recorded at once
     assert unmarked == []
