@@ -64,24 +64,40 @@ def md5_of_message_attributes(attrs: Mapping[str, Mapping[str, object]]) -> str:
     Callers pass attributes that already passed validation; a value of the wrong kind is a programming
     error and raises TypeError rather than producing a digest no SDK would accept.
     """
-    digest = hashlib.md5(usedforsecurity=False)
+    parts: list[bytes] = []
     for name in sorted(attrs):
         attr = attrs[name]
         data_type = attr.get("DataType")
         if not isinstance(data_type, str):
             raise TypeError(f"message attribute {name!r} has no string DataType")
-        digest.update(_length_prefixed(name.encode("utf-8")))
-        digest.update(_length_prefixed(data_type.encode("utf-8")))
-        if transport_type(data_type) == "Binary":
+        head = _HEADS.get((name, data_type))
+        if head is None:
+            head = _attribute_head(name, data_type)
+        if head[-1] == 2:  # binary transport
             value = attr.get("BinaryValue")
             if not isinstance(value, bytes | bytearray | memoryview):
                 raise TypeError(f"message attribute {name!r} of type {data_type} needs bytes in BinaryValue")
-            digest.update(_BINARY_TRANSPORT)
-            digest.update(_length_prefixed(bytes(value)))
+            raw = bytes(value)
         else:
             text = attr.get("StringValue")
             if not isinstance(text, str):
                 raise TypeError(f"message attribute {name!r} of type {data_type} needs a str StringValue")
-            digest.update(_STRING_TRANSPORT)
-            digest.update(_length_prefixed(text.encode("utf-8")))
-    return digest.hexdigest()
+            raw = text.encode("utf-8")
+        parts.append(head)
+        parts.append(len(raw).to_bytes(4, "big"))
+        parts.append(raw)
+    return hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest()
+
+
+# The encoded name, data type and transport byte of the attributes seen so far: the same few names and
+# types come with every message of a service (the bus's envelope), so this part is encoded once.
+_HEADS: dict[tuple[str, str], bytes] = {}
+_HEADS_LIMIT = 4096
+
+
+def _attribute_head(name: str, data_type: str) -> bytes:
+    transport = _BINARY_TRANSPORT if transport_type(data_type) == "Binary" else _STRING_TRANSPORT
+    head = _length_prefixed(name.encode("utf-8")) + _length_prefixed(data_type.encode("utf-8")) + transport
+    if len(_HEADS) < _HEADS_LIMIT:
+        _HEADS[(name, data_type)] = head
+    return head

@@ -523,7 +523,16 @@ def _check_number(name: str, text: str) -> None:
         )
 
 
+# Attribute names and data types that passed the checks (bounded): a service sends the same few with
+# every message, and the checks are most of the cost of an attribute.
+_GOOD_NAMES: set[str] = set()
+_GOOD_TYPES: dict[str, str] = {}  # data type -> its base type (String, Number, Binary)
+_GOOD_LIMIT = 4096
+
+
 def _check_attribute_name(name: object) -> str:
+    if type(name) is str and name in _GOOD_NAMES:
+        return name
     if not isinstance(name, str) or not name:
         raise invalid_parameter("Message (user) attribute names must not be empty.")
     if len(name) > 256:
@@ -547,7 +556,35 @@ def _check_attribute_name(name: object) -> str:
         raise invalid_parameter(
             f"Message (user) attribute name '{name}' is invalid: it cannot contain consecutive periods ('..')."
         )
+    if type(name) is str and len(_GOOD_NAMES) < _GOOD_LIMIT:
+        _GOOD_NAMES.add(name)
     return name
+
+
+def _check_data_type(name: str, data_type: object) -> str:
+    """A message attribute's DataType checked; returns its base type (String, Number or Binary)."""
+    if not isinstance(data_type, str) or not data_type:
+        raise invalid_parameter(
+            f"Message (user) attribute '{name}' must contain a non-empty DataType "
+            "(String, Number or Binary, "
+            "optionally followed by .label)."
+        )
+    match = _DATA_TYPE.fullmatch(data_type)
+    if match is None:
+        # moto's suite compares this code and text exactly.
+        raise SqsError(
+            "MessageAttributesInvalid",
+            f"The message attribute '{name}' has an invalid message attribute type, the set of supported "
+            "type prefixes is Binary, Number, and String.",
+        )
+    if len(data_type) > 256:
+        raise invalid_parameter(
+            f"Message (user) attribute '{name}' has a DataType of {len(data_type)} characters; the limit is 256."
+        )
+    base_type = match.group(1)
+    if type(data_type) is str and len(_GOOD_TYPES) < _GOOD_LIMIT:
+        _GOOD_TYPES[data_type] = base_type
+    return base_type
 
 
 def validate_message_attributes(attrs: Mapping[str, Mapping[str, object]]) -> None:
@@ -562,34 +599,18 @@ def validate_message_attributes(attrs: Mapping[str, Mapping[str, object]]) -> No
         )
     for raw_name, attr in attrs.items():
         name = _check_attribute_name(raw_name)
-        if not isinstance(attr, Mapping):
+        if type(attr) is not dict and not isinstance(attr, Mapping):
             raise invalid_parameter(f"Message (user) attribute '{name}' must be a structure with DataType and a value.")
         data_type = attr.get("DataType")
-        if not isinstance(data_type, str) or not data_type:
-            raise invalid_parameter(
-                f"Message (user) attribute '{name}' must contain a non-empty DataType "
-                "(String, Number or Binary, "
-                "optionally followed by .label)."
-            )
-        match = _DATA_TYPE.fullmatch(data_type)
-        if match is None:
-            # moto's suite compares this code and text exactly.
-            raise SqsError(
-                "MessageAttributesInvalid",
-                f"The message attribute '{name}' has an invalid message attribute type, the set of supported "
-                "type prefixes is Binary, Number, and String.",
-            )
-        if len(data_type) > 256:
-            raise invalid_parameter(
-                f"Message (user) attribute '{name}' has a DataType of {len(data_type)} characters; the limit is 256."
-            )
+        base_type = _GOOD_TYPES.get(data_type) if type(data_type) is str else None
+        if base_type is None:
+            base_type = _check_data_type(name, data_type)
         for list_field in ("StringListValues", "BinaryListValues"):
             if attr.get(list_field):
                 raise invalid_parameter(
                     f"Message (user) attribute '{name}' uses {list_field}, which SQS does not implement "
                     "(reserved for future use); send the value in StringValue or BinaryValue."
                 )
-        base_type = match.group(1)
         if base_type == "Binary":
             value = attr.get("BinaryValue")
             if not isinstance(value, bytes | bytearray | memoryview) or len(value) == 0:
@@ -598,7 +619,7 @@ def validate_message_attributes(attrs: Mapping[str, Mapping[str, object]]) -> No
                 )
             continue
         text = attr.get("StringValue")
-        if not isinstance(text, str) or not text:
+        if (type(text) is not str and not isinstance(text, str)) or not text:
             raise invalid_parameter(
                 f"Message (user) attribute '{name}' must contain a non-empty value of type '{base_type}' "
                 "in StringValue."
@@ -618,16 +639,16 @@ def message_size(body: str, attrs: Mapping[str, Mapping[str, object]]) -> int:
     """
     size = len(body) if body.isascii() else len(body.encode("utf-8"))
     for name, attr in attrs.items():
-        size += len(name.encode("utf-8"))
+        size += len(name) if name.isascii() else len(name.encode("utf-8"))
         data_type = attr.get("DataType")
         if isinstance(data_type, str):
-            size += len(data_type.encode("utf-8"))
+            size += len(data_type) if data_type.isascii() else len(data_type.encode("utf-8"))
         value = attr.get("BinaryValue")
-        if isinstance(value, bytes | bytearray | memoryview):
+        if value is not None and isinstance(value, bytes | bytearray | memoryview):
             size += len(value)
         text = attr.get("StringValue")
         if isinstance(text, str):
-            size += len(text.encode("utf-8"))
+            size += len(text) if text.isascii() else len(text.encode("utf-8"))
     return size
 
 
