@@ -146,15 +146,7 @@ def _direct(connection: Any, sql: str) -> bool:
     raw = adapter._connection._connection
     if raw is None:
         return False
-    try:
-        raw.execute(sql).close()
-    except sqlite3.OperationalError as error:
-        if sqlite_inline._busy(error):
-            return False
-        raise exc.DBAPIError.instance(sql, None, error, sqlite3.Error) from error
-    except sqlite3.Error as error:
-        raise exc.DBAPIError.instance(sql, None, error, sqlite3.Error) from error
-    return True
+    return _execute(raw, sql, None) is not None
 
 
 async def inline_sqlite3(session: AsyncSession, clause: ClauseElement) -> sqlite3.Connection | None:
@@ -182,8 +174,16 @@ def run_inline(raw: sqlite3.Connection, sql: str, parameters: Any, *, many: bool
     when another process holds the database's lock (the statement had no effect: the caller then
     goes through SQLAlchemy, which waits without blocking the loop). Errors become SQLAlchemy's
     `DBAPIError`s (`IntegrityError` for a key already there), as through the session."""
+    return _execute(raw, sql, parameters, many=many)
+
+
+def _execute(raw: sqlite3.Connection, sql: str, parameters: Any, *, many: bool = False) -> list[Any] | None:
+    """`sql` on `raw`: its rows; None when another process holds the lock; SQLAlchemy's errors otherwise."""
     try:
-        cursor = raw.executemany(sql, parameters) if many else raw.execute(sql, parameters)
+        if many:
+            cursor = raw.executemany(sql, parameters)
+        else:
+            cursor = raw.execute(sql) if parameters is None else raw.execute(sql, parameters)
         try:
             return cursor.fetchall() if cursor.description else []
         finally:
