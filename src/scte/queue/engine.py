@@ -78,12 +78,20 @@ def _batch_failure(entry_id: str, exc: SqsError) -> dict[str, Any]:
     return {"Id": entry_id, "SenderFault": exc.sender, "Code": exc.code, "Message": exc.message}
 
 
+def _plain_body(entry: Mapping[str, Any]) -> str | None:
+    """The body of an entry that is only an Id and a printable ASCII body (what _prepare accepts as it is)."""
+    body = entry.get("MessageBody")
+    if type(body) is str and entry.keys() <= _PLAIN_ENTRY and body.isascii() and body.isprintable() and body:
+        return body
+    return None
+
+
 def _plain_bodies(entries: Sequence[Mapping[str, Any]]) -> list[str] | None:
-    """The bodies of a batch whose entries are each an Id and a printable ASCII body; None for any other."""
+    """The bodies of a batch whose entries are all plain (`_plain_body`); None for any other."""
     bodies: list[str] = []
     for entry in entries:
-        body = entry.get("MessageBody")
-        if not (type(body) is str and entry.keys() <= _PLAIN_ENTRY and body.isascii() and body.isprintable() and body):
+        body = _plain_body(entry)
+        if body is None:
             return None
         bodies.append(body)
     return bodies
@@ -491,9 +499,9 @@ class Engine:
         total = 0
         sender = self.config.sender_id
         for entry in entries:
-            body = entry.get("MessageBody")
-            if type(body) is str and entry.keys() <= _PLAIN_ENTRY and body.isascii() and body.isprintable() and body:
-                # The usual entry (an Id and a printable ASCII body): what _prepare would make of it, directly.
+            body = _plain_body(entry)
+            if body is not None:
+                # The usual entry: what _prepare would make of it, directly.
                 item = SendEntry(body, None, None, None, None, len(body), None, None, None, sender, entry.get("Id"))
             else:
                 try:
@@ -505,18 +513,14 @@ class Engine:
             prepared.append(item)
         if total > MAX_BATCH_BYTES:
             raise _batch_too_long(total)
-        successful: list[dict[str, Any]] = []
-        if prepared:
-            results = await self._store.submit(lambda c: self._ops.send(c, name, prepared, with_ids=True))
-            for item, result in zip(prepared, results, strict=True):
-                assert item.entry_id is not None
-                if isinstance(result, SqsError):
-                    failed.append(_batch_failure(item.entry_id, result))
-                else:
-                    successful.append(result)  # {"Id": ..., "MessageId": ..., ...}
-            if successful:
-                self._notify(name)
-        return {"Successful": successful, "Failed": failed}
+        if not prepared:
+            return {"Successful": [], "Failed": failed}
+        results = await self._store.submit(lambda c: self._ops.send(c, name, prepared, with_ids=True))
+        answer = _batch_result([str(item.entry_id) for item in prepared], results)
+        answer["Failed"] = failed + answer["Failed"]  # the entries refused before the store come first, as before
+        if answer["Successful"]:
+            self._notify(name)
+        return answer
 
     async def receive_message(
         self,

@@ -154,8 +154,7 @@ class Store:
             return
         if not durable and conn.in_transaction:
             self._answer(batch, results)  # committed with the next durable group, or by the timer
-            if self._deferred is None:
-                self._deferred = asyncio.get_running_loop().call_later(DEFERRED_COMMIT_DELAY, self._commit_deferred)
+            self._arm_deferred_commit()
             return
         if self._deferred is not None:
             self._deferred.cancel()
@@ -198,8 +197,8 @@ class Store:
             conn.execute("RELEASE one")
         self.operations += 1
         fut.set_result(value)
-        if self._deferred is None and not self._pending_durable:
-            self._deferred = asyncio.get_running_loop().call_later(DEFERRED_COMMIT_DELAY, self._commit_deferred)
+        if not self._pending_durable:  # else the pending durable group commits this too
+            self._arm_deferred_commit()
 
     def _undo(self, conn: sqlite3.Connection, savepoint: str | None) -> None:
         """Roll back to `savepoint` (keeping what came before it), or the whole transaction when None."""
@@ -210,6 +209,10 @@ class Store:
             conn.execute("ROLLBACK")
         if self._on_failure is not None:
             self._on_failure(conn)  # in-memory state may hold the undone changes
+
+    def _arm_deferred_commit(self) -> None:
+        if self._deferred is None:
+            self._deferred = asyncio.get_running_loop().call_later(DEFERRED_COMMIT_DELAY, self._commit_deferred)
 
     def _commit_deferred(self) -> None:
         """The timer: commit answered reservations when no durable group came to carry them."""

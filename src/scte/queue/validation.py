@@ -685,28 +685,22 @@ def validate_batch_entries(entries: Sequence[Mapping[str, object]], *, action: s
             and len(set(ids)) == len(ids)
         ):
             return
-    seen: set[object] = set()
     for index, entry in enumerate(entries, start=1):
         entry_id = entry.get("Id")
         if entry_id is None:
             raise missing_parameter(f"{entry_type}.{index}.Id")
-        if not isinstance(entry_id, str) or not (
-            # isalnum alone would pass non-ASCII letters; the regex is the rule, this the fast path
-            (entry_id.isascii() and entry_id.isalnum() and len(entry_id) <= 80) or _BATCH_ID.fullmatch(entry_id)
-        ):
+        if not isinstance(entry_id, str) or _BATCH_ID.fullmatch(entry_id) is None:
             raise SqsError(
                 "InvalidBatchEntryId",
                 "A batch entry id can only contain alphanumeric characters, hyphens and underscores. "
                 "It can be at most 80 letters long.",
             )
+    seen: set[object] = set()
+    for entry in entries:
+        entry_id = entry["Id"]
+        if entry_id in seen:
+            raise SqsError("BatchEntryIdsNotDistinct", f"Id {entry_id} repeated.")
         seen.add(entry_id)
-    if len(seen) != len(entries):  # report the first repeated Id
-        seen.clear()
-        for entry in entries:
-            entry_id = entry["Id"]
-            if entry_id in seen:
-                raise SqsError("BatchEntryIdsNotDistinct", f"Id {entry_id} repeated.")
-            seen.add(entry_id)
 
 
 _FIFO_ID: Final = re.compile(r"[!-~]{1,128}")
