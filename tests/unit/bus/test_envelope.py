@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
-from opentelemetry import context, trace
+from opentelemetry import baggage, context, propagate, trace
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from pydantic import model_validator
 
 from scte.bus.contracts import DecodeError, Event, EventRegistry, UnknownEventType
 from scte.bus.envelope import (
@@ -256,3 +263,112 @@ def test_json_compatible_content_types_decode() -> None:
             received(message, attributes={**message.attributes, "ce-datacontenttype": content_type}), reg
         )
         assert envelope.datacontenttype == content_type
+
+
+# -- what the fast paths must keep ---------------------------------------------------------------------------
+
+
+def test_ids_are_uuid4_strings() -> None:
+    ids = {encode(ReportReady(report="r"), source="s")[0].id for _ in range(2000)}
+    assert len(ids) == 2000
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        assert str(parsed) == value
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC),
+        datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(2026, 1, 1, 0, 30, 0, 5, tzinfo=timezone(timedelta(hours=2))),  # the day before in UTC
+        datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-11))),
+        datetime(999, 5, 6, 7, 8, 9, 10, tzinfo=UTC),  # strftime does not pad the year; neither may we
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
+def test_time_format(when: datetime) -> None:
+    _, message = encode(ReportReady(report="r"), source="s", time=when)
+    assert message.attributes["ce-time"] == when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_envelope_init_is_the_dataclass_init() -> None:
+    parameters = list(inspect.signature(Envelope).parameters.values())
+    assert [(p.name, p.default) for p in parameters] == [
+        (f.name, inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default)
+        for f in dataclasses.fields(Envelope)
+    ]
+    envelope = full_envelope()
+    assert dataclasses.replace(envelope, id="other").id == "other"
+    assert dataclasses.asdict(envelope)["tracestate"] == "a=1,b=2"
+    assert hash(envelope) == hash(full_envelope())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        envelope.id = "changed"  # type: ignore[misc]
+
+
+class _Fixed(TextMapPropagator):
+    """Injects the same trace context whatever the context."""
+
+    def extract(self, carrier: Any, context: Any = None, getter: Any = None) -> Any:
+        return context
+
+    def inject(self, carrier: Any, context: Any = None, setter: Any = None) -> None:
+        carrier["traceparent"] = "00-" + "3" * 32 + "-" + "4" * 16 + "-01"
+        carrier["tracestate"] = "fixed=1"
+
+    @property
+    def fields(self) -> set[str]:
+        return {"traceparent", "tracestate"}
+
+
+def test_a_propagator_set_later_takes_effect() -> None:
+    assert encode(ReportReady(report="r"), source="s")[0].traceparent is None  # the default, remembered
+    default = propagate.get_global_textmap()
+    for replacement in (_Fixed(), CompositePropagator([TraceContextTextMapPropagator(), _Fixed()])):
+        propagate.set_global_textmap(replacement)
+        try:
+            envelope, _ = encode(ReportReady(report="r"), source="s")
+        finally:
+            propagate.set_global_textmap(default)
+        assert envelope.traceparent == "00-" + "3" * 32 + "-" + "4" * 16 + "-01"
+        assert envelope.tracestate == "fixed=1"
+    assert encode(ReportReady(report="r"), source="s")[0].traceparent is None
+
+
+def test_baggage_alone_is_no_trace_context() -> None:
+    token = context.attach(baggage.set_baggage("member", "m1"))
+    try:
+        envelope, message = encode(ReportReady(report="r"), source="s")
+    finally:
+        context.detach(token)
+    assert envelope.traceparent is None
+    assert "baggage" not in message.attributes
+
+
+def test_body_with_leading_whitespace_decodes() -> None:
+    message = good()
+    _, event = decode(received(message, body="\n  " + message.body), reg)
+    assert event == decode(received(message), reg)[1]
+
+
+class _Listed(Event):
+    """A model that also accepts its fields as a JSON list (a validator of its own)."""
+
+    event_type: ClassVar[str] = "report.listed.v1"
+    report: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, value: Any) -> Any:
+        return {"report": value[0]} if isinstance(value, list) else value
+
+
+def test_a_body_must_be_an_object_even_when_the_model_takes_more() -> None:
+    listed = EventRegistry()
+    listed.register(_Listed)
+    message = encode(_Listed(report="r"), source="s")[1]
+    assert decode(received(message), listed)[1] == _Listed(report="r")
+    with pytest.raises(UndecodableMessage, match="not a JSON object but list"):
+        decode(received(message, body=' ["r"]'), listed)
