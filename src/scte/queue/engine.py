@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from scte.queue import validation
+from scte.queue.attribute_shapes import sqs_string_attributes
 from scte.queue.checksums import md5_of_message_attributes
 from scte.queue.clock import Clock, SystemClock
 from scte.queue.errors import SqsError, invalid_parameter, missing_parameter
@@ -396,10 +397,15 @@ class Engine:
             delay = validation.validate_int_param("DelaySeconds", delay, 0, 900)
         attributes = get("MessageAttributes") or None
         attrs_json = md5 = None
+        attrs_size = -1
         if attributes:
-            validation.validate_message_attributes(attributes)
-            attrs_json = encode_message_attributes(attributes)
-            md5 = md5_of_message_attributes(attributes)
+            shaped = sqs_string_attributes(attributes)  # the usual attributes, prepared at once
+            if shaped is None:
+                validation.validate_message_attributes(attributes)
+                attrs_json = encode_message_attributes(attributes)
+                md5 = md5_of_message_attributes(attributes)
+            else:
+                attrs_json, md5, attrs_size = shaped
         trace = None
         system = get("MessageSystemAttributes") or None
         if system:
@@ -419,10 +425,9 @@ class Engine:
         dedup = get("MessageDeduplicationId")
         if dedup is not None:
             validation.validate_dedup_id(dedup)
+        size = len(body) if body.isascii() else len(body.encode())
         if attributes:
-            size = validation.message_size(body, attributes)
-        else:
-            size = len(body) if body.isascii() else len(body.encode())
+            size += attrs_size if attrs_size >= 0 else validation.message_size("", attributes)
         return SendEntry(
             body=body,
             delay_seconds=delay,

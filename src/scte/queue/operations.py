@@ -7,6 +7,7 @@ The queue catalogue is cached in memory (a few rows per queue); messages are not
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import operator
@@ -256,8 +257,6 @@ class ReceiveOutcome:
 
 def encode_message_attributes(attrs: Mapping[str, Mapping[str, Any]]) -> str:
     """Message attributes as stored: JSON, binary values as base64."""
-    import base64
-
     out: dict[str, list[str]] = {}
     for name, value in attrs.items():
         data_type = str(value["DataType"])
@@ -269,16 +268,23 @@ def encode_message_attributes(attrs: Mapping[str, Mapping[str, Any]]) -> str:
     return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
 
 
-def decode_message_attributes(text: str) -> dict[str, dict[str, Any]]:
-    import base64
+# The JSON scanner itself: what json.loads runs after three Python calls of checks (stored text is ours).
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
-    out: dict[str, dict[str, Any]] = {}
-    for name, (data_type, kind, value) in json.loads(text).items():
-        if kind == "B":
-            out[name] = {"DataType": data_type, "BinaryValue": base64.b64decode(value)}
-        else:
-            out[name] = {"DataType": data_type, "StringValue": value}
-    return out
+
+def decode_message_attributes(text: str) -> dict[str, dict[str, Any]]:
+    try:
+        stored, end = _scan_json(text, 0)
+    except StopIteration:
+        stored, end = json.loads(text), len(text)  # (raises as json.loads does)
+    if end != len(text):
+        stored = json.loads(text)
+    return {
+        name: {"DataType": data_type, "StringValue": value}
+        if kind != "B"
+        else {"DataType": data_type, "BinaryValue": base64.b64decode(value)}
+        for name, (data_type, kind, value) in stored.items()
+    }
 
 
 def select_message_attributes(attrs: dict[str, dict[str, Any]], names: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -649,6 +655,33 @@ class Operations:
             results.append({"Id": entry_id, "MessageId": message_id, "MD5OfMessageBody": md5_of_body(body)})
         _insert_plain(conn, params)
         return results
+
+    def deliver(self, conn: sqlite3.Connection, name: str, entries: Sequence[SendEntry]) -> SqsError | None:
+        """Insert SNS deliveries into a standard queue, all or none: None, or the error of the first entry
+        `send` would refuse (nothing is written then). No results: SNS does not return them."""
+        meta = self.queue(name)
+        if meta.fifo:
+            raise ValueError("deliver() is for standard queues")
+        for e in entries:
+            if e.size > meta.max_size:
+                return self._too_long(meta)
+        now = self.now_ms()
+        row_id = self.allocate_ids(conn, len(entries)) - 1  # incremented before each use
+        prefix = self._id_prefix
+        default_sender = self.default_sender
+        queue_id = meta.id
+        rows: list[tuple[Any, ...]] = []
+        for e in entries:
+            row_id += 1
+            visible_at = now + (meta.delay_ms if e.delay_seconds is None else e.delay_seconds * 1000)
+            sender = None if e.sender_id == default_sender else e.sender_id
+            rows.append(
+                _message_row(
+                    e, row_id, queue_id, visible_at, now, _MESSAGE_ID_FORMAT % (prefix, row_id), e.dedup_id, sender
+                )
+            )
+        insert_messages(conn, rows)
+        return None
 
     @staticmethod
     def _too_long(meta: QueueMeta) -> SqsError:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from scte.queue.topics.envelope import timestamp
+from scte.queue.attribute_shapes import sns_string_attributes
 from scte.queue.topics.errors import invalid
 from scte.queue.topics.limits import ATTRIBUTE_NAME, FIFO_ID, MAX_MESSAGE_BYTES
 from scte.queue.topics.records import Publication
@@ -115,8 +115,14 @@ def publication(
             raise invalid("Subject must be less than 100 characters")
         if not subject or any(ord(ch) < 0x20 or ord(ch) > 0x7E for ch in subject):
             raise invalid("Invalid parameter: Subject")
-    attrs = message_attributes(attributes)
-    if payload_size(message, attrs) > MAX_MESSAGE_BYTES:
+    shaped = sns_string_attributes(attributes, _GOOD_NAMES) if attributes else None  # the usual attributes
+    if shaped is None:
+        attrs = message_attributes(attributes)
+        size = payload_size(message, attrs)
+    else:
+        attrs, size = shaped
+        size += _utf8_len(message)
+    if size > MAX_MESSAGE_BYTES:
         raise invalid("Invalid parameter: Message too long")
     parsed: dict[str, str] | None = None
     if structure is not None:
@@ -143,6 +149,6 @@ def publication(
         structure=parsed,
         group_id=group_id if isinstance(group_id, str) else None,
         dedup_id=dedup_id if isinstance(dedup_id, str) else None,
-        timestamp=timestamp(now),
+        published_at=now,
         entry_id=entry_id,
     )

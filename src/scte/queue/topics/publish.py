@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from scte.queue.errors import SqsError
+from scte.queue.operations import SendEntry
 from scte.queue.topics.base import TopicsBase
 from scte.queue.topics.envelope import http_notification, notification
 from scte.queue.topics.errors import SnsError, batch_failure, invalid
@@ -18,6 +19,28 @@ from scte.queue.topics.limits import BATCH_ID, DEDUP_WINDOW_MS, E164, MAX_BATCH_
 from scte.queue.topics.messages import publication
 from scte.queue.topics.records import Outcome, Publication, Subscription, Topic, confirmed_subscriptions
 from scte.queue.topics.region_delivery import enqueue_region
+
+
+class _Refused(Exception):
+    """A deferred delivery was refused (PublishBatch's fast path gives way to the entry-by-entry one)."""
+
+
+# How an `sqs` subscription is delivered to: (in another region, queue or None, topic counter, queue is FIFO)
+_Route = tuple[bool, str | None, str, bool]
+
+
+class _Fanout:
+    """What the publications of one PublishBatch share in its transaction: the topic and its confirmed
+    subscriptions (read once), the routes of `sqs` subscriptions, and the deliveries to standard queues
+    left for the end (queue -> entries)."""
+
+    __slots__ = ("deferred", "routes", "subs", "topic")
+
+    def __init__(self, topic: Topic, subs: list[Subscription]) -> None:
+        self.topic = topic
+        self.subs = subs
+        self.routes: dict[str, _Route] = {}
+        self.deferred: dict[str, list[SendEntry]] = {}
 
 
 class Publisher(TopicsBase):
@@ -132,6 +155,9 @@ class Publisher(TopicsBase):
                 failed.append(batch_failure(str(entry["Id"]), exc))
 
         def run(conn: sqlite3.Connection) -> list[Outcome | SqsError]:
+            accepted = self._publish_all(conn, arn, prepared)
+            if accepted is not None:
+                return [*accepted]
             results: list[Outcome | SqsError] = []
             for p in prepared:
                 conn.execute("SAVEPOINT sns_entry")
@@ -163,6 +189,27 @@ class Publisher(TopicsBase):
         failed.sort(key=lambda f: order[f["Id"]])
         return {"Successful": successful, "Failed": failed}
 
+    def _publish_all(self, conn: sqlite3.Connection, arn: str, prepared: Sequence[Publication]) -> list[Outcome] | None:
+        """PublishBatch's usual case, every entry accepted: the topic and its subscriptions read once, no
+        savepoint per entry, and the deliveries to each standard queue inserted together at the end. When
+        any entry fails, None and nothing of this is left: the caller then publishes entry by entry, each
+        in its own savepoint, which gives every entry the answer it gets alone."""
+        conn.execute("SAVEPOINT sns_batch")
+        try:
+            fanout = _Fanout(self._topic(conn, arn), confirmed_subscriptions(conn, arn))
+            outcomes = [self._publish_in(conn, arn, p, batch=True, fanout=fanout) for p in prepared]
+            ops = self._engine._ops
+            for name, entries in fanout.deferred.items():
+                if ops.deliver(conn, name, entries) is not None:
+                    raise _Refused
+        except (SqsError, _Refused):
+            conn.execute("ROLLBACK TO sns_batch")
+            conn.execute("RELEASE sns_batch")
+            self._engine._ops.load(conn)  # message ids allocated by what was undone
+            return None
+        conn.execute("RELEASE sns_batch")
+        return outcomes
+
     def _after(self, outcomes: Sequence[Outcome], topic_arn: str) -> bool:
         """After the commit: wake the queues' long polls and the HTTP deliverer, count. True when
         deliveries to other regions were queued (the caller then makes their first attempt)."""
@@ -181,10 +228,21 @@ class Publisher(TopicsBase):
 
     # -- fan-out -------------------------------------------------------------------------------------------
 
-    def _publish_in(self, conn: sqlite3.Connection, arn: str, p: Publication, *, batch: bool) -> Outcome:
+    def _publish_in(
+        self,
+        conn: sqlite3.Connection,
+        arn: str,
+        p: Publication,
+        *,
+        batch: bool,
+        fanout: _Fanout | None = None,
+    ) -> Outcome:
         """Accept one publication and fan it out, inside the caller's transaction. Raises before
-        returning if anything fails; the store (or publish_batch's savepoint) then undoes it all."""
-        topic = self._topic(conn, arn)
+        returning if anything fails; the store (or publish_batch's savepoint) then undoes it all.
+
+        `fanout`: what the publications of one PublishBatch share (see `_Fanout`); deliveries to standard
+        queues are then left in its `deferred` for the caller to insert."""
+        topic = self._topic(conn, arn) if fanout is None else fanout.topic
         now_ms = self._now_ms()
         dedup_id = p.dedup_id
         sequence: str | None = None
@@ -205,7 +263,7 @@ class Publisher(TopicsBase):
                 (arn, dedup_id, now_ms),
             ).fetchone()
             if seen is not None:
-                return Outcome(message_id=seen[0], sequence=seen[1], counts=Counter(duplicates=1))
+                return Outcome(message_id=seen[0], sequence=seen[1], counts=defaultdict(int, duplicates=1))
             topic.sequence += 1
             sequence = f"{topic.sequence:020d}"
             conn.execute("UPDATE topics SET sequence=? WHERE arn=?", (topic.sequence, arn))
@@ -220,7 +278,7 @@ class Publisher(TopicsBase):
                 "Invalid parameter: MessageDeduplicationId Reason: The request includes MessageDeduplicationId "
                 "parameter that is not valid for this topic type"
             )
-        subs = confirmed_subscriptions(conn, arn)
+        subs = confirmed_subscriptions(conn, arn) if fanout is None else fanout.subs
         if p.structure is not None and "default" not in p.structure:
             if subs:
                 raise invalid(f"Message does not contain {subs[0].protocol} or default keys.")
@@ -234,12 +292,13 @@ class Publisher(TopicsBase):
                 continue
             message = p.message if p.structure is None else p.structure.get(sub.protocol, p.structure["default"])
             if sub.protocol == "sqs":
-                if self._other_region(sub.endpoint) is not None:
+                route = self._sqs_route(sub, fanout)
+                if route[0]:
                     request = self._sqs_request(topic, sub, p, message, dedup_id, sequence)
                     enqueue_region(conn, sub.arn, sub.endpoint, request, now_ms)
                     outcome.regions = True
                 else:
-                    self._deliver_sqs(conn, topic, sub, p, message, dedup_id, sequence, outcome)
+                    self._deliver_sqs(conn, topic, sub, p, message, dedup_id, sequence, outcome, route, fanout)
             elif sub.protocol in ("http", "https"):
                 payload = http_notification(
                     topic, sub, p, message, sequence, base_url=self.base_url, signer=self._signer
@@ -271,6 +330,31 @@ class Publisher(TopicsBase):
             "MessageDeduplicationId": dedup_id,
         }
 
+    def _sqs_route(self, sub: Subscription, fanout: _Fanout | None) -> _Route:
+        """Where notifications for an `sqs` subscription go (remembered for the rest of a PublishBatch)."""
+        if fanout is not None:
+            known = fanout.routes.get(sub.arn)
+            if known is not None:
+                return known
+        route: _Route
+        if self._other_region(sub.endpoint) is not None:
+            route = (True, None, "", False)
+        else:
+            engine = self._engine
+            name = self._queue_name(sub.endpoint)
+            if name is None or not engine.queue_exists(name) or engine.queue_arn(name) != sub.endpoint:
+                # SNS drops what it cannot deliver after its retries, or sends it to the subscription's DLQ.
+                target = self._dead_letter_queue(sub)
+                if target is None:
+                    route = (False, None, "undeliverable", False)
+                else:
+                    route = (False, target, "dead_lettered", engine.is_fifo(target))
+            else:
+                route = (False, name, "delivered", engine.is_fifo(name))
+        if fanout is not None:
+            fanout.routes[sub.arn] = route
+        return route
+
     def _deliver_sqs(
         self,
         conn: sqlite3.Connection,
@@ -281,24 +365,23 @@ class Publisher(TopicsBase):
         dedup_id: str | None,
         sequence: str | None,
         outcome: Outcome,
+        route: _Route,
+        fanout: _Fanout | None,
     ) -> None:
+        _other, name, counter, fifo = route
+        outcome.counts[counter] += 1
+        if name is None:
+            return
         engine = self._engine
-        name = self._queue_name(sub.endpoint)
-        if name is None or not engine.queue_exists(name) or engine.queue_arn(name) != sub.endpoint:
-            # SNS drops what it cannot deliver after its retries, or sends it to the subscription's DLQ.
-            target = self._dead_letter_queue(sub)
-            if target is None:
-                outcome.counts["undeliverable"] += 1
-                return
-            name = target
-            outcome.counts["dead_lettered"] += 1
-        else:
-            outcome.counts["delivered"] += 1
         request = self._sqs_request(topic, sub, p, message, dedup_id, sequence)
-        if not engine.is_fifo(name):
+        if not fifo:
             request["MessageDeduplicationId"] = None
         try:
             entry = engine._prepare(request)
+            if fanout is not None and not fifo:
+                fanout.deferred.setdefault(name, []).append(entry)
+                outcome.sent[name] += 1
+                return
             (result,) = engine._ops.send(conn, name, (entry,))
         except SqsError as exc:
             result = exc

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,8 +127,15 @@ class Publication:
     structure: dict[str, str] | None
     group_id: str | None
     dedup_id: str | None
-    timestamp: str
+    published_at: float  # clock seconds at acceptance
     entry_id: str | None = None
+
+    @property
+    def timestamp(self) -> str:
+        """`Timestamp` of the notification (made when a notification needs it: raw deliveries do not)."""
+        from scte.queue.topics.envelope import timestamp  # (envelope imports this module)
+
+        return timestamp(self.published_at)
 
 
 @dataclass(slots=True)
@@ -137,7 +144,10 @@ class Outcome:
 
     message_id: str
     sequence: str | None = None
-    sent: Counter[str] = field(default_factory=Counter)  # queue (this region) -> messages written into it
-    counts: Counter[str] = field(default_factory=Counter)  # topic counters: delivered, filtered_out, ...
+    # (defaultdicts, not Counters: a Counter is two Python calls to make, and there are two a publication)
+    sent: defaultdict[str, int] = field(
+        default_factory=lambda: defaultdict(int)
+    )  # queue (this region) -> messages written into it
+    counts: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # topic counters: delivered, ...
     http: bool = False  # HTTP notifications were queued
     regions: bool = False  # deliveries to other regions' queues were queued
