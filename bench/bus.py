@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bus_faststream import run_faststream
 from scte.bus.consumer import Consumer
 from scte.bus.contracts import Event, EventRegistry
-from scte.bus.database import sqlite_engine
+from scte.bus.database import sessionmaker, sqlite_engine
 from scte.bus.envelope import Envelope
 from scte.bus.publisher import OutboxRelay, Publisher
 from scte.bus.storage import bus_inbox, utcnow
@@ -122,7 +122,7 @@ async def service_db(directory: Path) -> tuple[Any, async_sessionmaker[AsyncSess
     async with db.begin() as conn:
         await conn.run_sync(bus_metadata.create_all)
         await conn.run_sync(service.create_all)
-    return db, async_sessionmaker(db, expire_on_commit=False)
+    return db, sessionmaker(db)
 
 
 async def run_ours(

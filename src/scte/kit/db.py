@@ -33,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from scte.bus.database import sessionmaker as bus_sessionmaker
+
 __all__ = [
     "create_engine",
     "dialect_insert",
@@ -79,8 +81,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions whose objects stay readable after commit (responses are built after it)."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions whose objects stay readable after commit (responses are built after it); the bus's
+    `BusSession`, which begins and closes a transaction without SQLAlchemy's greenlet and task."""
+    return bus_sessionmaker(engine, expire_on_commit=False)
 
 
 def dialect_insert(session: AsyncSession) -> Any:
