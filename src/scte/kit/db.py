@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.types import TypeDecorator
 
 from scte.bus.database import sessionmaker as bus_sessionmaker
+from scte.bus.database import sqlite_engine
 
 __all__ = [
     "create_engine",
@@ -51,16 +52,20 @@ __all__ = [
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for `url` (`sqlite+aiosqlite:///path` or `postgresql+asyncpg://...`).
+    """An async engine for `url`: `sqlite+scte:///path` (the default), `sqlite+aiosqlite:///path` or
+    `postgresql+asyncpg://...`.
 
     For SQLite the file's directory is created, and every connection gets WAL, foreign keys and
-    `BEGIN IMMEDIATE` transactions."""
+    `BEGIN IMMEDIATE` transactions. `sqlite+scte` is the bus's engine (`scte.bus.database.sqlite_engine`):
+    SQLite on the event loop's thread, one connection whose transactions queue in asyncio."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         return _create_async_engine(url, **kwargs)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.get_driver_name() == "scte":
+            return sqlite_engine(parsed.database, foreign_keys=True, busy_timeout=30.0, **kwargs)
     connect_args = {"timeout": 30, **kwargs.pop("connect_args", {})}
     engine = _create_async_engine(url, connect_args=connect_args, **kwargs)
 

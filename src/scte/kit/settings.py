@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         given = self.database_urls.get(service) or os.environ.get(_env_name(service, "DATABASE_URL"))
         if given:
             return given
-        return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+        return f"sqlite+scte:///{(self.data_dir / f'{service}.db').resolve()}"
 
     def port(self, service: str, default: int) -> int:
         """`SCTE_<SERVICE>_PORT`, else `default` (the platform's port for it)."""

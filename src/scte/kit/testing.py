@@ -87,7 +87,7 @@ async def postgres_database(base_url: str = POSTGRES_URL) -> AsyncIterator[str]:
 async def database_url(kind: str, directory: Path, name: str = "service") -> AsyncIterator[str]:
     """`sqlite`: a file in `directory`; `postgresql`: a fresh database (pytest skips if unreachable)."""
     if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{(directory / f'{name}.db').resolve()}"
+        yield f"sqlite+scte:///{(directory / f'{name}.db').resolve()}"
         return
     if kind != "postgresql":
         raise ValueError(f"unknown database kind {kind!r}")

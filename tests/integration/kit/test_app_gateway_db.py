@@ -98,3 +98,28 @@ async def test_gateway_routes_and_sums_up_health(issuer: TokenIssuer) -> None:
         assert (await client.get("/api/nothing/x")).status_code == 404
         health = await client.get("/health")
         assert health.json()["services"]["demo"] == {"status": "ok"}
+
+
+@pytest.mark.parametrize("driver", ["scte", "aiosqlite"])
+async def test_sqlite_engines_enforce_foreign_keys_and_the_default_runs_on_the_loop(
+    driver: str, tmp_path: Path
+) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from scte.bus.database import closes_inline
+
+    engine = create_engine(f"sqlite+{driver}:///{tmp_path / 'sub' / 'service.db'}")
+    try:
+        assert closes_inline(engine) is (driver == "scte")  # the default URL's driver: SQLite on the loop
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
+            await conn.execute(
+                text("CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent(id))")
+            )
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO child (parent) VALUES (1)"))
+    finally:
+        await engine.dispose()

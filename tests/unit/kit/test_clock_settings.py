@@ -34,7 +34,7 @@ def test_settings_per_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     settings = Settings(data_dir=tmp_path, database_urls={"members": "sqlite+aiosqlite:///x.db"})
     assert settings.database_url("members") == "sqlite+aiosqlite:///x.db"
     assert settings.database_url("learning") == "postgresql+asyncpg://db/learning"
-    assert settings.database_url("search") == f"sqlite+aiosqlite:///{tmp_path.resolve()}/search.db"
+    assert settings.database_url("search") == f"sqlite+scte:///{tmp_path.resolve()}/search.db"
     assert settings.port("learning", 8102) == 9999
     assert settings.port("search", 8110) == 8110
     assert settings.aws_endpoint_url == "http://broker:1"
