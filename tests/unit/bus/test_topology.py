@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from scte.bus.topology import QueueSpec, Subscription, TopicSpec, Topology
-from scte.bus.transport import OutgoingMessage
-from scte.bus.transports._provision import _same, batches, entry, physical_name, queue_policy
+from scte.bus.transport import IncomingMessage, OutgoingMessage
+from scte.bus.transports._provision import _same, batches, entry, message_batches, physical_name, queue_policy
+from scte.bus.transports.inprocess import incoming
 
 
 def test_lookup_and_dead_letter_names() -> None:
@@ -117,6 +118,25 @@ def test_batches_split_by_count_and_size() -> None:
     assert [len(b) for b in batches(entries, "Message", 262_144)] == [10, 10, 5]
     big = [{"Id": str(i), "Message": "x" * 100_000} for i in range(5)]
     assert [len(b) for b in batches(big, "Message", 262_144)] == [2, 2, 1]
+    assert batches([], "Message", 262_144) == []
+
+
+def _counted(body: str, attributes: dict[str, str]) -> int:
+    """The size as it was always counted: the body, and each name and value plus 6, in UTF-8."""
+    return len(body.encode()) + sum(len(k.encode()) + len(v.encode()) + 6 for k, v in attributes.items())
+
+
+@pytest.mark.parametrize("text", ["x", "é", "€", "😀"])  # 1, 2, 3 and 4 bytes in UTF-8
+def test_batches_count_utf8_bytes_of_bodies_names_and_values(text: str) -> None:
+    attributes = {"ce-type": "a.b.v1", f"n{text}": text * 10}
+    size = _counted(text * 1000, attributes)
+    messages = [OutgoingMessage(body=text * 1000, attributes=attributes) for _ in range(6)]
+    entries = [entry(m, fifo=False, body_key="Message", entry_id=str(i)) for i, m in enumerate(messages)]
+    for limit, expected in ((3 * size, [3, 3]), (3 * size - 1, [2, 2, 2]), (size - 1, [1] * 6)):
+        assert [len(b) for b in batches(entries, "Message", limit)] == expected
+        assert [len(b) for b in message_batches(messages, limit)] == expected
+    plain = [OutgoingMessage(body=text * 10) for _ in range(12)]
+    assert [list(b) for b in message_batches(plain, 10_000)] == [plain[:10], plain[10:]]
 
 
 def test_attribute_comparison_is_semantic() -> None:
@@ -134,3 +154,29 @@ def test_attribute_comparison_is_semantic() -> None:
     assert not _same("VisibilityTimeout", None, "30")
     assert _same("VisibilityTimeout", "30", "30")
     assert '"aws:SourceArn"' in queue_policy("arn:q", ["arn:t2", "arn:t1"])
+
+
+def test_a_received_entry_becomes_an_incoming_message() -> None:
+    raw = {
+        "MessageId": "m-1",
+        "ReceiptHandle": "r-1",
+        "Body": "{}",
+        "Attributes": {"ApproximateReceiveCount": "3", "SentTimestamp": "1700000000000", "MessageGroupId": "g"},
+        "MessageAttributes": {
+            "ce-id": {"DataType": "String", "StringValue": "e"},
+            "n": {"DataType": "Number", "StringValue": "5"},
+            "b": {"DataType": "Binary", "BinaryValue": b"x"},
+        },
+    }
+    assert incoming("q", raw) == IncomingMessage(
+        queue="q",
+        message_id="m-1",
+        receipt="r-1",
+        body="{}",
+        attributes={"ce-id": "e", "n": "5"},
+        receive_count=3,
+        sent_timestamp_ms=1_700_000_000_000,
+        group_id="g",
+    )
+    bare = incoming("q", {"MessageId": "m", "ReceiptHandle": "r", "Body": "b"})
+    assert (bare.attributes, bare.receive_count, bare.sent_timestamp_ms, bare.group_id) == ({}, 1, 0, None)

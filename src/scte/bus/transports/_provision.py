@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from scte.bus.topology import QueueSpec, Topology
 from scte.bus.transport import OutgoingMessage
@@ -20,6 +20,8 @@ FIFO_SUFFIX = ".fifo"
 RECEIVE_SYSTEM_ATTRIBUTES = ("ApproximateReceiveCount", "SentTimestamp", "MessageGroupId")
 MAX_BATCH = 10
 MAX_SNS_BATCH_BYTES = 262_144
+
+T = TypeVar("T")
 
 
 def physical_name(prefix: str, name: str, fifo: bool) -> str:
@@ -42,10 +44,11 @@ def plain_attributes(attributes: Mapping[str, Mapping[str, Any]] | None) -> dict
     return out
 
 
-def entry(message: OutgoingMessage, *, fifo: bool, body_key: str) -> dict[str, Any]:
+def entry(message: OutgoingMessage, *, fifo: bool, body_key: str, entry_id: str | None = None) -> dict[str, Any]:
     """One Publish/SendMessage(Batch) entry: group and dedup ids only for FIFO destinations,
-    per-message delay only for standard queues (FIFO refuses it)."""
-    out: dict[str, Any] = {body_key: message.body}
+    per-message delay only for standard queues (FIFO refuses it). With `entry_id`, a batch entry
+    (its `Id` first)."""
+    out: dict[str, Any] = {body_key: message.body} if entry_id is None else {"Id": entry_id, body_key: message.body}
     if message.attributes:
         out["MessageAttributes"] = string_attributes(message.attributes)
     if fifo:
@@ -57,22 +60,55 @@ def entry(message: OutgoingMessage, *, fifo: bool, body_key: str) -> dict[str, A
     return out
 
 
-def batches(entries: Sequence[dict[str, Any]], body_key: str, max_bytes: int) -> list[list[dict[str, Any]]]:
+def utf8_size(text: str) -> int:
+    """Bytes of `text` in UTF-8, without encoding it when it is ASCII (a flag of the string, O(1))."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def payload_size(body: str, attributes: Mapping[str, str]) -> int:
+    """What a message counts against a batch's bytes: its body, and each attribute's name and value
+    and 6 for its type, in UTF-8. The names and the values are measured joined (UTF-8 lengths add up),
+    two C calls instead of two Python calls per attribute."""
+    if not attributes:
+        return utf8_size(body)
+    return (
+        utf8_size(body) + utf8_size("".join(attributes)) + utf8_size("".join(attributes.values())) + 6 * len(attributes)
+    )
+
+
+def batches(entries: Sequence[dict[str, Any]], body_key: str, max_bytes: int) -> list[Sequence[dict[str, Any]]]:
     """Entries cut into batches of at most 10 and `max_bytes` of bodies and attributes."""
-    out: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
-    size = 0
-    for item in entries:
-        item_size = len(item[body_key].encode()) + sum(
-            len(k.encode()) + len(v["StringValue"].encode()) + 6 for k, v in item.get("MessageAttributes", {}).items()
-        )
-        if current and (len(current) == MAX_BATCH or size + item_size > max_bytes):
-            out.append(current)
-            current, size = [], 0
-        current.append(item)
+    return cut(entries, [_entry_size(item, body_key) for item in entries], max_bytes)
+
+
+def _entry_size(item: Mapping[str, Any], body_key: str) -> int:
+    """`payload_size` of an entry, whose attributes are SQS-shaped."""
+    attributes = item.get("MessageAttributes")
+    if not attributes:
+        return utf8_size(item[body_key])
+    values = "".join([attr["StringValue"] for attr in attributes.values()])
+    return utf8_size(item[body_key]) + utf8_size("".join(attributes)) + utf8_size(values) + 6 * len(attributes)
+
+
+def message_batches(messages: Sequence[OutgoingMessage], max_bytes: int) -> list[Sequence[OutgoingMessage]]:
+    """Messages cut as `batches` cuts their entries, measured before any entry is built."""
+    return cut(messages, [payload_size(m.body, m.attributes) for m in messages], max_bytes)
+
+
+def cut(items: Sequence[T], sizes: Sequence[int], max_bytes: int) -> list[Sequence[T]]:
+    """`items` in order, in runs of at most 10 whose `sizes` add up to at most `max_bytes` (an item
+    larger than that alone)."""
+    if len(items) <= MAX_BATCH and sum(sizes) <= max_bytes:
+        return [items] if items else []  # the usual publish: one batch
+    out: list[Sequence[T]] = []
+    start = size = 0
+    for end, item_size in enumerate(sizes):
+        if end > start and (end - start == MAX_BATCH or size + item_size > max_bytes):
+            out.append(items[start:end])
+            start, size = end, 0
         size += item_size
-    if current:
-        out.append(current)
+    if start < len(items):
+        out.append(items[start:])
     return out
 
 

@@ -14,8 +14,8 @@ from scte.bus.transport import IncomingMessage, OutgoingMessage, TransportError
 from scte.bus.transports._provision import (
     MAX_SNS_BATCH_BYTES,
     RECEIVE_SYSTEM_ATTRIBUTES,
-    batches,
     entry,
+    message_batches,
     physical_name,
     plain_attributes,
     provision,
@@ -148,18 +148,19 @@ class InProcessTransport:
                 )
             )
             return
-        entries = [{"Id": str(i), **entry(m, fifo=fifo, body_key="Message")} for i, m in enumerate(messages)]
-        for batch in batches(entries, "Message", MAX_SNS_BATCH_BYTES):
-            result = await self._call(lambda b=batch: self.engine.topics.publish_batch(arn, b))  # type: ignore[misc]
+        # Cut by the messages' sizes first, then build each batch's entries (nothing measured twice).
+        for batch in message_batches(messages, MAX_SNS_BATCH_BYTES):
+            entries = [entry(m, fifo=fifo, body_key="Message", entry_id=str(i)) for i, m in enumerate(batch)]
+            result = await self._call(lambda e=entries: self.engine.topics.publish_batch(arn, e))  # type: ignore[misc]
             _raise_failed(result, "publish")
 
     async def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> None:
         if not messages:
             return
         name, fifo = self._queue(queue)
-        entries = [{"Id": str(i), **entry(m, fifo=fifo, body_key="MessageBody")} for i, m in enumerate(messages)]
-        for batch in batches(entries, "MessageBody", 1_048_576):
-            result = await self._call(lambda b=batch: self.engine.send_message_batch(name, b))  # type: ignore[misc]
+        for batch in message_batches(messages, 1_048_576):
+            entries = [entry(m, fifo=fifo, body_key="MessageBody", entry_id=str(i)) for i, m in enumerate(batch)]
+            result = await self._call(lambda e=entries: self.engine.send_message_batch(name, e))  # type: ignore[misc]
             _raise_failed(result, "send")
 
     async def receive(
@@ -200,15 +201,16 @@ class InProcessTransport:
 def incoming(queue: str, message: Mapping[str, Any]) -> IncomingMessage:
     """An SQS ReceiveMessage result entry as an `IncomingMessage`."""
     system = message.get("Attributes") or {}
+    # Positional, in the order of the fields: a dataclass's __init__ matches keywords at 0.3 us a message.
     return IncomingMessage(
-        queue=queue,
-        message_id=str(message["MessageId"]),
-        receipt=str(message["ReceiptHandle"]),
-        body=str(message["Body"]),
-        attributes=plain_attributes(message.get("MessageAttributes")),
-        receive_count=int(system.get("ApproximateReceiveCount", 1)),
-        sent_timestamp_ms=int(system.get("SentTimestamp", 0)),
-        group_id=system.get("MessageGroupId") or None,
+        queue,
+        str(message["MessageId"]),  # message_id
+        str(message["ReceiptHandle"]),  # receipt
+        str(message["Body"]),  # body
+        plain_attributes(message.get("MessageAttributes")),  # attributes
+        int(system.get("ApproximateReceiveCount", 1)),  # receive_count
+        int(system.get("SentTimestamp", 0)),  # sent_timestamp_ms
+        system.get("MessageGroupId") or None,  # group_id
     )
 
 
