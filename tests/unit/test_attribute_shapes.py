@@ -128,9 +128,21 @@ def test_sns_shaped_matches_the_general_code(seed: int) -> None:
     expected = general_sns(attrs)
     sns_string_attributes(attrs, messages._GOOD_NAMES)
     shaped = sns_string_attributes(attrs, messages._GOOD_NAMES)
-    assert shaped == expected
     assert shaped is not None and shaped[0] is not None
-    assert all(shaped[0][n] is not attrs[n] for n in attrs)  # a copy
+    assert shaped[:2] == expected
+    copy, _size, known = shaped
+    assert all(copy[n] is not attrs[n] for n in attrs)  # a copy
+    assert (known.names, known.types, known.values) == (
+        tuple(attrs),
+        [a["DataType"] for a in attrs.values()],
+        [a["StringValue"] for a in attrs.values()],
+    )
+    # SQS's shaped path given what SNS knows of the copy: what the general code gives, or None for values
+    # it leaves to the general code (non-ASCII, control characters)
+    general = general_sqs(copy)
+    with_known = sqs_string_attributes(copy, known)
+    assert with_known == sqs_string_attributes(copy)
+    assert with_known == (general if known.joined.isascii() and known.joined.isprintable() else None)
 
 
 def test_sns_shaped_steps_aside() -> None:
@@ -144,3 +156,37 @@ def test_sns_shaped_steps_aside() -> None:
     ):
         assert sns_string_attributes(bad, messages._GOOD_NAMES) is None
     assert sns_string_attributes(strings(unseen_name="v"), messages._GOOD_NAMES) is None
+
+
+def reference_decode(text: str) -> dict[str, dict[str, Any]]:
+    """decode_message_attributes as first written: json.loads and a loop."""
+    import base64
+    import json
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, (data_type, kind, value) in json.loads(text).items():
+        if kind == "B":
+            out[name] = {"DataType": data_type, "BinaryValue": base64.b64decode(value)}
+        else:
+            out[name] = {"DataType": data_type, "StringValue": value}
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_decode_matches_json(seed: int) -> None:
+    rng = random.Random(seed)
+    names = rng.sample(ENVELOPE, rng.randint(1, len(ENVELOPE)))
+    values = [*VALUES, "caf\u00e9 \u2603", "tab\there", "line\nbreak", "\u2028", "]},{", '":["', "S"]
+    attrs: dict[str, dict[str, Any]] = {}
+    for n in names:
+        if rng.random() < 0.1:
+            attrs[n] = {"DataType": "Binary", "BinaryValue": bytes(rng.randrange(256) for _ in range(5))}
+        else:
+            attrs[n] = {"DataType": rng.choice(["String", "Number", "String.x"]), "StringValue": rng.choice(values)}
+    text = encode_message_attributes(attrs)
+    assert decode_message_attributes(text) == reference_decode(text) == attrs
+
+
+def test_decode_of_other_json_texts() -> None:
+    for text in ("{}", '{"a": ["String", "S", "v"]}', '{"a":["String","S","v"]} ', '{"a":["String","B","dg=="]}'):
+        assert decode_message_attributes(text) == reference_decode(text)

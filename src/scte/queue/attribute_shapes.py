@@ -23,7 +23,7 @@ from typing import Any
 from scte.queue import validation
 from scte.queue.checksums import _BUILTIN_MD5_MAX, _attribute_head, _builtin_md5
 
-__all__ = ["sns_string_attributes", "sqs_string_attributes"]
+__all__ = ["StringValues", "sns_string_attributes", "sqs_string_attributes"]
 
 _DATA_TYPE = itemgetter("DataType")
 _STRING_VALUE = itemgetter("StringValue")
@@ -125,24 +125,48 @@ def _sqs_shape(names: tuple[str, ...], attrs: Mapping[str, Any]) -> Shape | None
     return shape
 
 
-def sqs_string_attributes(attrs: Mapping[str, Any]) -> tuple[str, str, int] | None:
+class StringValues:
+    """What the shaped path learnt of message attributes it made: exactly {"DataType": types[i],
+    "StringValue": values[i]} under names[i], the values non-empty text; `joined`: the values joined."""
+
+    __slots__ = ("joined", "names", "types", "values")
+
+    def __init__(self, names: tuple[str, ...], types: list[str], values: list[str], joined: str) -> None:
+        self.names = names
+        self.types = types
+        self.values = values
+        self.joined = joined
+
+
+def sqs_string_attributes(attrs: Mapping[str, Any], known: StringValues | None = None) -> tuple[str, str, int] | None:
     """SendMessage's message attributes of a known shape, all Strings of printable ASCII: (the stored JSON,
     MD5OfMessageAttributes, their bytes counted against MaximumMessageSize), exactly what
     `encode_message_attributes`, `md5_of_message_attributes` and `message_size` give for attributes that
-    pass `validation.validate_message_attributes`, which these do. None for any other attributes."""
-    if type(attrs) is not dict or not attrs:
+    pass `validation.validate_message_attributes`, which these do. None for any other attributes.
+
+    `known`: what `sns_string_attributes` learnt of `attrs` (it made them), so they need not be read again."""
+    if known is not None:
+        names = known.names
+    elif type(attrs) is not dict or not attrs:
         return None
-    names = tuple(attrs)
+    else:
+        names = tuple(attrs)
     shape = _SQS_SHAPES.get(names)
     if shape is None:
         shape = _sqs_shape(names, attrs)
         if shape is None:
             return None
-    found = shape.values(attrs)
-    if found is None:
-        return None
-    values = found[1]
-    joined = "".join(values)
+    if known is not None:
+        if known.types != shape.types:
+            return None
+        values = known.values
+        joined = known.joined
+    else:
+        found = shape.values(attrs)
+        if found is None:
+            return None
+        values = found[1]
+        joined = "".join(values)
     if not (joined.isascii() and joined.isprintable()):  # the character rule of the values, at once
         return None
     return shape.json(values, joined), shape.md5(values), shape.fixed_size + len(joined)
@@ -153,11 +177,11 @@ _SNS_SHAPES: dict[tuple[str, ...], Shape] = {}
 
 def sns_string_attributes(
     attrs: Mapping[str, Any], good_names: set[str]
-) -> tuple[dict[str, dict[str, Any]], int] | None:
+) -> tuple[dict[str, dict[str, Any]], int, StringValues] | None:
     """Publish's message attributes of a known shape, all with a `String` data type (SNS checks no more of a
-    String value than that it is non-empty text): (the validated copy, their UTF-8 bytes), as
-    `topics.messages.message_attributes` and `payload_size` give them. `good_names`: the names SNS's checks
-    passed. None for any other attributes."""
+    String value than that it is non-empty text): (the validated copy, their UTF-8 bytes, what is known of
+    the copy), the first two as `topics.messages.message_attributes` and `payload_size` give them.
+    `good_names`: the names SNS's checks passed. None for any other attributes."""
     if type(attrs) is not dict or not attrs:
         return None
     names = tuple(attrs)
@@ -181,4 +205,5 @@ def sns_string_attributes(
     parts, values = found
     joined = "".join(values)
     size = shape.fixed_size + (len(joined) if joined.isascii() else len(joined.encode("utf-8")))
-    return dict(zip(names, map(dict, parts), strict=True)), size  # each exactly DataType and StringValue
+    copy = dict(zip(names, map(dict, parts), strict=True))  # each exactly DataType and StringValue
+    return copy, size, StringValues(names, shape.types, values, joined)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from scte.queue import validation
-from scte.queue.attribute_shapes import sqs_string_attributes
+from scte.queue.attribute_shapes import StringValues, sqs_string_attributes
 from scte.queue.checksums import md5_of_message_attributes
 from scte.queue.clock import Clock, SystemClock
 from scte.queue.errors import SqsError, invalid_parameter, missing_parameter
@@ -383,8 +383,10 @@ class Engine:
 
     # -- messages ----------------------------------------------------------------------------------
 
-    def _prepare(self, entry: Mapping[str, Any]) -> SendEntry:
-        """Validate what can be validated without the queue, on the caller's side of the store."""
+    def _prepare(self, entry: Mapping[str, Any], strings: StringValues | None = None) -> SendEntry:
+        """Validate what can be validated without the queue, on the caller's side of the store.
+
+        `strings`: what is known of the entry's MessageAttributes (SNS made them: `sns_string_attributes`)."""
         get = entry.get
         body = get("MessageBody")
         if body is None:
@@ -399,7 +401,7 @@ class Engine:
         attrs_json = md5 = None
         attrs_size = -1
         if attributes:
-            shaped = sqs_string_attributes(attributes)  # the usual attributes, prepared at once
+            shaped = sqs_string_attributes(attributes, strings)  # the usual attributes, prepared at once
             if shaped is None:
                 validation.validate_message_attributes(attributes)
                 attrs_json = encode_message_attributes(attributes)

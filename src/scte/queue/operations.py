@@ -104,6 +104,23 @@ def _insert_statement(present: tuple[bool, ...]) -> str:
     return f"INSERT INTO messages ({names}) VALUES ({marks}, {UNRECEIVED}, ?4)"
 
 
+@functools.cache
+def _insert_rows(present: tuple[bool, ...], count: int) -> str:
+    """`_insert_statement(present)` for `count` rows in one statement (parameters row after row)."""
+    if count == 1:
+        return _insert_statement(present)
+    head = _insert_statement(present)
+    head = head[: head.index(" VALUES ")]
+    width = 6 + sum(present)
+    values = ",".join(
+        "({}, {UNRECEIVED}, ?{sent})".format(
+            ",".join(f"?{width * k + i}" for i in range(1, width + 1)), UNRECEIVED=UNRECEIVED, sent=width * k + 4
+        )
+        for k in range(count)
+    )
+    return f"{head} VALUES {values}"
+
+
 _PLAIN_WIDTH = 6  # parameters of a plain message's row (no optional column)
 _ROWS_PER_STATEMENT = 10  # a SendMessageBatch or DeleteMessageBatch at most
 
@@ -170,12 +187,21 @@ def _message_row(
 
 def insert_messages(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert rows laid out as `_message_row` makes them, without binding their NULLs."""
-    groups: dict[tuple[bool, ...], list[tuple[Any, ...]]] = {}
+    groups: dict[tuple[bool, ...], list[Any]] = {}
     for row in rows:
         present = tuple(v is not None for v in row[6:])
-        groups.setdefault(present, []).append(row[:6] + tuple(v for v in row[6:] if v is not None))
-    for present, group in groups.items():
-        conn.executemany(_insert_statement(present), group)
+        flat = groups.get(present)
+        if flat is None:
+            flat = groups[present] = []
+        flat += row[:6]
+        flat += [v for v in row[6:] if v is not None]
+    for present, flat in groups.items():
+        # rows of one kind in statements of up to _ROWS_PER_STATEMENT rows each (one step, not one a row)
+        width = 6 + sum(present)
+        chunk_size = width * _ROWS_PER_STATEMENT
+        for start in range(0, len(flat), chunk_size):
+            chunk = flat[start : start + chunk_size]
+            conn.execute(_insert_rows(present, len(chunk) // width), chunk)
 
 
 @dataclass
@@ -675,11 +701,8 @@ class Operations:
             row_id += 1
             visible_at = now + (meta.delay_ms if e.delay_seconds is None else e.delay_seconds * 1000)
             sender = None if e.sender_id == default_sender else e.sender_id
-            rows.append(
-                _message_row(
-                    e, row_id, queue_id, visible_at, now, _MESSAGE_ID_FORMAT % (prefix, row_id), e.dedup_id, sender
-                )
-            )
+            message_id = _MESSAGE_ID_FORMAT % (prefix, row_id)
+            rows.append(_message_row(e, row_id, queue_id, visible_at, now, message_id, e.dedup_id, sender))
         insert_messages(conn, rows)
         return None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -79,6 +79,18 @@ def message_attributes(attrs: Mapping[str, Mapping[str, Any]] | None) -> dict[st
     return out
 
 
+# uuid.uuid4's version and variant bits: cleared, then set
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
+
+
+def uuid4_text(raw: bytes) -> str:
+    """`str(uuid.UUID(bytes=raw, version=4))` (what `str(uuid.uuid4())` is of `os.urandom(16)`), without the
+    UUID object's two Python calls of checks."""
+    h = "%032x" % (int.from_bytes(raw, "big") & _UUID4_CLEAR | _UUID4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
@@ -116,11 +128,12 @@ def publication(
         if not subject or any(ord(ch) < 0x20 or ord(ch) > 0x7E for ch in subject):
             raise invalid("Invalid parameter: Subject")
     shaped = sns_string_attributes(attributes, _GOOD_NAMES) if attributes else None  # the usual attributes
+    strings = None
     if shaped is None:
         attrs = message_attributes(attributes)
         size = payload_size(message, attrs)
     else:
-        attrs, size = shaped
+        attrs, size, strings = shaped
         size += _utf8_len(message)
     if size > MAX_MESSAGE_BYTES:
         raise invalid("Invalid parameter: Message too long")
@@ -142,7 +155,7 @@ def publication(
                 "alphanumeric and punctuation characters"
             )
     return Publication(
-        message_id=str(uuid.uuid4()),
+        message_id=uuid4_text(os.urandom(16)),
         message=message,
         subject=subject if isinstance(subject, str) else None,
         attributes=attrs,
@@ -151,4 +164,5 @@ def publication(
         dedup_id=dedup_id if isinstance(dedup_id, str) else None,
         published_at=now,
         entry_id=entry_id,
+        strings=strings,
     )

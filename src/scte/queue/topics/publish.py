@@ -219,7 +219,8 @@ class Publisher(TopicsBase):
             for queue, n in outcome.sent.items():
                 self._queue_sent[queue] += n
                 self._engine._notify(queue)
-            counter.update(outcome.counts)
+            for key, n in outcome.counts.items():  # (Counter.update: an ABC check and a Python call each)
+                counter[key] += n
             http = http or outcome.http
             regions = regions or outcome.regions
         if http:
@@ -377,7 +378,8 @@ class Publisher(TopicsBase):
         if not fifo:
             request["MessageDeduplicationId"] = None
         try:
-            entry = engine._prepare(request)
+            # (a raw delivery carries the publication's attributes as they are: what is known of them holds)
+            entry = engine._prepare(request, p.strings if sub.raw else None)
             if fanout is not None and not fifo:
                 fanout.deferred.setdefault(name, []).append(entry)
                 outcome.sent[name] += 1

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from scte.queue.attribute_shapes import StringValues
 from scte.queue.filter_policy import FilterPolicy, parse_policy
 from scte.queue.topics.errors import not_found, resource_not_found
 
@@ -129,6 +130,7 @@ class Publication:
     dedup_id: str | None
     published_at: float  # clock seconds at acceptance
     entry_id: str | None = None
+    strings: StringValues | None = None  # what is known of `attributes` when the shaped path made them
 
     @property
     def timestamp(self) -> str:
