@@ -196,16 +196,18 @@ async def test_two_engines_on_one_file_wait_for_each_other(tmp_path: Path) -> No
         async with first.begin() as conn:
             await conn.run_sync(md.create_all)
         order: list[str] = []
+        holding = asyncio.Event()  # not a fixed sleep: on a loaded machine the first may take longer to get there
 
         async def slow_writer() -> None:
             async with first.begin() as conn:
                 await conn.execute(insert(items).values(name="first"))
                 order.append("first holds the lock")
+                holding.set()
                 await asyncio.sleep(0.2)
             order.append("first committed")
 
         async def writer() -> None:
-            await asyncio.sleep(0.05)
+            await holding.wait()
             async with second.begin() as conn:
                 order.append("second began")
                 await conn.execute(insert(items).values(name="second"))
