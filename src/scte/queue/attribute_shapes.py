@@ -15,7 +15,7 @@ are bit-for-bit those of the general code (the unit tests compare them).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring
 from operator import itemgetter
 from typing import Any
@@ -110,19 +110,28 @@ def _sqs_shape(names: tuple[str, ...], attrs: Mapping[str, Any]) -> Shape | None
     """A shape for these names if they and the attributes' data types passed SQS's checks and are String ones."""
     if len(names) > validation.MAX_MESSAGE_ATTRIBUTES or len(_SQS_SHAPES) >= _SHAPES_LIMIT:
         return None
-    good_names = validation._GOOD_NAMES
     good_types = validation._GOOD_TYPES
+    types = _string_types(names, attrs, validation._GOOD_NAMES, lambda data_type: good_types.get(data_type) == "String")
+    if types is None:
+        return None
+    shape = _SQS_SHAPES[names] = Shape(names, types)
+    return shape
+
+
+def _string_types(
+    names: tuple[str, ...], attrs: Mapping[str, Any], good_names: set[str], is_string: Callable[[str], bool]
+) -> list[str] | None:
+    """The attributes' data types, if every name is among `good_names` and every type `is_string`."""
     types: list[str] = []
     for name in names:
         attr = attrs[name]
         data_type = attr.get("DataType") if isinstance(attr, Mapping) else None
         if type(name) is not str or name not in good_names or type(data_type) is not str:
             return None
-        if good_types.get(data_type) != "String":
+        if not is_string(data_type):
             return None
         types.append(data_type)
-    shape = _SQS_SHAPES[names] = Shape(names, types)
-    return shape
+    return types
 
 
 class StringValues:
@@ -189,15 +198,9 @@ def sns_string_attributes(
     if shape is None:
         if len(_SNS_SHAPES) >= _SHAPES_LIMIT:
             return None
-        types: list[str] = []
-        for name in names:
-            attr = attrs[name]
-            data_type = attr.get("DataType") if isinstance(attr, Mapping) else None
-            if type(name) is not str or name not in good_names or type(data_type) is not str:
-                return None
-            if not data_type or data_type.partition(".")[0] != "String":
-                return None
-            types.append(data_type)
+        types = _string_types(names, attrs, good_names, lambda data_type: data_type.partition(".")[0] == "String")
+        if types is None:
+            return None
         shape = _SNS_SHAPES[names] = Shape(names, types)
     found = shape.values(attrs)
     if found is None:
