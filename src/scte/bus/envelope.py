@@ -25,7 +25,6 @@ after a space (`00-...-01 vendor=value`): a traceparent has no spaces, so the sp
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from pydantic import ValidationError
 
 from scte.bus.contracts import DecodeError, Event, EventRegistry, UnknownEventType
 from scte.bus.transport import IncomingMessage, OutgoingMessage
+from scte.ids import new_uuid4
 
 __all__ = [
     "DEFAULT_CONTENT_TYPE",
@@ -229,21 +229,6 @@ def parse_time(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-# The variant nibble of a UUID (RFC 4122: the two top bits of byte 8 are `10`) for each random nibble.
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
-
-
-def new_id() -> str:
-    """A random UUID (version 4) as `str(uuid.uuid4())` writes it, at a third of its cost.
-
-    The same 16 bytes from `os.urandom` with the version and variant bits set, formatted straight
-    from their hex instead of through a `UUID` object (its constructor and `__str__` are most of the
-    2.5 us `uuid4()` takes). The bytes are not buffered across calls: a forked child must never
-    reuse its parent's (duplicate event ids would be dropped by the inbox as duplicates)."""
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
-
-
 # Propagators that inject nothing from an empty context: the tracecontext one needs a valid span in
 # it and the baggage one some baggage. Exact types only: a subclass may inject what it likes.
 _QUIET_WHEN_EMPTY = (TraceContextTextMapPropagator, W3CBaggagePropagator)
@@ -298,7 +283,7 @@ def encode(
     The message's FIFO group is the event's subject (or its type when it has none) and its
     deduplication id is the event id; transports drop both on standard topics and queues.
     """
-    event_id = id or new_id()
+    event_id = id or new_uuid4()
     if causation is not None:
         correlation = causation.correlation_id
         causation_id: str | None = causation.id

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
+from scte.ids import new_uuid4
 from scte.queue.attribute_shapes import sns_string_attributes
 from scte.queue.topics.errors import invalid
 from scte.queue.topics.limits import ATTRIBUTE_NAME, FIFO_ID, MAX_MESSAGE_BYTES
@@ -79,18 +79,6 @@ def message_attributes(attrs: Mapping[str, Mapping[str, Any]] | None) -> dict[st
     return out
 
 
-# uuid.uuid4's version and variant bits: cleared, then set
-_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
-_UUID4_SET = (0x8000 << 48) | (4 << 76)
-
-
-def uuid4_text(raw: bytes) -> str:
-    """`str(uuid.UUID(bytes=raw, version=4))` (what `str(uuid.uuid4())` is of `os.urandom(16)`), without the
-    UUID object's two Python calls of checks."""
-    h = "%032x" % (int.from_bytes(raw, "big") & _UUID4_CLEAR | _UUID4_SET)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 def _utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
@@ -155,7 +143,7 @@ def publication(
                 "alphanumeric and punctuation characters"
             )
     return Publication(
-        message_id=uuid4_text(os.urandom(16)),
+        message_id=new_uuid4(),
         message=message,
         subject=subject if isinstance(subject, str) else None,
         attributes=attrs,
