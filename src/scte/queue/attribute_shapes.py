@@ -62,20 +62,20 @@ class Shape:
         self.md5_pieces: list[str] = [""] * (3 * self.count)
         self.md5_pieces[0::3] = [_attribute_head(names[i], types[i]).decode("latin-1") for i in order]
 
-    def values(self, attrs: Mapping[str, Any]) -> tuple[list[Any], list[str]] | None:
-        """(the attribute structures, their StringValues) if every attribute is exactly {"DataType": the
-        shape's, "StringValue": non-empty str}; None otherwise."""
+    def values(self, attrs: Mapping[str, Any]) -> tuple[list[Any], list[str], str] | None:
+        """(the attribute structures, their StringValues, those joined) if every attribute is exactly
+        {"DataType": the shape's, "StringValue": non-empty str}; None otherwise."""
         try:
             parts = list(attrs.values())
             if list(map(_DATA_TYPE, parts)) != self.types or sum(map(len, parts)) != 2 * self.count:
                 return None
             values = list(map(_STRING_VALUE, parts))
-            "".join(values)  # TypeError unless all are text
+            joined = "".join(values)  # TypeError unless all are text
         except (KeyError, TypeError):
             return None
         if not all(values):
             return None
-        return parts, values
+        return parts, values, joined
 
     def json(self, values: list[str], joined: str) -> str:
         """The stored JSON; `joined`: the values joined."""
@@ -174,8 +174,7 @@ def sqs_string_attributes(attrs: Mapping[str, Any], known: StringValues | None =
         found = shape.values(attrs)
         if found is None:
             return None
-        values = found[1]
-        joined = "".join(values)
+        _parts, values, joined = found
     if not (joined.isascii() and joined.isprintable()):  # the character rule of the values, at once
         return None
     return shape.json(values, joined), shape.md5(values), shape.fixed_size + len(joined)
@@ -205,8 +204,7 @@ def sns_string_attributes(
     found = shape.values(attrs)
     if found is None:
         return None
-    parts, values = found
-    joined = "".join(values)
+    parts, values, joined = found
     size = shape.fixed_size + (len(joined) if joined.isascii() else len(joined.encode("utf-8")))
     copy = dict(zip(names, map(dict, parts), strict=True))  # each exactly DataType and StringValue
     return copy, size, StringValues(names, shape.types, values, joined)

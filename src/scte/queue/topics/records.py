@@ -147,9 +147,8 @@ class Outcome:
     message_id: str
     sequence: str | None = None
     # (defaultdicts, not Counters: a Counter is two Python calls to make, and there are two a publication)
-    sent: defaultdict[str, int] = field(
-        default_factory=lambda: defaultdict(int)
-    )  # queue (this region) -> messages written into it
-    counts: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # topic counters: delivered, ...
+    # queue (this region) -> messages written into it; topic counters: delivered, filtered_out, ...
+    sent: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    counts: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     http: bool = False  # HTTP notifications were queued
     regions: bool = False  # deliveries to other regions' queues were queued
