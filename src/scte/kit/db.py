@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import MetaData, Table, event
+from sqlalchemy import MetaData, Table
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -33,8 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from scte.bus.database import configure_sqlite, sqlite_engine
 from scte.bus.database import sessionmaker as bus_sessionmaker
-from scte.bus.database import sqlite_engine
 
 __all__ = [
     "create_engine",
@@ -68,20 +68,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             return sqlite_engine(parsed.database, foreign_keys=True, busy_timeout=30.0, **kwargs)
     connect_args = {"timeout": 30, **kwargs.pop("connect_args", {})}
     engine = _create_async_engine(url, connect_args=connect_args, **kwargs)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
+    configure_sqlite(engine, foreign_keys=True)  # the set-up of `sqlite_engine`, on this driver
     return engine
 
 

@@ -71,9 +71,12 @@ def payload_size(body: str, attributes: Mapping[str, str]) -> int:
     two C calls instead of two Python calls per attribute."""
     if not attributes:
         return utf8_size(body)
-    return (
-        utf8_size(body) + utf8_size("".join(attributes)) + utf8_size("".join(attributes.values())) + 6 * len(attributes)
-    )
+    return _size(body, "".join(attributes), "".join(attributes.values()), len(attributes))
+
+
+def _size(body: str, names: str, values: str, count: int) -> int:
+    """`payload_size` of a body and `count` attributes whose names and values are given joined."""
+    return utf8_size(body) + utf8_size(names) + utf8_size(values) + 6 * count
 
 
 def batches(entries: Sequence[dict[str, Any]], body_key: str, max_bytes: int) -> list[Sequence[dict[str, Any]]]:
@@ -87,7 +90,7 @@ def _entry_size(item: Mapping[str, Any], body_key: str) -> int:
     if not attributes:
         return utf8_size(item[body_key])
     values = "".join([attr["StringValue"] for attr in attributes.values()])
-    return utf8_size(item[body_key]) + utf8_size("".join(attributes)) + utf8_size(values) + 6 * len(attributes)
+    return _size(item[body_key], "".join(attributes), values, len(attributes))
 
 
 def message_batches(messages: Sequence[OutgoingMessage], max_bytes: int) -> list[Sequence[OutgoingMessage]]:
