@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.util.concurrency import await_
 
-from scte.bus import sqlite_inline
+from scte.bus import greenlets, sqlite_inline
 
 __all__ = [
     "BusSession",
@@ -295,7 +295,9 @@ def sqlite_engine(
 
 
 def configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool = False) -> None:
-    """WAL, `synchronous=NORMAL` and `BEGIN IMMEDIATE` for every transaction of a SQLite engine."""
+    """WAL, `synchronous=NORMAL` and `BEGIN IMMEDIATE` for every transaction of a SQLite engine.
+    (Also puts `scte.bus.greenlets` in place, as `sessionmaker` does.)"""
+    greenlets.install()
 
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -359,6 +361,9 @@ class _BusSessionTransaction(AsyncSessionTransaction):
 def sessionmaker(engine: AsyncEngine, **kwargs: Any) -> async_sessionmaker[AsyncSession]:
     """`async_sessionmaker` of `BusSession`s, with `expire_on_commit=False` unless given: what a
     service hands to its publishers and consumers. (Typed as making `AsyncSession`s, which they
-    are: SQLAlchemy's sessionmaker type is invariant, and the bus's APIs take `AsyncSession`.)"""
+    are: SQLAlchemy's sessionmaker type is invariant, and the bus's APIs take `AsyncSession`.)
+
+    Puts `scte.bus.greenlets` in place: SQLAlchemy's asyncio calls then reuse their greenlets."""
+    greenlets.install()
     kwargs.setdefault("expire_on_commit", False)
     return async_sessionmaker(engine, class_=BusSession, **kwargs)
