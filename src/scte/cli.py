@@ -38,6 +38,10 @@ AuthOpt = Annotated[
     str | None,
     typer.Option("--auth", help="any: accept any credentials (default); strict: verify SigV4 signatures."),
 ]
+InflightLimitOpt = Annotated[
+    int | None,
+    typer.Option("--inflight-limit", help="Messages in flight per queue before a receive gets OverLimit (120000)."),
+]
 AccessKeyOpt = Annotated[
     list[str] | None,
     typer.Option("--access-key", help="AKID:SECRET accepted by --auth strict (repeatable; or SCTE_QUEUE_ACCESS_KEYS)."),
@@ -55,6 +59,7 @@ def _serve(
     log_level: str,
     auth: str | None = None,
     access_keys: list[str] | None = None,
+    inflight_limit: int | None = None,
 ) -> None:
     from scte.queue.server.config import ServerConfig, parse_access_keys
     from scte.queue.server.serve import serve
@@ -70,6 +75,7 @@ def _serve(
             test_mode=test_mode,
             auth=auth,
             access_keys=parse_access_keys(access_keys) if access_keys else None,
+            inflight_limit=inflight_limit,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -96,9 +102,10 @@ def queue_serve(
     log_level: LogLevelOpt = "info",
     auth: AuthOpt = None,
     access_key: AccessKeyOpt = None,
+    inflight_limit: InflightLimitOpt = None,
 ) -> None:
     """Serve the broker over the SQS JSON and query protocols."""
-    _serve(host, port, data, account_id, region, durability, test_mode, log_level, auth, access_key)
+    _serve(host, port, data, account_id, region, durability, test_mode, log_level, auth, access_key, inflight_limit)
 
 
 PlatformDataOpt = Annotated[

@@ -27,6 +27,7 @@ from scte.queue.checksums import md5_of_message_attributes
 from scte.queue.clock import Clock, SystemClock
 from scte.queue.errors import SqsError, invalid_parameter, missing_parameter
 from scte.queue.operations import (
+    INFLIGHT_LIMIT,
     SYSTEM_ATTRIBUTE_NAMES,
     Operations,
     ReceiveOutcome,
@@ -54,6 +55,7 @@ class EngineConfig:
     region: str = "us-east-1"
     sender_id: str = "AIDAIT2UOQQY3AUEKVGXU"
     clock: Clock = field(default_factory=SystemClock)
+    inflight_limit: int = INFLIGHT_LIMIT  # per queue; SQS's is about 120,000 (a smaller one for tests)
 
 
 # An entry naming only these is a plain message: no attributes, delay, group or deduplication id.
@@ -125,7 +127,11 @@ class Engine:
         self.clock = self.config.clock
         clock = self.clock
         self._ops = Operations(
-            self.config.account_id, self.config.region, lambda: int(clock.now() * 1000), self.config.sender_id
+            self.config.account_id,
+            self.config.region,
+            lambda: int(clock.now() * 1000),
+            self.config.sender_id,
+            self.config.inflight_limit,
         )
         path = Path(self.config.path)
         if str(path) != ":memory:":
@@ -575,6 +581,12 @@ class Engine:
                 # this receive reserved goes back to the queue now, not after its visibility timeout.
                 pending.add_done_callback(functools.partial(self._release_abandoned, name))
                 raise
+            if outcome.over_limit:
+                raise SqsError(
+                    "OverLimit",
+                    f"Queue {name} has reached its limit of {self._ops.inflight_limit} messages in flight"
+                    " (received and not yet deleted or visible again).",
+                )
             if outcome.dead_lettered_to:
                 self._notify(outcome.dead_lettered_to)
                 self.dead_lettered[name] = self.dead_lettered.get(name, 0) + outcome.dead_lettered

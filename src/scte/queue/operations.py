@@ -81,6 +81,8 @@ _HANDLE_FORMAT = receipts.HANDLE_FORMAT
 # AWS: a deleted queue's name can't be taken again for 60 s (QueueDeletedRecently), and a queue can be
 # purged once in 60 s (PurgeQueueInProgress).
 QUEUE_COOL_DOWN_MS = 60_000
+INFLIGHT_LIMIT = 120_000  # messages in flight per queue (SQS: "about 120,000"); a receive past it: OverLimit
+INFLIGHT_RECOUNT_MS = 1_000  # at the limit, a queue's in-flight rows are counted again at most this often
 # The receipt nonce of a message not received (in its current queue) yet. Negative, so no handle can
 # match it, and eight bytes wide like a real nonce: together with first_receive written at insert, a
 # row does not grow when it is first received, so the receive updates it in place instead of
@@ -279,6 +281,7 @@ class ReceiveOutcome:
     next_visible_ms: int | None  # when something may become deliverable (for long polls)
     dead_lettered_to: str | None = None
     dead_lettered: int = 0  # how many messages moved to the dead-letter queue (metrics)
+    over_limit: bool = False  # the queue has `Operations.inflight_limit` messages in flight: nothing taken
 
 
 def encode_message_attributes(attrs: Mapping[str, Mapping[str, Any]]) -> str:
@@ -328,7 +331,12 @@ class Operations:
     """SQS semantics over the schema; runs only on the store's thread."""
 
     def __init__(
-        self, account: str, region: str, clock_ms: Callable[[], int], default_sender: str = "AIDAIT2UOQQY3AUEKVGXU"
+        self,
+        account: str,
+        region: str,
+        clock_ms: Callable[[], int],
+        default_sender: str = "AIDAIT2UOQQY3AUEKVGXU",
+        inflight_limit: int = INFLIGHT_LIMIT,
     ) -> None:
         self.account = account
         self.region = region
@@ -346,6 +354,13 @@ class Operations:
         # a restart forgets them, which only lets a caller in sooner.
         self.deleted_at: dict[str, int] = {}
         self.purged_at: dict[str, int] = {}
+        # In flight per queue: at most `inflight_limit` (SQS's OverLimit on receive). Counting a queue's
+        # in-flight rows costs a scan of them, so each queue keeps an upper bound instead: the last
+        # count plus what was received since (deletes and expired reservations only lower the truth).
+        # The queue is counted again only when the bound would pass the limit, at most once per
+        # INFLIGHT_RECOUNT_MS; an unknown bound (after start-up) is counted at the first receive.
+        self.inflight_limit = inflight_limit
+        self._inflight: dict[int, tuple[int, int]] = {}  # queue id -> (upper bound, when counted)
 
     # -- catalogue ---------------------------------------------------------------------------------
 
@@ -470,6 +485,7 @@ class Operations:
         conn.execute("DELETE FROM queues WHERE id=?", (meta.id,))
         del self.queues[name]
         del self.by_id[meta.id]
+        self._inflight.pop(meta.id, None)
         now = self.now_ms()
         self.deleted_at = {n: t for n, t in self.deleted_at.items() if now - t < QUEUE_COOL_DOWN_MS}
         self.deleted_at[name] = now
@@ -561,6 +577,7 @@ class Operations:
         self.purged_at[name] = now
         conn.execute("DELETE FROM messages WHERE queue_id=?", (meta.id,))
         conn.execute("DELETE FROM fifo_groups WHERE queue_id=?", (meta.id,))
+        self._inflight.pop(meta.id, None)  # none in flight now (a rollback of this only means a recount)
 
     def dead_letter_sources(self, name: str) -> list[str]:
         meta = self.queue(name)
@@ -795,11 +812,14 @@ class Operations:
             repeated = self._repeat_attempt(conn, meta, req, now)
             if repeated is not None:
                 return ReceiveOutcome(repeated, None)
+        wanted = self._inflight_room(conn, meta, now, req.max_number)
+        if not wanted:
+            return ReceiveOutcome([], None, over_limit=True)
         dead: list[tuple[int, str | None]] = []
         delivered: list[dict[str, Any]] = []
         handles: list[list[int]] = []
         if meta.fifo:
-            rows = self._pick_fifo(conn, meta, req.max_number, now, vt_ms, dead)
+            rows = self._pick_fifo(conn, meta, wanted, now, vt_ms, dead)
             updates: list[tuple[int, int, int, int]] = []
             rand = self._random.getrandbits
             for row in rows:
@@ -815,7 +835,7 @@ class Operations:
                 )
         else:
             bare = not req.attribute_names and not req.message_attribute_names
-            rows = self._take_standard(conn, meta, req.max_number, now, vt_ms, dead, bare)
+            rows = self._take_standard(conn, meta, wanted, now, vt_ms, dead, bare)
             if bare:  # what _format makes of a bare row, without a call per message
                 queue_id = meta.id
                 delivered = [
@@ -835,11 +855,24 @@ class Operations:
                 "INSERT OR REPLACE INTO receive_attempts (queue_id, attempt_id, expires_at, handles) VALUES (?,?,?,?)",
                 (meta.id, req.attempt_id, now + MINUTES_5_MS, json.dumps(handles)),
             )
+        if delivered:
+            bound, counted = self._inflight[meta.id]
+            self._inflight[meta.id] = (bound + len(delivered), counted)
         dead_to = self._dead_letter(conn, meta, dead, now) if dead else None
         next_visible = None
         if not delivered:
             next_visible = self._next_visible(conn, meta, now)
         return ReceiveOutcome(delivered, next_visible, dead_to, len(dead) if dead_to else 0)
+
+    def _inflight_room(self, conn: sqlite3.Connection, meta: QueueMeta, now: int, wanted: int) -> int:
+        """How many of `wanted` messages this receive may take without passing the in-flight limit."""
+        known = self._inflight.get(meta.id)
+        if known is None or (known[0] + wanted > self.inflight_limit and now - known[1] >= INFLIGHT_RECOUNT_MS):
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at>? AND receipt>0", (meta.id, now)
+            ).fetchone()
+            known = self._inflight[meta.id] = (count, now)
+        return max(0, min(wanted, self.inflight_limit - known[0]))
 
     def _take_standard(
         self,

@@ -141,7 +141,13 @@ class SqsApp:
         c = self.config
         region = region or c.region
         engine = Engine(
-            EngineConfig(path=c.region_db_path(region), durability=c.durability, account_id=c.account_id, region=region)
+            EngineConfig(
+                path=c.region_db_path(region),
+                durability=c.durability,
+                account_id=c.account_id,
+                region=region,
+                inflight_limit=c.inflight_limit,
+            )
         )
         engine.topics.region_resolver = self._resolve_region  # SNS fan-out to other regions' queues
         return engine

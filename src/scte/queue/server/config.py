@@ -3,7 +3,7 @@
 Every field can come from the command line or from an `SCTE_QUEUE_*` environment variable
 (`SCTE_QUEUE_HOST`, `SCTE_QUEUE_PORT`, `SCTE_QUEUE_DATA`, `SCTE_QUEUE_ACCOUNT_ID`, `SCTE_QUEUE_REGION`,
 `SCTE_QUEUE_DURABILITY`, `SCTE_QUEUE_TEST_MODE`, `SCTE_QUEUE_AUTH`, `SCTE_QUEUE_ACCESS_KEYS` as
-`AKID:SECRET[,AKID:SECRET...]`); the command line wins.
+`AKID:SECRET[,AKID:SECRET...]`, `SCTE_QUEUE_INFLIGHT_LIMIT`); the command line wins.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from scte.queue.operations import INFLIGHT_LIMIT
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9324
@@ -62,6 +64,8 @@ class ServerConfig:
     """any: accept every request, signed or not (as local emulators do); strict: verify SigV4 signatures."""
     access_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Access key id -> secret key, for `auth="strict"`."""
+    inflight_limit: int = INFLIGHT_LIMIT
+    """Messages in flight per queue before a receive is answered `OverLimit` (SQS: about 120,000)."""
 
     def __post_init__(self) -> None:
         if not _ACCOUNT_RE.fullmatch(self.account_id):
@@ -74,6 +78,8 @@ class ServerConfig:
             raise ValueError(f"durability must be normal or full, got {self.durability!r}")
         if self.auth not in ("any", "strict"):
             raise ValueError(f"auth must be any or strict, got {self.auth!r}")
+        if not 1 <= self.inflight_limit <= 10_000_000:
+            raise ValueError(f"in-flight limit must be 1..10000000, got {self.inflight_limit}")
         if self.auth == "strict" and not self.access_keys:
             raise ValueError("--auth strict needs at least one --access-key AKID:SECRET")
 
@@ -108,6 +114,13 @@ class ServerConfig:
             values["auth"] = env["SCTE_QUEUE_AUTH"]
         if "SCTE_QUEUE_ACCESS_KEYS" in env:
             values["access_keys"] = parse_access_keys([env["SCTE_QUEUE_ACCESS_KEYS"]])
+        if "SCTE_QUEUE_INFLIGHT_LIMIT" in env:
+            try:
+                values["inflight_limit"] = int(env["SCTE_QUEUE_INFLIGHT_LIMIT"])
+            except ValueError:
+                raise ValueError(
+                    f"SCTE_QUEUE_INFLIGHT_LIMIT must be a whole number, got {env['SCTE_QUEUE_INFLIGHT_LIMIT']!r}"
+                ) from None
         for key, value in overrides.items():
             if value is not None:
                 values[key] = Path(str(value)) if key == "data_dir" else value
