@@ -43,7 +43,7 @@ _MESSAGE_COLUMNS = (
 _TAKE_STANDARD = (
     "UPDATE messages SET visible_at=?, receive_count=receive_count+1, "
     "first_receive=CASE WHEN receipt > 0 THEN first_receive ELSE ? END, "
-    "receipt=(random() & 4611686018427387903) + 1 "
+    "receipt=(? << 30) | (random() & 1073741823) "  # see receipt_nonce
     "WHERE id IN (SELECT id FROM messages WHERE queue_id=? AND visible_at<=? ORDER BY visible_at LIMIT ?) "
     f"RETURNING {_MESSAGE_COLUMNS}"
 )
@@ -83,6 +83,32 @@ _HANDLE_FORMAT = receipts.HANDLE_FORMAT
 QUEUE_COOL_DOWN_MS = 60_000
 INFLIGHT_LIMIT = 120_000  # messages in flight per queue (SQS: "about 120,000"); a receive past it: OverLimit
 INFLIGHT_RECOUNT_MS = 1_000  # at the limit, a queue's in-flight rows are counted again at most this often
+VISIBILITY_CAP_MS = 43_200_000  # a reservation lasts at most 12 hours from its receive, extensions included
+RECEIPT_EPOCH_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z
+
+
+def _receipt_seconds(now_ms: int) -> int:
+    # At least 1, so that a nonce stays positive (received) on a test clock set before 2020.
+    return max(1, (now_ms - RECEIPT_EPOCH_MS) // 1000)
+
+
+def receipt_nonce(now_ms: int, random_bits: int) -> int:
+    """The nonce of a receipt handle issued at `now_ms`: the second of the receive since 2020 (32 bits,
+    to year 2156) above 30 random bits. Positive, as a received message's nonce must be; distinct per
+    receive as a random nonce is (two receives of one message in one second share 1 in 2**30); and
+    ChangeMessageVisibility reads the receive's time back from it for the 12-hour cap, so the
+    schema needs no column for it."""
+    return (_receipt_seconds(now_ms) << 30) | random_bits
+
+
+def received_by_ms(nonce: int) -> int | None:
+    """The latest time (ms) a receipt with this nonce can have been issued; None if it holds no time
+    (a nonce of the random form written before the time was put in)."""
+    if nonce <= 0:
+        return None
+    return RECEIPT_EPOCH_MS + (nonce >> 30) * 1000 + 999
+
+
 # The receipt nonce of a message not received (in its current queue) yet. Negative, so no handle can
 # match it, and eight bytes wide like a real nonce: together with first_receive written at insert, a
 # row does not grow when it is first received, so the receive updates it in place instead of
@@ -823,7 +849,7 @@ class Operations:
             updates: list[tuple[int, int, int, int]] = []
             rand = self._random.getrandbits
             for row in rows:
-                nonce = rand(62) + 1
+                nonce = receipt_nonce(now, rand(30))
                 updates.append((now + vt_ms, now, nonce, row[C_ID]))
                 handles.append([row[C_ID], nonce])
                 delivered.append(self._format(meta, row, nonce, now, req))
@@ -894,7 +920,9 @@ class Operations:
         taken: list[tuple[Any, ...]] = []
         expired_before = now - meta.retention_ms
         for _ in range(20):  # bounded: each round removes what it skips
-            rows = conn.execute(statement, (now + vt_ms, now, meta.id, now, wanted - len(taken))).fetchall()
+            rows = conn.execute(
+                statement, (now + vt_ms, now, _receipt_seconds(now), meta.id, now, wanted - len(taken))
+            ).fetchall()
             skipped = False
             for row in rows:
                 if row[C_SENT] <= expired_before:
@@ -1174,6 +1202,18 @@ class Operations:
                     raise self._expired(handle)
                 if row[1] <= now:
                     raise SqsError("MessageNotInflight", "The message referred to isn't in flight.")
+                received = received_by_ms(row[0])
+                # A time outside what the reservation allows (after now, or more than 12 hours before its
+                # end) is a random nonce from before times were put in: no cap for that reservation.
+                if (
+                    received is not None
+                    and row[1] - VISIBILITY_CAP_MS - 1000 <= received <= now + 999
+                    and now + timeout * 1000 - received > VISIBILITY_CAP_MS
+                ):
+                    raise invalid_parameter(
+                        f"Value {timeout} for parameter VisibilityTimeout is invalid. Reason: Total"
+                        f" VisibilityTimeout for the message is beyond the limit [{VISIBILITY_CAP_MS // 1000} seconds]"
+                    )
                 conn.execute("UPDATE messages SET visible_at=? WHERE id=?", (now + timeout * 1000, row_id))
                 if meta.fifo and row[2] is not None:
                     self._refresh_group(conn, meta, row[2], now)

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS messages (
     sent_at         INTEGER NOT NULL,     -- ms; retention counts from here (no index: see sweep)
     receive_count   INTEGER NOT NULL DEFAULT 0,
     first_receive   INTEGER,              -- ms; meaningful once received (written at insert: see UNRECEIVED)
-    receipt         INTEGER NOT NULL DEFAULT 0,  -- nonce of the latest receipt handle; <= 0: not received
+    receipt         INTEGER NOT NULL DEFAULT 0,  -- nonce of the latest receipt handle (its receive's second
+                                          -- and random bits: operations.receipt_nonce); <= 0: not received
     message_id      TEXT NOT NULL,
     body            TEXT NOT NULL,
     attributes      TEXT,                 -- JSON of the message attributes, NULL when none

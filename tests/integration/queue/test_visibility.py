@@ -668,3 +668,73 @@ async def test_a_cancelled_receive_hands_back_what_it_reserved(tmp_path: Path, c
         (message,) = await engine.receive_message("q", attribute_names=["ApproximateReceiveCount"])
         assert message["Body"] == "m"  # visible again at once, not after 300 s
         assert message["Attributes"]["ApproximateReceiveCount"] == "2"  # it was taken once, then released
+
+
+# -- the 12-hour cap: a reservation ends at most 43,200 s after its receive, extensions included --------
+
+
+async def cap_refused(call: Any, timeout: int) -> None:
+    with pytest.raises(SqsError) as info:
+        await call
+    assert info.value.code == "InvalidParameterValue"
+    assert info.value.message == (
+        f"Value {timeout} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the"
+        " message is beyond the limit [43200 seconds]"
+    )
+
+
+async def test_change_visibility_cannot_pass_12_hours_from_the_receive(engine: Engine, clock: ManualClock):
+    await engine.create_queue("q", {"VisibilityTimeout": "30"})
+    await engine.send_message("q", "m")
+    await receive_one(engine, "q")
+    clock.advance(13 * 3600)  # that reservation ran out long ago
+    handle = (await receive_one(engine, "q", visibility_timeout=7200))["ReceiptHandle"]  # the 12 hours start here
+    clock.advance(2 * 3600 - 20)  # a heartbeat extends before the reservation runs out
+    await engine.change_message_visibility("q", handle, 10 * 3600)  # 2 h + 10 h - 20 s: within the cap
+    clock.advance(3600)
+    await cap_refused(engine.change_message_visibility("q", handle, 9 * 3600 + 60), 9 * 3600 + 60)
+    await engine.change_message_visibility("q", handle, 9 * 3600 - 60)  # within the cap
+    clock.advance(9 * 3600 - 59)
+    assert (await receive_one(engine, "q"))["Body"] == "m"  # the reservation ended where it was set to
+
+
+async def test_change_visibility_batch_reports_the_cap_per_entry(engine: Engine, clock: ManualClock):
+    await engine.create_queue("q", {"VisibilityTimeout": "3600"})
+    await engine.send_message_batch("q", [{"Id": "a", "MessageBody": "a"}, {"Id": "b", "MessageBody": "b"}])
+    messages = await engine.receive_message("q", max_number=2)
+    assert len(messages) == 2
+    clock.advance(1800)
+    result = await engine.change_message_visibility_batch(
+        "q",
+        [
+            {"Id": "ok", "ReceiptHandle": messages[0]["ReceiptHandle"], "VisibilityTimeout": 3600},
+            {"Id": "long", "ReceiptHandle": messages[1]["ReceiptHandle"], "VisibilityTimeout": 43200},
+        ],
+    )
+    assert [s["Id"] for s in result["Successful"]] == ["ok"]
+    assert [(f["Id"], f["Code"]) for f in result["Failed"]] == [("long", "InvalidParameterValue")]
+    assert "beyond the limit [43200 seconds]" in result["Failed"][0]["Message"]
+
+
+async def test_the_cap_holds_for_fifo_queues_and_across_a_restart(tmp_path: Path, clock: ManualClock):
+    config = EngineConfig(path=tmp_path / "broker.db", clock=clock)
+    async with Engine(config) as engine:
+        await engine.create_queue("q.fifo", {"FifoQueue": "true", "ContentBasedDeduplication": "true"})
+        await engine.send_message("q.fifo", "m", group_id="g")
+        handle = (await receive_one(engine, "q.fifo", visibility_timeout=7200))["ReceiptHandle"]
+    clock.advance(3600)
+    async with Engine(config) as engine:  # the receive's time is in the stored receipt
+        await cap_refused(engine.change_message_visibility("q.fifo", handle, 40000), 40000)
+        await engine.change_message_visibility("q.fifo", handle, 39600)
+
+
+async def test_a_reservation_from_before_the_cap_is_not_refused(engine: Engine, clock: ManualClock):
+    """Receipts written before the receive's time was put in them hold a random nonce: whatever time it
+    seems to say, the cap is not applied to that reservation rather than applied wrongly."""
+    await engine.create_queue("q", {"VisibilityTimeout": "600"})
+    await engine.send_message("q", "m")
+    handle = (await receive_one(engine, "q"))["ReceiptHandle"]
+    # A random 62-bit nonce whose top bits read as a second of 2021: far outside this reservation.
+    old_style = (40_000_000 << 30) | 12345
+    await engine._store.submit(lambda c: c.execute("UPDATE messages SET receipt=?", (old_style,)))
+    await engine.change_message_visibility("q", handle, 43200)  # standard queue: any handle acts
