@@ -386,7 +386,7 @@ class Operations:
         # The queue is counted again only when the bound would pass the limit, at most once per
         # INFLIGHT_RECOUNT_MS; an unknown bound (after start-up) is counted at the first receive.
         self.inflight_limit = inflight_limit
-        self._inflight: dict[int, tuple[int, int]] = {}  # queue id -> (upper bound, when counted)
+        self._inflight: dict[int, list[int]] = {}  # queue id -> [upper bound, when counted (ms)]
 
     # -- catalogue ---------------------------------------------------------------------------------
 
@@ -838,9 +838,13 @@ class Operations:
             repeated = self._repeat_attempt(conn, meta, req, now)
             if repeated is not None:
                 return ReceiveOutcome(repeated, None)
-        wanted = self._inflight_room(conn, meta, now, req.max_number)
-        if not wanted:
-            return ReceiveOutcome([], None, over_limit=True)
+        inflight = self._inflight.get(meta.id)
+        if inflight is not None and inflight[0] + req.max_number <= self.inflight_limit:
+            wanted = req.max_number  # the usual case: far from the limit, no count
+        else:
+            inflight, wanted = self._inflight_room(conn, meta, now, req.max_number)
+            if not wanted:
+                return ReceiveOutcome([], None, over_limit=True)
         dead: list[tuple[int, str | None]] = []
         delivered: list[dict[str, Any]] = []
         handles: list[list[int]] = []
@@ -881,24 +885,23 @@ class Operations:
                 "INSERT OR REPLACE INTO receive_attempts (queue_id, attempt_id, expires_at, handles) VALUES (?,?,?,?)",
                 (meta.id, req.attempt_id, now + MINUTES_5_MS, json.dumps(handles)),
             )
-        if delivered:
-            bound, counted = self._inflight[meta.id]
-            self._inflight[meta.id] = (bound + len(delivered), counted)
+        inflight[0] += len(delivered)
         dead_to = self._dead_letter(conn, meta, dead, now) if dead else None
         next_visible = None
         if not delivered:
             next_visible = self._next_visible(conn, meta, now)
         return ReceiveOutcome(delivered, next_visible, dead_to, len(dead) if dead_to else 0)
 
-    def _inflight_room(self, conn: sqlite3.Connection, meta: QueueMeta, now: int, wanted: int) -> int:
-        """How many of `wanted` messages this receive may take without passing the in-flight limit."""
+    def _inflight_room(self, conn: sqlite3.Connection, meta: QueueMeta, now: int, wanted: int) -> tuple[list[int], int]:
+        """The queue's in-flight bound (counted again if unknown, or due at the limit), and how many of
+        `wanted` messages this receive may take without passing the limit."""
         known = self._inflight.get(meta.id)
-        if known is None or (known[0] + wanted > self.inflight_limit and now - known[1] >= INFLIGHT_RECOUNT_MS):
+        if known is None or now - known[1] >= INFLIGHT_RECOUNT_MS:
             (count,) = conn.execute(
                 "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at>? AND receipt>0", (meta.id, now)
             ).fetchone()
-            known = self._inflight[meta.id] = (count, now)
-        return max(0, min(wanted, self.inflight_limit - known[0]))
+            known = self._inflight[meta.id] = [count, now]
+        return known, max(0, min(wanted, self.inflight_limit - known[0]))
 
     def _take_standard(
         self,
