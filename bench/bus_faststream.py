@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from scte.ids import new_uuid7
+
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 Work = Callable[[AsyncSession, str, int, float], Awaitable[None]]
@@ -50,7 +52,11 @@ async def run_faststream(
 
     async def publish(seq: int) -> None:
         await broker.publish(
-            {"id": str(uuid.uuid4()), "seq": seq, "t0": time.perf_counter()}, queue=queue, persist=True
+            # The same id generator as our events (time-ordered UUIDv7): the handler's inbox and effect
+            # rows are keyed by it, and a random key would cost its inserts more (scte.ids).
+            {"id": new_uuid7(), "seq": seq, "t0": time.perf_counter()},
+            queue=queue,
+            persist=True,
         )
 
     await broker.start()

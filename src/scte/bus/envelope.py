@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 from scte.bus.contracts import DecodeError, Event, EventRegistry, UnknownEventType
 from scte.bus.transport import IncomingMessage, OutgoingMessage
-from scte.ids import new_uuid4
+from scte.ids import new_uuid7
 
 __all__ = [
     "DEFAULT_CONTENT_TYPE",
@@ -283,7 +283,7 @@ def encode(
     The message's FIFO group is the event's subject (or its type when it has none) and its
     deduplication id is the event id; transports drop both on standard topics and queues.
     """
-    event_id = id or new_uuid4()
+    event_id = id or new_uuid7()  # time-ordered: the services' indexes on event ids stay local
     if causation is not None:
         correlation = causation.correlation_id
         causation_id: str | None = causation.id

@@ -268,14 +268,16 @@ def test_json_compatible_content_types_decode() -> None:
 # -- what the fast paths must keep ---------------------------------------------------------------------------
 
 
-def test_ids_are_uuid4_strings() -> None:
-    ids = {encode(ReportReady(report="r"), source="s")[0].id for _ in range(2000)}
-    assert len(ids) == 2000
+def test_ids_are_time_ordered_uuid7_strings() -> None:
+    ids = [encode(ReportReady(report="r"), source="s")[0].id for _ in range(2000)]
+    assert len(set(ids)) == 2000
     for value in ids:
         parsed = uuid.UUID(value)
-        assert parsed.version == 4
+        assert parsed.version == 7
         assert parsed.variant == uuid.RFC_4122
         assert str(parsed) == value
+    times = [uuid.UUID(value).int >> 80 for value in ids]
+    assert times == sorted(times)  # made one after another: never an earlier millisecond
 
 
 @pytest.mark.parametrize(
