@@ -57,6 +57,17 @@ if TYPE_CHECKING:
     from scte.bus.topology import QueueSpec, Topology
 
 log = logging.getLogger(__name__)
+# Codes with which a broker refuses to extend a reservation for good: the handle is outdated or the
+# message no longer in flight, or (InvalidParameterValue) SQS's 12-hour cap from the receive.
+# (MessageNotInflight as the in-process engine names it, and as boto3 reports SQS's query code.)
+_NOT_EXTENDABLE = frozenset(
+    {
+        "InvalidParameterValue",
+        "MessageNotInflight",
+        "AWS.SimpleQueueService.MessageNotInflight",
+        "ReceiptHandleIsInvalid",
+    }
+)
 
 Handler = Callable[..., Awaitable[None]]
 """A plain async function; its parameters are filled by name (see `Consumer`)."""
@@ -176,6 +187,11 @@ class _Lease:
     deadline: float  # loop time at which the broker would hand the message out again
     started: bool = False
     done: bool = False
+    extendable: bool = True  # False once the broker refused to extend it (see Consumer._beat)
+
+    def settled(self) -> bool:
+        """`done`, read again after an await (a method: type checkers keep no narrowing across it)."""
+        return self.done
 
 
 @dataclass
@@ -1018,12 +1034,25 @@ class Consumer:
             await asyncio.sleep(interval)
             now = loop.time()
             for lease in list(self._leases.values()):
-                if lease.done or lease.deadline - now > timeout / 2:
+                if lease.done or not lease.extendable or lease.deadline - now > timeout / 2:
                     continue
                 try:
                     await self.transport.change_visibility(self.queue, lease.message.receipt, timeout)
-                except TransportError:
+                except TransportError as exc:
+                    if lease.settled():  # meanwhile (deleted, so nothing to extend): not an error
+                        continue
                     self.stats.transport_errors += 1
+                    if exc.code in _NOT_EXTENDABLE:
+                        # The broker will not extend this reservation again (it ended, or it reached SQS's
+                        # 12 hours): asking every interval would only repeat the refusal.
+                        lease.extendable = False
+                        log.warning(
+                            "%s: the visibility of message %s can no longer be extended (%s); it may be"
+                            " delivered again while its handler runs (the inbox applies its effect once)",
+                            self.name,
+                            lease.message.message_id,
+                            exc,
+                        )
                     continue
                 lease.deadline = loop.time() + timeout
                 self.stats.heartbeats += 1

@@ -36,6 +36,7 @@ TOPOLOGY = Topology(
     queues=(
         QueueSpec("strict", subscriptions=(Subscription("jobs"),), max_receive_count=1),
         QueueSpec("short", visibility_timeout=2),
+        QueueSpec("short-ordered", fifo=True, visibility_timeout=2),
         QueueSpec("plain"),
         QueueSpec("lambda", max_receive_count=2),
         QueueSpec("lambda-ordered", fifo=True, max_receive_count=2),
@@ -134,6 +135,31 @@ async def test_a_long_handler_keeps_its_message_hidden_with_heartbeats(bus: BusH
         await consumer.stop()
     assert consumer.stats.heartbeats >= 1
     assert consumer.stats.processed == 1
+
+
+async def test_a_reservation_the_broker_will_not_extend_is_not_asked_again(
+    bus: BusHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    done: list[str] = []
+    consumer = bus.consumer("short-ordered", {Job: job}, dependencies={"done": done}, wait_seconds=1)
+    _envelope, message = encode(Job(key="g:long", seconds=2.5), source="test")
+    await bus.transport.send("short-ordered", [message])
+    await consumer.start()
+    try:
+        await eventually(lambda: _truthy(consumer.in_hand == 1))
+        # 13 hours pass on the broker's clock: the reservation ended long ago (SQS's 12-hour cap would
+        # refuse it anyway) and the message is handed out again, so on this FIFO queue the handle in
+        # hand is outdated. The heartbeat runs every 0.5 s while the handler takes 2.5 s more.
+        bus.advance(13 * 3600)
+        await eventually(lambda: _truthy(done == ["g:long"]))
+    finally:
+        await consumer.stop()
+    stats = consumer.stats
+    # Refused once, then not asked again: at most that refusal and the first delivery's delete with
+    # its outdated handle (when the second delivery came first), not one per heartbeat (five or so).
+    assert caplog.text.count("can no longer be extended") == 1, (caplog.text, stats)
+    assert stats.transport_errors <= 2, (caplog.text, stats)
+    assert stats.processed == 1, stats
 
 
 async def _truthy(value: bool) -> bool:
