@@ -462,6 +462,32 @@ async def test_message_counts(engine: Engine, clock: ManualClock) -> None:
     assert await counts() == (3, 0, 0)
 
 
+async def test_queue_gauges_agree_with_the_attributes(engine: Engine, clock: ManualClock) -> None:
+    """The metrics' per-queue gauges: visible, in flight, delayed, and the oldest message's age."""
+    await engine.create_queue("q")
+    await engine.create_queue("dlq")
+    await engine.create_queue("empty")
+    assert (await engine.queue_gauges())["q"] == (0, 0, 0, 0.0)
+    await engine.send_message("q", "first")
+    clock.advance(5)
+    for i in range(3):
+        await engine.send_message("q", f"m{i}")
+    await engine.send_message("q", "delayed", delay_seconds=60)
+    received = await engine.receive_message("q", max_number=2, visibility_timeout=30)
+    assert len(received) == 2
+    clock.advance(2)
+    gauges = await engine.queue_gauges()
+    assert gauges["q"] == (2, 2, 1, 7.0)  # the oldest was sent 7 s ago
+    assert gauges["empty"] == (0, 0, 0, 0.0)
+    first = next(m for m in received if m["Body"] == "first")
+    await engine.delete_message("q", first["ReceiptHandle"])
+    assert (await engine.queue_gauges())["q"] == (2, 1, 1, 2.0)  # now the oldest left is 2 s old
+    clock.advance(60)
+    assert (await engine.queue_gauges())["q"] == (4, 0, 0, 62.0)
+    attributes = await engine.get_queue_attributes("q", ["ApproximateNumberOfMessages"])
+    assert attributes["ApproximateNumberOfMessages"] == "4"
+
+
 async def test_timestamps_and_last_modified(engine: Engine, clock: ManualClock) -> None:
     created = int(clock.now())
     await engine.create_queue("q")
