@@ -8,7 +8,8 @@ Prints one JSON document on stdout, progress on stderr. Measurements, each on a 
   1 s long poll, then DeleteMessageBatch) running concurrently over N messages;
 - unbatched cycle: 32 tasks, each sending one message, receiving one and deleting it, over N messages;
 - receive latency (max 1 message, the receive alone is timed; each received message is deleted and
-  replaced so the backlog stays put) with 1,000 queued messages and with a large backlog;
+  replaced so the backlog stays put) with 1,000 queued messages and with a large backlog, and at each
+  backlog how long `Engine.queue_gauges` (a /metrics scrape's gauges) holds the broker's loop;
 - the plain baseline: sqlite3 with WAL and synchronous=NORMAL, one table indexed on (queue_id,
   visible_at), inserting in transactions of 10 and receiving-and-deleting in batches of 10. The engine's
   cycles are reported as ratios of the plain cycle rate 1 / (1/inserts + 1/receive-and-delete).
@@ -200,6 +201,12 @@ async def receive_latency(db: Path, backlog: int) -> dict[str, Any]:
             await engine.delete_message(QUEUE, got[0]["ReceiptHandle"])
             await engine.send_message(QUEUE, body(backlog + n))
         stats = stats_since(engine.stats, base)
+        # What a /metrics scrape holds the broker's loop for at this backlog (Engine.queue_gauges).
+        gauges: list[float] = []
+        for _ in range(3):
+            started = time.perf_counter()
+            await engine.queue_gauges()
+            gauges.append(time.perf_counter() - started)
         size = file_size_mb(db)
     samples.sort()
     return {
@@ -210,6 +217,7 @@ async def receive_latency(db: Path, backlog: int) -> dict[str, Any]:
         "p50_ms": round(percentile(samples, 0.50) * 1000, 3),
         "p99_ms": round(percentile(samples, 0.99) * 1000, 3),
         "max_ms": round(samples[-1] * 1000, 3),
+        "metrics_gauges_ms": round(sorted(gauges)[1] * 1000, 1),  # the median of three
         "engine_stats": stats,
         "db_size_mb": size,
     }
