@@ -4,8 +4,8 @@
 pool) in a greenlet, so that the driver's coroutines can be awaited from inside it: SQLAlchemy's
 `greenlet_spawn` creates a greenlet per call and drops it when the call returns. A bus transaction
 makes several such calls (its connection, each statement, the commit), and the greenlets were the
-largest single cost left on the bus's path: the in-process bench (`bench/bus.py`) spent 0.35 ms of
-CPU per event with them and 0.29 ms with this module (docs/bus.md, "pooled greenlets").
+largest single cost left on the bus's path: the in-process bench (`bench/bus.py`) spent 0.35-0.39 ms
+of CPU per event with them and 0.31-0.32 ms with this module (docs/bus.md, "pooled greenlets").
 
 `greenlet_spawn` here keeps the greenlets that finished a call, per thread, and runs the next call in
 one of them. The protocol is SQLAlchemy's own (`sqlalchemy.util.concurrency.await_`): the sync code
