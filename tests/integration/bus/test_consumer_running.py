@@ -115,14 +115,20 @@ async def _count(bus: BusHarness, expected: int) -> bool:
     return len(await bus.dead_letters("strict")) >= expected
 
 
-async def test_a_long_handler_keeps_its_message_hidden_with_heartbeats(bus: BusHarness) -> None:
+async def long_job_in_hand(bus: BusHarness, queue: str, key: str, seconds: float) -> tuple[Consumer, list[str]]:
+    """A started consumer of `queue` holding one job that runs `seconds`; the keys of finished jobs."""
     done: list[str] = []
-    consumer = bus.consumer("short", {Job: job}, dependencies={"done": done}, wait_seconds=1)
-    _envelope, message = encode(Job(key="long", seconds=3.5), source="test")
-    await bus.transport.send("short", [message])
+    consumer = bus.consumer(queue, {Job: job}, dependencies={"done": done}, wait_seconds=1)
+    _envelope, message = encode(Job(key=key, seconds=seconds), source="test")
+    await bus.transport.send(queue, [message])
     await consumer.start()
+    await eventually(lambda: _truthy(consumer.in_hand == 1))
+    return consumer, done
+
+
+async def test_a_long_handler_keeps_its_message_hidden_with_heartbeats(bus: BusHarness) -> None:
+    consumer, done = await long_job_in_hand(bus, "short", "long", 3.5)
     try:
-        await eventually(lambda: _truthy(consumer.in_hand == 1))
         bus.advance(1.5)  # the broker's clock is virtual: move it as the real one moves
         await asyncio.sleep(1.5)
         bus.advance(1.5)
@@ -140,13 +146,8 @@ async def test_a_long_handler_keeps_its_message_hidden_with_heartbeats(bus: BusH
 async def test_a_reservation_the_broker_will_not_extend_is_not_asked_again(
     bus: BusHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    done: list[str] = []
-    consumer = bus.consumer("short-ordered", {Job: job}, dependencies={"done": done}, wait_seconds=1)
-    _envelope, message = encode(Job(key="g:long", seconds=2.5), source="test")
-    await bus.transport.send("short-ordered", [message])
-    await consumer.start()
+    consumer, done = await long_job_in_hand(bus, "short-ordered", "g:long", 2.5)
     try:
-        await eventually(lambda: _truthy(consumer.in_hand == 1))
         # 13 hours pass on the broker's clock: the reservation ended long ago (SQS's 12-hour cap would
         # refuse it anyway) and the message is handed out again, so on this FIFO queue the handle in
         # hand is outdated. The heartbeat runs every 0.5 s while the handler takes 2.5 s more.
