@@ -205,6 +205,6 @@ def sns_string_attributes(
     if found is None:
         return None
     parts, values, joined = found
-    size = shape.fixed_size + (len(joined) if joined.isascii() else len(joined.encode("utf-8")))
+    size = shape.fixed_size + validation.utf8_len(joined)
     copy = dict(zip(names, map(dict, parts), strict=True))  # each exactly DataType and StringValue
     return copy, size, StringValues(names, shape.types, values, joined)

@@ -453,7 +453,7 @@ class Engine:
         dedup = get("MessageDeduplicationId")
         if dedup is not None:
             validation.validate_dedup_id(dedup)
-        size = len(body) if body.isascii() else len(body.encode())
+        size = validation.utf8_len(body)
         if attributes:
             size += attrs_size if attrs_size >= 0 else validation.message_size("", attributes)
         return SendEntry(

@@ -39,6 +39,7 @@ __all__ = [
     "message_size",
     "new_queue_attributes",
     "parse_redrive_policy",
+    "utf8_len",
     "validate_attribute_names",
     "validate_batch_entries",
     "validate_dedup_id",
@@ -632,23 +633,28 @@ def validate_message_attributes(attrs: Mapping[str, Mapping[str, object]]) -> No
             _check_number(name, text)
 
 
+def utf8_len(text: str) -> int:
+    """Bytes of `text` in UTF-8, without encoding it when it is ASCII (a flag of the string, O(1))."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
 def message_size(body: str, attrs: Mapping[str, Mapping[str, object]]) -> int:
     """Bytes counted against MaximumMessageSize: the UTF-8 body plus, per attribute, name + data type + value.
 
     Call after `validate_message_attributes`; a value of any other kind counts as empty.
     """
-    size = len(body) if body.isascii() else len(body.encode("utf-8"))
+    size = utf8_len(body)
     for name, attr in attrs.items():
-        size += len(name) if name.isascii() else len(name.encode("utf-8"))
+        size += utf8_len(name)
         data_type = attr.get("DataType")
         if isinstance(data_type, str):
-            size += len(data_type) if data_type.isascii() else len(data_type.encode("utf-8"))
+            size += utf8_len(data_type)
         value = attr.get("BinaryValue")
         if value is not None and isinstance(value, bytes | bytearray | memoryview):
             size += len(value)
         text = attr.get("StringValue")
         if isinstance(text, str):
-            size += len(text) if text.isascii() else len(text.encode("utf-8"))
+            size += utf8_len(text)
     return size
 
 

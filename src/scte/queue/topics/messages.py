@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scte.ids import new_uuid4
+from scte.queue import validation
 from scte.queue.attribute_shapes import sns_string_attributes
 from scte.queue.topics.errors import invalid
 from scte.queue.topics.limits import ATTRIBUTE_NAME, FIFO_ID, MAX_MESSAGE_BYTES
@@ -79,17 +80,10 @@ def message_attributes(attrs: Mapping[str, Mapping[str, Any]] | None) -> dict[st
     return out
 
 
-def _utf8_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
 def payload_size(message: str, attrs: Mapping[str, Mapping[str, Any]] | None) -> int:
-    size = _utf8_len(message)
-    for name, attr in (attrs or {}).items():
-        size += _utf8_len(name) + _utf8_len(str(attr["DataType"]))
-        value = attr.get("StringValue")
-        size += _utf8_len(value) if isinstance(value, str) else len(attr.get("BinaryValue") or b"")
-    return size
+    """Bytes counted against the 256 KiB limit: the message and the attributes `message_attributes`
+    made, counted as SQS counts a message's (name, data type and value of each)."""
+    return validation.message_size(message, attrs or {})
 
 
 def publication(
@@ -122,7 +116,7 @@ def publication(
         size = payload_size(message, attrs)
     else:
         attrs, size, strings = shaped
-        size += _utf8_len(message)
+        size += validation.utf8_len(message)
     if size > MAX_MESSAGE_BYTES:
         raise invalid("Invalid parameter: Message too long")
     parsed: dict[str, str] | None = None
