@@ -541,11 +541,7 @@ class Operations:
             ).fetchone()
             out["ApproximateNumberOfMessages"] = str(count)
         if want("ApproximateNumberOfMessagesNotVisible"):
-            (count,) = conn.execute(
-                "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at>? AND receipt>0",
-                (meta.id, now),
-            ).fetchone()
-            out["ApproximateNumberOfMessagesNotVisible"] = str(count)
+            out["ApproximateNumberOfMessagesNotVisible"] = str(count_in_flight(conn, meta.id, now))
         if want("ApproximateNumberOfMessagesDelayed"):
             (count,) = conn.execute(
                 "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at>? AND receipt<=0",
@@ -897,10 +893,7 @@ class Operations:
         `wanted` messages this receive may take without passing the limit."""
         known = self._inflight.get(meta.id)
         if known is None or now - known[1] >= INFLIGHT_RECOUNT_MS:
-            (count,) = conn.execute(
-                "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at>? AND receipt>0", (meta.id, now)
-            ).fetchone()
-            known = self._inflight[meta.id] = [count, now]
+            known = self._inflight[meta.id] = [count_in_flight(conn, meta.id, now), now]
         return known, max(0, min(wanted, self.inflight_limit - known[0]))
 
     def _take_standard(
@@ -1275,6 +1268,14 @@ class Operations:
         meta = self.queue(name)
         (count,) = conn.execute("SELECT COUNT(*) FROM messages WHERE queue_id=?", (meta.id,)).fetchone()
         return int(count)
+
+
+def count_in_flight(conn: sqlite3.Connection, queue_id: int, now: int) -> int:
+    """A queue's messages in flight at `now` (ms): received, and not visible again yet."""
+    (count,) = conn.execute(
+        "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at>? AND receipt>0", (queue_id, now)
+    ).fetchone()
+    return int(count)
 
 
 def validate_tags(tags: Mapping[str, str], queue: str = "") -> None:
