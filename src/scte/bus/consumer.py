@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Dialect
@@ -68,6 +68,8 @@ _NOT_EXTENDABLE = frozenset(
         "ReceiptHandleIsInvalid",
     }
 )
+
+T = TypeVar("T")
 
 Handler = Callable[..., Awaitable[None]]
 """A plain async function; its parameters are filled by name (see `Consumer`)."""
@@ -565,14 +567,17 @@ class Consumer:
         """One handler in the batch transaction, within the handler timeout; flushes its writes."""
         provided: dict[str, Any] = {"event": event, "envelope": envelope, "message": message}
         provided.update(self._session_dependencies(session, envelope))
+        await self._bounded(self._handler_and_flush(route, session, provided))
+
+    async def _bounded(self, work: Awaitable[T]) -> T:
+        """`work` within the handler timeout: `HandlerTimeout` when it runs out."""
         if self.handler_timeout is None:
             # No deadline: `asyncio.timeout(None)` would arm nothing, at a micro-second per handler.
-            await self._handler_and_flush(route, session, provided)
-            return
+            return await work
         timeout = asyncio.timeout(self.handler_timeout)
         try:
             async with timeout:
-                await self._handler_and_flush(route, session, provided)
+                return await work
         except TimeoutError as exc:
             if timeout.expired():
                 raise HandlerTimeout(f"handler ran longer than {self.handler_timeout} s") from exc
@@ -585,16 +590,7 @@ class Consumer:
 
     async def _run(self, route: _Route, message: IncomingMessage, envelope: Envelope, event: Event) -> bool:
         """Run the handler with its inbox transaction; True if the event had been processed already."""
-        if self.handler_timeout is None:
-            return await self._transaction(route, message, envelope, event)  # no deadline to arm
-        timeout = asyncio.timeout(self.handler_timeout)
-        try:
-            async with timeout:
-                return await self._transaction(route, message, envelope, event)
-        except TimeoutError as exc:
-            if timeout.expired():
-                raise HandlerTimeout(f"handler ran longer than {self.handler_timeout} s") from exc
-            raise
+        return await self._bounded(self._transaction(route, message, envelope, event))
 
     async def _transaction(self, route: _Route, message: IncomingMessage, envelope: Envelope, event: Event) -> bool:
         provided: dict[str, Any] = {"event": event, "envelope": envelope, "message": message}
