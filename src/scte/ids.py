@@ -23,10 +23,14 @@ __all__ = ["new_uuid4", "new_uuid7", "uuid4_text", "uuid7_text"]
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
+def _text(h: str, version: str) -> str:
+    """The 32 hex digits `h` as a UUID's text, with the `version` digit and the variant bits set."""
+    return f"{h[:8]}-{h[8:12]}-{version}{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
 def uuid4_text(raw: bytes) -> str:
     """`str(uuid.UUID(bytes=raw, version=4))`: the 16 bytes with the version and variant bits set."""
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+    return _text(raw.hex(), "4")
 
 
 def new_uuid4() -> str:
@@ -36,8 +40,7 @@ def new_uuid4() -> str:
 
 def uuid7_text(unix_ms: int, raw: bytes) -> str:
     """The UUIDv7 of a time (Unix milliseconds, 48 bits) and 10 random bytes, as `uuid.UUID` writes it."""
-    h = (unix_ms.to_bytes(6, "big") + raw).hex()
-    return f"{h[:8]}-{h[8:12]}-7{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+    return _text((unix_ms.to_bytes(6, "big") + raw).hex(), "7")
 
 
 def new_uuid7() -> str:
