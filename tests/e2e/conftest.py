@@ -30,6 +30,16 @@ from scte.web.mail import StoredMail, read_messages
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 STARTUP_TIMEOUT = 240.0
+# pytest-timeout counts a test's fixtures too: the first e2e test of a worker also waits for `scte up`
+# (STARTUP_TIMEOUT), then for its own polls (at most a few minutes). A test that waits longer sets its own.
+E2E_TEST_TIMEOUT = STARTUP_TIMEOUT + 360
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    e2e = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(e2e) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(E2E_TEST_TIMEOUT))
 
 
 def _free_ports(count: int) -> list[int]:
