@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scte.contracts.members import MemberProfileUpdated, MemberRegistered
 from scte.kit.app import Conflict, Context, DbSession, NotFound, ServiceUnavailable
 from scte.kit.auth import AuthError, CurrentPrincipal, Principal, ensure_self_or_staff, require_role
+from scte.kit.bounds import INT_MAX
 
 from . import domain
 from .db import members
@@ -72,7 +73,8 @@ class ProfilePatch(_In):
     display_name: Annotated[str | None, Field(min_length=1, max_length=domain.DISPLAY_NAME_MAX)] = None
     city: Annotated[str | None, Field(max_length=100)] = None
     country: Annotated[str | None, Field(max_length=2)] = None
-    listed_in_directory: bool | None = None
+    listed_in_directory: bool = Field(default=None, validate_default=False)
+    """Not nullable: left out keeps the current choice, null is refused (422) like any non-boolean."""
 
 
 class MembershipOut(BaseModel):
@@ -233,7 +235,7 @@ async def list_members(
     session: DbSession,
     status: Annotated[domain.MemberStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
 ) -> MemberPage:
     query = select(members)
     count = select(func.count()).select_from(members)
