@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,8 +74,16 @@ class ProfilePatch(_In):
     display_name: Annotated[str | None, Field(min_length=1, max_length=domain.DISPLAY_NAME_MAX)] = None
     city: Annotated[str | None, Field(max_length=100)] = None
     country: Annotated[str | None, Field(max_length=2)] = None
-    listed_in_directory: bool = Field(default=None, validate_default=False)
-    """Not nullable: left out keeps the current choice, null is refused (422) like any non-boolean."""
+    listed_in_directory: bool | SkipJsonSchema[None] = None
+    """Not nullable: left out keeps the current choice, null is refused (422) like any non-boolean
+    (SkipJsonSchema keeps None, the "left out" default, out of the documented type)."""
+
+    @field_validator("listed_in_directory", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must be true or false, not null (leave it out to keep the current choice)")
+        return value
 
 
 class MembershipOut(BaseModel):
