@@ -74,11 +74,9 @@ def _own_seconds(extra: Iterable[psutil.Process]) -> float:
     me = psutil.Process()
     times = me.cpu_times()
     total += times.user + times.system + times.children_user + times.children_system
-    for child in me.children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            t = child.cpu_times()
-            total += t.user + t.system
-    for process in extra:
+    others = {p.pid: p for p in extra}
+    others.update((p.pid, p) for p in me.children(recursive=True))  # a server we started is counted once
+    for process in others.values():
         with contextlib.suppress(psutil.Error):
             t = process.cpu_times()
             total += t.user + t.system
@@ -120,7 +118,8 @@ class Conditions:
             others = max(0.0, (_busy_seconds() - busy) - (_own_seconds(extra) - own))
             record["load_average_after"] = load_average()
             record["seconds"] = round(wall, 2)
-            record["others_cpu_cores"] = round(others / wall, 2) if wall > 0 else 0.0
+            # /proc/stat counts in ticks (10 ms): over a short side the figure is coarse, never above the cores
+            record["others_cpu_cores"] = round(min(float(self.cores), others / wall), 2) if wall > 0 else 0.0
             record["quiet"], record["not_quiet_because"] = self._verdict(record)
             self.sides[name] = record
 
