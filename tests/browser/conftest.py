@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 from tests.harness.browser import Browsing, open_browser
-from tests.harness.platform import Platform, running_platform
+from tests.harness.platform import E2E_TIMEOUT, Platform, running_platform
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The session's `scte up` starts in the first test's setup: every test here may wait for it."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if item.path.resolve().is_relative_to(here) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
 
 
 @pytest.fixture(scope="session")

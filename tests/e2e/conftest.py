@@ -9,11 +9,30 @@ Tests talk to the gateway (`platform.url`), read the mail the SMTP server receiv
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from tests.harness.platform import Platform, launch_up, running_platform, up_ports, wait_until_up
+from tests.harness.platform import (
+    E2E_TIMEOUT,
+    STARTUP_TIMEOUT,
+    Platform,
+    launch_up,
+    running_platform,
+    scte_env,
+    up_ports,
+    wait_until_up,
+)
 
-__all__ = ["Platform", "launch_up", "up_ports", "wait_until_up"]
+__all__ = ["STARTUP_TIMEOUT", "Platform", "launch_up", "scte_env", "up_ports", "wait_until_up"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test of this folder E2E_TIMEOUT unless it sets its own (the project default, 120 s,
+    is shorter than STARTUP_TIMEOUT)."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if item.path.resolve().is_relative_to(here) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
 
 
 @pytest.fixture(scope="session")
