@@ -240,3 +240,16 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+async def join_company(platform: Platform, company_id: str, inviter_token: str, member_id: str, token: str) -> None:
+    """The member joins the company with consent: invited by one of its admins (or staff), accepted
+    by the member themselves (a member cannot link themselves to a company)."""
+    async with platform.client(inviter_token) as inviter:
+        sent = await inviter.post(f"/api/companies/companies/{company_id}/invitations", json={"member_id": member_id})
+        assert sent.status_code == 201, sent.text
+    async with platform.client(token) as member:
+        accepted = await member.post(
+            f"/api/companies/members/{member_id}/invitations/{sent.json()['invitation_id']}/accept"
+        )
+        assert accepted.status_code == 200, accepted.text
