@@ -163,7 +163,9 @@ def test_invalid_queue_name_is_reported_by_new_queue_attributes() -> None:
 
 
 def test_settable_values_are_validated_normalised_and_kept() -> None:
-    policy = json.dumps({"Version": "2012-10-17", "Statement": []})
+    policy = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sqs:SendMessage"}]}
+    )
     attrs = new_queue_attributes(
         "q",
         {
@@ -425,7 +427,9 @@ def test_set_attributes_returns_new_full_set() -> None:
 
 
 def test_set_empty_removes_policies() -> None:
-    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow"}]})
+    policy = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sqs:SendMessage"}]}
+    )
     current = new_queue_attributes(
         "q",
         {
@@ -561,7 +565,10 @@ def test_create_idempotency_compares_requested_attributes_only() -> None:
     )
     assert not attributes_equal_for_create(existing, {"VisibilityTimeout": "60"})
     assert attributes_equal_for_create(existing, {"ReceiveMessageWaitTimeSeconds": "0"})  # default
-    assert not attributes_equal_for_create(existing, {"Policy": json.dumps({"Statement": []})})
+    assert not attributes_equal_for_create(
+        existing,
+        {"Policy": json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sqs:SendMessage"}]})},
+    )
     assert attributes_equal_for_create(existing, {"Policy": ""})
     assert attributes_equal_for_create(existing, {"FifoQueue": "false"})
     assert not attributes_equal_for_create(existing, {"FifoQueue": "true"})

@@ -250,6 +250,12 @@ class Engine:
     def queue_exists(self, name: str) -> bool:
         return name in self._ops.queues
 
+    def queue_policy(self, name: str) -> str | None:
+        """The queue's `Policy` attribute; None when it has none or does not exist (the wire server's
+        authorization reads it on every request: a dictionary look-up, no store call)."""
+        meta = self._ops.queues.get(name)
+        return meta.attributes.get("Policy") if meta is not None else None
+
     def is_fifo(self, name: str) -> bool:
         return self._ops.queue(name).fifo
 

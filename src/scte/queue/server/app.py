@@ -8,7 +8,8 @@ empty and everything already acknowledged is on disk.
 
 Every request: body capped (`MAX_BODY_BYTES`, 413) and timed (`BODY_TIMEOUT_SECONDS`, 408), signature
 verified with `--auth strict` (except SNS's capability links: unsigned `GET /?Action=ConfirmSubscription|
-Unsubscribe`), one JSON line on the `scte.queue.server.access` logger, counted for `/metrics`.
+Unsubscribe`) and then checked against the policy of the queue or topic it names (`authorize`), one JSON
+line on the `scte.queue.server.access` logger, counted for `/metrics`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from scte.queue.engine import Engine, EngineConfig
 from scte.queue.errors import SqsError, missing_parameter
 from scte.queue.server import auth, json_protocol, query_protocol, sns_actions, sns_protocol
 from scte.queue.server.actions import ACTIONS, RequestContext
+from scte.queue.server.authorize import authorize_sqs
 from scte.queue.server.config import MAX_REGIONS, ServerConfig, valid_region
+from scte.queue.server.credentials import KeyStore
 from scte.queue.server.errors import (
     Headers,
     Response,
@@ -134,7 +137,11 @@ class SqsApp:
         self._opening: dict[str, asyncio.Lock] = {}
         self.closing = False
         self.metrics = Metrics()
-        self.verifier = auth.Verifier(config.access_keys) if config.auth == "strict" else None
+        self.keys: KeyStore | None = None
+        self.verifier: auth.Verifier | None = None
+        if config.auth == "strict":
+            self.keys = KeyStore(config.account_id, config.access_keys, config.credentials_file)
+            self.verifier = auth.Verifier(self.keys)
 
     # -- life cycle --------------------------------------------------------------------------------------
 
@@ -151,6 +158,7 @@ class SqsApp:
             )
         )
         engine.topics.region_resolver = self._resolve_region  # SNS fan-out to other regions' queues
+        engine.topics.enforce_queue_policies = c.auth == "strict"  # SNS delivers where queue policies allow
         return engine
 
     async def _resolve_region(self, region: str) -> Engine | None:
@@ -286,7 +294,8 @@ class SqsApp:
                 body = b""  # the link's query is the whole request
             elif self.verifier is not None:
                 raw_path = scope.get("raw_path") or b"/"
-                self.verifier.verify(method, raw_path, scope["query_string"], scope["headers"], body)
+                key = self.verifier.verify(method, raw_path, scope["query_string"], scope["headers"], body)
+                scope["scte.principal"] = self.keys.principal(key) if self.keys is not None else None
             if capability is None:
                 region = self._region(authorization, scope["query_string"])
             else:
@@ -362,6 +371,9 @@ class SqsApp:
             engine = self._engine(region)
             params = json_protocol.check_params(action.schema, json_protocol.parse_body(body))
             ctx = self._context(scope, engine)
+            principal = scope.get("scte.principal")
+            if principal is not None:
+                authorize_sqs(principal, action_name, params, ctx)
             result = await action.handler(ctx, params)
             self.metrics.count_messages(region or self.config.region, ctx.queue, action_name, result)
             if action_name == "SendMessageBatch" and "Failed" in result and not result["Failed"]:
@@ -386,6 +398,7 @@ class SqsApp:
                 functools.partial(self._engine, scope.get("scte.region")),
                 fallback_url=f"http://{self.config.host}:{self.config.port}",
                 test_mode=self.config.test_mode,
+                principal=scope.get("scte.principal"),
             )
         action_name = form.get("Action", "")
         try:
@@ -404,6 +417,9 @@ class SqsApp:
             engine = self._engine(region)
             params = query_protocol.params_from_form(action.schema, form)
             ctx = self._context(scope, engine)
+            principal = scope.get("scte.principal")
+            if principal is not None:
+                authorize_sqs(principal, action_name, params, ctx)
             result = await action.handler(ctx, params)
             self.metrics.count_messages(region or self.config.region, ctx.queue, action_name, result)
             return query_protocol.render(action_name, result, request_id)
