@@ -444,9 +444,36 @@ async def main() -> None:
                 result["conditions"] = load
                 report["results"][mode].append(result)
                 progress(f"{mode}: {json.dumps(result)}")
+    report["ratios_in_the_same_run"] = ratios(report["results"], args.runs)
     report["conditions"] = conditions.report()
     print(json.dumps(report, indent=2))
     conditions.say()
+
+
+# (ours, theirs): events/s of ours over theirs, per run; the first is the headline
+COMPARISONS = (
+    ("http", "faststream"),
+    ("http-full-per-event", "faststream-full"),
+    ("http-per-event", "faststream"),
+    ("http", "faststream-grouped"),
+    ("http-full", "faststream-full-grouped"),
+    ("inprocess", "faststream"),
+    ("inprocess-per-event", "faststream"),
+)
+
+
+def ratios(results: dict[str, list[dict[str, Any]]], runs: int) -> dict[str, list[float | None]]:
+    out: dict[str, list[float | None]] = {}
+    for ours, theirs in COMPARISONS:
+        if ours not in results or theirs not in results:
+            continue
+        per_run: list[float | None] = []
+        for run in range(runs):
+            a = results[ours][run].get("events_per_second")
+            b = results[theirs][run].get("events_per_second")
+            per_run.append(round(a / b, 2) if a and b else None)
+        out[f"{ours} / {theirs}"] = per_run
+    return out
 
 
 if __name__ == "__main__":
