@@ -530,11 +530,21 @@ async def prepare_platform(p: Platform, members: int, companies: int) -> tuple[s
         async def member(i: int) -> tuple[str, str]:
             member_id, email, token = await register(f"Bench Member {i}")
             auth = {"Authorization": f"Bearer {token}"}
-            check(
+            # joining a company takes consent: invited (here by staff), accepted by the member
+            invitation = check(
                 await client.post(
-                    f"/api/companies/companies/{company_ids[i % companies]}/employees", json={}, headers=auth
+                    f"/api/companies/companies/{company_ids[i % companies]}/invitations",
+                    json={"member_id": member_id},
+                    headers={"Authorization": f"Bearer {staff}"},
                 ),
                 201,
+            )
+            check(
+                await client.post(
+                    f"/api/companies/members/{member_id}/invitations/{invitation['invitation_id']}/accept",
+                    headers=auth,
+                ),
+                200,
             )
             order = check(
                 await client.post(
