@@ -671,7 +671,11 @@ class Chain:
         for role in ("learning", *CHAIN_ROLES):
             self.spawn(role)
         for role in ("learning", *CHAIN_ROLES):
-            wait_health(self.url(role) + "/health", 60, self.processes[role])
+            try:  # start-up is not measured; on a loaded machine eight processes importing FastAPI take a while
+                wait_health(self.url(role) + "/health", 180, self.processes[role])
+            except RuntimeError as exc:
+                log_text = (self.root / "logs" / f"{role}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{role}: {exc}\n{log_text}") from exc
 
     def stop_notifications(self) -> None:
         stop_process(self.processes["notifications"])
