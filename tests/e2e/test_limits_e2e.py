@@ -22,7 +22,8 @@ PASSWORD = "a long enough passphrase 42"
 def _refused_at_once(url: str, path: str, content_type: str, size: int) -> str:
     """POST with a Content-Length of `size` and no body at all: the answer must come without it."""
     parts = urllib.parse.urlsplit(url)
-    head = f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: {content_type}\r\nContent-Length: {size}\r\n\r\n"
+    head = f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: {content_type}\r\n"
+    head += f"Content-Length: {size}\r\n\r\n"
     with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
         sock.sendall(head.encode())
         data = b""

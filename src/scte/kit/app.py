@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scte.kit.auth import AuthError, Forbidden, TokenIssuer, TokenVerifier
+from scte.kit.docs import install_docs
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -43,11 +45,13 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_BODY_SIZE",
     "MAX_UPLOAD_BODY_SIZE",
+    "SHARED_RESPONSES",
     "ApiError",
     "BadRequest",
     "Conflict",
     "Context",
     "DbSession",
+    "ErrorOut",
     "NotFound",
     "ServiceContext",
     "ServiceUnavailable",
@@ -152,6 +156,35 @@ Context = Annotated[ServiceContext, Depends(get_context)]
 DbSession = Annotated[AsyncSession, Depends(get_session)]
 
 
+class ErrorOut(BaseModel):
+    """The body of every refusal, in every service."""
+
+    error: str
+    """A short code: bad_request, unauthorized, forbidden, not_found, conflict, invalid_request..."""
+    message: str
+    """What went wrong, for a person."""
+    details: list[dict[str, Any]] | None = None
+    """With invalid_request (422): one entry per invalid field (loc, msg, type)."""
+
+
+SHARED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in (
+        (400, "A rule refuses the request"),
+        (401, "No valid token"),
+        (403, "The token may not do this"),
+        (404, "Not found"),
+        (409, "Conflicts with the current state"),
+        (413, "The request body is too large"),
+        (422, "The request is malformed (details per field)"),
+        (429, "Too many requests; retry after the Retry-After header's seconds"),
+        (503, "The service is starting or a dependency is unavailable"),
+    )
+}
+"""Documented on every route of every service (the refusals any route may give), so a client and the
+fuzzing gate read them from the OpenAPI document; a route may add its own."""
+
+
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "message": message, **extra}
 
@@ -241,13 +274,26 @@ def create_app(
     `verifier` checks tokens (it can also be set later as `app.state.token_verifier`); `health`
     adds the service's own checks to `/health` (a `status` other than "ok" answers 503). A request
     body larger than `max_body_size` (or its route's own `max_body_size`) is answered 413."""
-    app = FastAPI(title=f"SCTE {service}", version=version, lifespan=lifespan, max_body_size=max_body_size)
+    app = FastAPI(
+        title=f"SCTE {service}",
+        version=version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        max_body_size=max_body_size,
+    )
+    install_docs(app)
     app.state.service = service
     app.state.token_verifier = verifier
     app.state.health = health
     _install_error_handlers(app, dict(domain_errors or {}))
 
-    @app.get("/health", tags=["health"], summary="Liveness and readiness of the service")
+    @app.get(
+        "/health",
+        tags=["health"],
+        summary="Liveness and readiness of the service",
+        responses={503: {"description": "A check of the service is failing"}},
+    )
     async def health_route(request: Request) -> JSONResponse:
         check: HealthCheck | None = request.app.state.health
         body: dict[str, Any] = {"service": service, "status": "ok"}
@@ -259,5 +305,5 @@ def create_app(
         return JSONResponse(body, status_code=200 if body.get("status") == "ok" else 503)
 
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, responses=SHARED_RESPONSES)
     return app

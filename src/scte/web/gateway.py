@@ -1,9 +1,12 @@
-"""The gateway: one origin (127.0.0.1:8000) for every service's REST API.
+"""The gateway: one origin (127.0.0.1:8000) for the website and every service's REST API.
 
 `/api/<service>/<path>` is forwarded to `http://127.0.0.1:<service port>/<path>` with the method,
 query, body and the headers that matter (Authorization among them); the service's answer comes back
 as it is. `/health` asks every service for its own and sums them up. The gateway holds no state and
 checks no tokens: each service verifies the token it is given.
+
+Every other path is the website (`scte.web.site`): the member portal at `/`, `/company`, `/staff`,
+pages rendered here from the services' APIs, called over the same connections.
 
 Request bodies are streamed to the service, never buffered here, and limited as the services limit
 them (`MAX_BODY_SIZE`, `MAX_UPLOAD_BODY_SIZE` for the upload routes in `UPLOAD_ROUTES`): a larger
@@ -13,16 +16,19 @@ Content-Length is answered 413 at once, a chunked body as soon as it passes the 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scte.kit.app import MAX_BODY_SIZE, MAX_UPLOAD_BODY_SIZE, error_body
 from scte.kit.settings import Settings, get_settings
@@ -53,9 +59,15 @@ def service_urls(settings: Settings, services: list[str] | None = None) -> dict[
 
 
 def create_gateway(
-    urls: Mapping[str, str], *, timeout: float = 30.0, transport: httpx.AsyncBaseTransport | None = None
+    urls: Mapping[str, str],
+    *,
+    timeout: float = 30.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+    data_dir: Path | None = None,
+    public_key: Path | None = None,
 ) -> FastAPI:
-    """The gateway app routing to `urls` (service name -> base URL)."""
+    """The gateway app routing to `urls` (service name -> base URL); with `data_dir` (the install's
+    secrets) and `public_key` (to know who signed in), the website too."""
     routes = dict(urls)
     clients: dict[str, httpx.AsyncClient] = {}
 
@@ -124,10 +136,15 @@ def create_gateway(
 
         return upload
 
-    async def too_large(_request: Request, exc: Exception) -> JSONResponse:
+    async def too_large(request: Request, exc: Exception) -> Response:
+        """The services' uniform body for an API body over the limit; the website's pages answer theirs."""
+        pages = app.exception_handlers.get(StarletteHTTPException)
+        if not request.url.path.startswith("/api/") and pages is not None:
+            answer = pages(request, exc)
+            return await answer if inspect.isawaitable(answer) else answer
         return JSONResponse(error_body("request_entity_too_large", str(getattr(exc, "detail", exc))), status_code=413)
 
-    app.add_exception_handler(413, too_large)  # the services' uniform body for a body over the limit
+    app.add_exception_handler(413, too_large)
     for method, route in UPLOAD_ROUTES:
         service, path = route.removeprefix("/api/").split("/", 1)
         app.add_api_route(
@@ -142,6 +159,12 @@ def create_gateway(
     async def proxy(service: str, path: str, request: Request) -> Response:
         return await forward(service, path, request)
 
+    if data_dir is not None:
+        from scte.web import company, portal, staff
+        from scte.web.site import build_site, install_site
+
+        site = build_site(clients, data_dir, public_key or data_dir / "keys" / "jwt-ed25519.pub.pem")
+        install_site(app, site, [portal.router, company.router, staff.router])
     return app
 
 
@@ -149,7 +172,7 @@ def main() -> None:
     """`python -m scte.web.gateway`: serve on `SCTE_GATEWAY_PORT` (default 8000)."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s gateway %(levelname)s %(message)s")
-    app = create_gateway(service_urls(settings))
+    app = create_gateway(service_urls(settings), data_dir=settings.data_dir, public_key=settings.public_key_path)
     uvicorn.run(
         app, host=settings.host, port=settings.port("gateway", GATEWAY_PORT), log_level="warning", access_log=False
     )
