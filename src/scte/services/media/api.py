@@ -127,7 +127,6 @@ async def _out(session: AsyncSession, row: Any) -> MediaOut:
     status_code=201,
     summary="Upload an image or a PDF (multipart: file, title)",
     max_body_size=MAX_UPLOAD_BODY_SIZE,
-    responses={413: {"description": "The body or the file is larger than its limit"}},
 )
 async def upload(
     ctx: Context,
