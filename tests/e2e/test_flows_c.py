@@ -17,7 +17,7 @@ from PIL import Image
 
 from scte.kit.auth import TokenIssuer
 
-from .conftest import Platform
+from .conftest import Platform, join_company
 
 PASSWORD = "a long enough passphrase 42"
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2099, "cvc": "123"}
@@ -109,9 +109,7 @@ async def test_exam_pass_reaches_mail_search_rollup_and_reports(platform: Platfo
             json={"company_id": company_id, "name": "E2E Cable", "admin_member_id": admin_id},
         )
         assert r.status_code == 201, r.text
-    async with platform.client(token) as client:
-        r = await client.post(f"/api/companies/companies/{company_id}/employees", json={})
-        assert r.status_code == 201, r.text
+    await join_company(platform, company_id, admin_token, member_id, token)
     before = _bpi_count(await report(platform, "certifications_per_program_month"))
 
     await pass_exam(platform, member_id, token)

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from scte.bus.storage import utcnow
 from scte.contracts.members import MemberSessionsRevoked, RevocationReason
-from scte.kit.app import Context, DbSession, ServiceContext, ServiceUnavailable
+from scte.kit.app import Context, DbSession, ErrorOut, ServiceContext, ServiceUnavailable
 from scte.kit.auth import AuthError
 from scte.kit.db import serialize
 from scte.kit.revocation import MEMBERS_TOPIC, current_epoch, record_revocation
@@ -285,7 +285,12 @@ async def revoke_all_sessions(publish: Publish, session: AsyncSession, member_id
 @router.post(
     "/sessions/refresh",
     summary="Renew a session: a new access token and a new refresh token (no access token needed)",
-    responses={401: {"description": "unknown, expired or reused refresh token (a reused one revokes the session)"}},
+    responses={
+        401: {
+            "model": ErrorOut,
+            "description": "Unknown, expired or reused refresh token (a reused one revokes the session)",
+        }
+    },
 )
 async def refresh(body: RefreshIn, ctx: Context, session: DbSession) -> TokenOut:
     return await refresh_session(ctx, session, body.refresh_token)

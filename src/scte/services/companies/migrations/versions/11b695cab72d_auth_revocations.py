@@ -1,7 +1,7 @@
 """auth revocations: the sign-in sessions the members service revoked (scte.kit.revocation)
 
 Revision ID: 11b695cab72d
-Revises: 80cf50062fc6
+Revises: 5b0e7c1d9a21
 Create Date: 2026-12-07 20:16:31.328865
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "11b695cab72d"
-down_revision: str | None = "80cf50062fc6"
+down_revision: str | None = "5b0e7c1d9a21"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
