@@ -48,6 +48,7 @@ __all__ = [
     "on_sessions_revoked",
     "receives_revocations",
     "record_revocation",
+    "store_revocation",
     "with_revocations",
 ]
 
@@ -126,6 +127,13 @@ async def record_revocation(
 async def on_sessions_revoked(event: MemberSessionsRevoked, session: AsyncSession) -> None:
     """The handler every service runs for `member.sessions_revoked.v1` (added by its runtime)."""
     await record_revocation(session, event.member_id, event.session_id, event.epoch, event.revoked_at)
+
+
+async def store_revocation(event: MemberSessionsRevoked, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """The same handler for a consumer without the bus inbox (it has no `session` to give): its own
+    transaction; storing a revocation twice changes nothing."""
+    async with sessionmaker() as session, session.begin():
+        await on_sessions_revoked(event, session)
 
 
 # -- checking --------------------------------------------------------------------------------------------

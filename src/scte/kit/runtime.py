@@ -101,8 +101,9 @@ class ServiceRuntime:
         self.settings = settings or get_settings()
         self.queue = queue
         self.handlers = dict(handlers or {})
-        if receives_revocations(queue):
-            # every service keeps the members service's session revocations (scte.kit.revocation)
+        if self.handlers and receives_revocations(queue):
+            # every service keeps the members service's session revocations (scte.kit.revocation);
+            # one running its own consumer adds the handler itself (store_revocation)
             self.handlers.setdefault(MemberSessionsRevoked, on_sessions_revoked)
         self.migrations = migrations
         self.dependencies = dict(dependencies or {})

@@ -58,7 +58,7 @@ async def consume(context: ServiceContext) -> None:
         context.topology,
         queue=QUEUE.name,
         handlers=handlers.HANDLERS,
-        dependencies={"writer": writer},
+        dependencies={"writer": writer, "sessionmaker": context.sessionmaker},
         concurrency=200,  # many handlers wait on one batch
         name="activity",
     )

@@ -19,7 +19,7 @@ from scte.kit.app import ServiceContext
 from scte.kit.runtime import ServiceRuntime
 from scte.kit.settings import Settings
 
-from . import api, handlers, sessions
+from . import api, handlers, passwords, sessions
 from .domain import MembersError
 
 __all__ = ["NAME", "QUEUE", "build_runtime", "main"]
@@ -64,7 +64,7 @@ def build_runtime(settings: Settings | None = None) -> ServiceRuntime:
     return ServiceRuntime(
         NAME,
         settings,
-        routers=[api.router, sessions.router],
+        routers=[api.router, sessions.router, passwords.router],
         queue=QUEUE,
         handlers=handlers.HANDLERS,
         migrations="scte.services.members",
