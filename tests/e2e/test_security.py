@@ -125,6 +125,15 @@ CASES: dict[Key, Case] = {
     ("members", "GET", "/members/{member_id}/membership"): Case(
         Access.OWNER, lambda w: Req("GET", f"/members/{w.a.id}/membership")
     ),
+    ("members", "POST", "/members/{member_id}/password"): Case(
+        # with a wrong current password: A is told it is wrong (400), so A's sessions live on
+        Access.OWNER,
+        lambda w: Req(
+            "POST",
+            f"/members/{w.a.id}/password",
+            json={"current_password": "not the password 1234", "new_password": "another long passphrase 42"},
+        ),
+    ),
     # learning
     ("learning", "GET", "/courses"): Case(Access.SIGNED_IN, lambda w: Req("GET", "/courses")),
     ("learning", "GET", "/courses/{course_id}"): Case(
@@ -325,6 +334,8 @@ EXEMPT: dict[Key, str] = {
     ("members", "POST", "/sessions"): "sign-in: how a token is obtained",
     ("members", "POST", "/sessions/refresh"): "renewing a session: the refresh token in the body is the credential",
     ("members", "POST", "/sessions/sign-out"): "signing out: the refresh token in the body is the credential",
+    ("members", "POST", "/password-resets"): "a forgotten password: the same answer for any address, the link by mail",
+    ("members", "POST", "/password-resets/confirm"): "a forgotten password: the mailed token is the credential",
     **{
         (service, "GET", "/health"): "liveness for the gateway and operators; tells nothing about anyone"
         for service in SERVICES
