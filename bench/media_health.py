@@ -8,7 +8,7 @@ at the commit before the change), a service process (`scte.kit.app.create_app`, 
 whose POST /process makes the renditions of an image the way that checkout's media worker does: in
 `ImageWorkers` when the checkout has them, else `asyncio.to_thread(make_renditions)`. While it runs,
 this process asks GET /health every 20 ms (a fresh connection each time, 30 s timeout) and records the
-latencies. Two workloads, each with a fresh service process so its peak RSS (VmHWM) is the workload's:
+latencies (and, just before, 20 requests with nothing to process: the machine's floor). Two workloads, each with a fresh service process so its peak RSS (VmHWM) is the workload's:
 
 - the decompression bomb of the issue: a 38 KB PNG of 6320 x 6320 pixels;
 - three camera-sized photographs in a row (6000 x 4000 JPEG, 24 MP: within the budget).
@@ -123,6 +123,12 @@ def run_variant(src: Path, images: dict[str, tuple[Path, str, int]]) -> dict[str
                 if time.monotonic() > deadline:
                     raise RuntimeError("the bench service did not start")
                 time.sleep(0.1)
+            idle: list[float] = []
+            for _ in range(20):  # the machine's own floor, measured just before
+                started = time.perf_counter()
+                httpx.get(base + "/health", timeout=30)
+                idle.append((time.perf_counter() - started) * 1000)
+                time.sleep(0.02)
             answer: dict[str, Any] = {}
             params: dict[str, str | int] = {"path": str(path), "content_type": content_type, "times": times}
             worker = threading.Thread(target=_process, args=(base, params, answer))
@@ -143,6 +149,8 @@ def run_variant(src: Path, images: dict[str, tuple[Path, str, int]]) -> dict[str
                 "mode": answer.get("mode"),
                 "outcome": answer.get("outcomes", [None])[0],
                 "processing_seconds": answer.get("seconds"),
+                "idle_health_p50_ms": round(statistics.median(idle), 1),
+                "idle_health_max_ms": round(max(idle), 1),
                 "health_requests": len(latencies),
                 "health_failures": failures,
                 "health_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
