@@ -8,7 +8,8 @@ at the commit before the change), a service process (`scte.kit.app.create_app`, 
 whose POST /process makes the renditions of an image the way that checkout's media worker does: in
 `ImageWorkers` when the checkout has them, else `asyncio.to_thread(make_renditions)`. While it runs,
 this process asks GET /health every 20 ms (a fresh connection each time, 30 s timeout) and records the
-latencies (and, just before, 20 requests with nothing to process: the machine's floor). Two workloads, each with a fresh service process so its peak RSS (VmHWM) is the workload's:
+latencies (and, just before, 20 requests with nothing to process: the machine's floor). Two
+workloads, each with a fresh service process so its peak RSS (VmHWM) is the workload's:
 
 - the decompression bomb of the issue: a 38 KB PNG of 6320 x 6320 pixels;
 - three camera-sized photographs in a row (6000 x 4000 JPEG, 24 MP: within the budget).
