@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from conditions import Conditions
 
 MIB = 1024 * 1024
 HERE = Path(__file__).resolve().parent
@@ -165,17 +166,13 @@ def main() -> None:
     variants = {"after": SRC}
     if args.before_src:
         variants = {"before": args.before_src.resolve(), **variants}
-    report: dict[str, Any] = {
-        "machine": {
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_1m": os.getloadavg()[0],
-        },
-        "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-    }
+    conditions = Conditions()
+    report: dict[str, Any] = {}
     for name, src in variants.items():
-        report[name] = {"src": str(src), **run_variant(src)}
+        with conditions.side(name):
+            report[name] = {"src": str(src), **run_variant(src)}
+    report["conditions"] = conditions.report()
+    conditions.say()
     print(json.dumps(report, indent=2))
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -34,6 +33,8 @@ from typing import Any
 
 import httpx
 from PIL import Image
+
+from conditions import Conditions
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -173,19 +174,15 @@ def main() -> None:
     variants = {"after": SRC}
     if args.before_src:
         variants = {"before": args.before_src.resolve(), **variants}
-    report: dict[str, Any] = {
-        "machine": {
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_1m": os.getloadavg()[0],
-        },
-        "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-    }
+    conditions = Conditions()
+    report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as directory:
         images = _images(Path(directory))
         for name, src in variants.items():
-            report[name] = {"src": str(src), **run_variant(src, images)}
+            with conditions.side(name):
+                report[name] = {"src": str(src), **run_variant(src, images)}
+    report["conditions"] = conditions.report()
+    conditions.say()
     print(json.dumps(report, indent=2))
 
 
