@@ -145,16 +145,16 @@ def test_fifo_queue_value_is_case_insensitive_and_stored_lowercase() -> None:
     assert attrs["ContentBasedDeduplication"] == "true"
 
 
-def test_fifo_false_on_standard_queue_is_accepted_and_not_stored() -> None:
-    attrs = new_queue_attributes("q", {"FifoQueue": "false"})
-    assert "FifoQueue" not in attrs
-    assert attrs == dict(DEFAULT_STANDARD_ATTRIBUTES)
+def test_fifo_false_on_standard_queue_is_refused_as_aws_does() -> None:
+    err = fails(lambda: new_queue_attributes("q", {"FifoQueue": "false"}), "InvalidAttributeName")
+    assert err.message == "Unknown Attribute FifoQueue."
+    assert new_queue_attributes("q", {}) == dict(DEFAULT_STANDARD_ATTRIBUTES)
 
 
 def test_fifo_queue_needs_fifo_name_and_fifo_name_needs_fifo_queue() -> None:
     fails(lambda: new_queue_attributes("abcdef", {"FifoQueue": "true"}), "InvalidParameterValue", ".fifo")
     fails(lambda: new_queue_attributes("abc.fifo", {}), "InvalidParameterValue", "1 to 80")
-    fails(lambda: new_queue_attributes("abc.fifo", {"FifoQueue": "false"}), "InvalidParameterValue")
+    fails(lambda: new_queue_attributes("abc.fifo", {"FifoQueue": "false"}), "InvalidAttributeName")
 
 
 def test_invalid_queue_name_is_reported_by_new_queue_attributes() -> None:
@@ -729,12 +729,17 @@ def test_valid_message_attributes() -> None:
     validate_message_attributes({"n": s("1e126", "Number"), "m": s("-1e-128", "Number"), "o": s("+7.", "Number")})
 
 
+@pytest.mark.parametrize("name", ["öther_encodings", "attr.1øßä", "名前"])
+def test_attribute_names_may_hold_unicode_letters_and_digits(name: str) -> None:
+    validate_message_attributes({name: s("x")})  # AWS: "alphanumeric characters", not only ASCII ones
+
+
 def test_too_many_message_attributes() -> None:
     attrs = {f"a{i}": s("x") for i in range(11)}
     fails(lambda: validate_message_attributes(attrs), "InvalidParameterValue", "[11]", "maximum [10]")
 
 
-@pytest.mark.parametrize("name", ["öther_encodings", "has space", "a/b", "x:y"])
+@pytest.mark.parametrize("name", ["has space", "a/b", "x:y", "ö!"])
 def test_attribute_name_characters(name: str) -> None:
     err = fails(lambda: validate_message_attributes({name: s("x")}), "MessageAttributesInvalid")
     assert err.message == (

@@ -369,7 +369,7 @@ class Engine:
         def apply(c: Any) -> None:  # read-modify-write in one store piece: concurrent calls lose nothing
             meta = self._ops.queue(name)
             policy = json.loads(meta.attributes.get("Policy") or "null") or {
-                "Version": "2012-10-17",
+                "Version": "2008-10-17",  # what AWS writes into the policies AddPermission makes
                 "Id": f"{meta.arn}/SQSDefaultPolicy",
                 "Statement": [],
             }
@@ -801,6 +801,13 @@ class Engine:
         """Cancel a running task; returns the approximate number of messages already moved."""
         if not task_handle:
             raise missing_parameter("TaskHandle")
+
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(task_handle.encode()))
+            if not isinstance(decoded, dict) or not isinstance(decoded.get("sourceArn"), str):
+                raise ValueError
+        except (ValueError, TypeError, UnicodeError):
+            raise invalid_parameter(f"Value {task_handle} for parameter TaskHandle is invalid.") from None
 
         def cancel(c: Any) -> int:
             row = c.execute("SELECT status, moved FROM move_tasks WHERE handle=?", (task_handle,)).fetchone()

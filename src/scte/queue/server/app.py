@@ -48,6 +48,7 @@ from scte.queue.server.errors import (
     request_too_large,
     service_unavailable,
     unknown_operation,
+    unknown_operation_404,
     unsupported_media_type,
     xml_error,
 )
@@ -343,17 +344,20 @@ class SqsApp:
         return 200, [(b"content-type", METRICS_CONTENT_TYPE)], body
 
     def _context(self, scope: Scope, engine: Engine) -> RequestContext:
-        host = None
+        host = trace = None
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value.decode("latin-1")
-                break
+            elif name == b"x-amzn-trace-id":
+                trace = value.decode("latin-1")
         if not host:
             host = f"{self.config.host}:{self.config.port}"
         # positional: a keyword call costs as much again as building the context
         ctx = scope["scte.ctx"] = RequestContext(
             engine, self.config.account_id, f"{scope.get('scheme', 'http')}://{host}", scope["path"]
         )
+        if trace:
+            ctx.trace_header = trace
         return ctx
 
     async def _json_request(self, scope: Scope, target: str, body: bytes, request_id: str) -> Response:
@@ -372,6 +376,8 @@ class SqsApp:
                 authorize_sqs(principal, action_name, params, ctx)
             result = await action.handler(ctx, params)
             self.metrics.count_messages(region or self.config.region, ctx.queue, action_name, result)
+            if action_name == "SendMessageBatch" and "Failed" in result and not result["Failed"]:
+                del result["Failed"]  # AWS's JSON answer leaves out an empty Failed list
             return json_protocol.render(result, request_id)
         except SqsError as exc:
             return json_error(exc, request_id)
@@ -397,12 +403,16 @@ class SqsApp:
         action_name = form.get("Action", "")
         try:
             if not action_name:
+                if scope["method"] == "GET":  # AWS: a bare GET names no operation at all
+                    raise unknown_operation_404()
                 raise missing_parameter("Action")
             action = ACTIONS.get(action_name)
             if action is None:
-                if self.config.test_mode and action_name == "GetCallerIdentity":
+                if action_name == "GetCallerIdentity":  # STS: SDK tooling asks it first, of any endpoint
                     return self._caller_identity(request_id)
                 raise unknown_operation(action_name)
+            if action_name in _ACCOUNT_ACTIONS and _names_queue(scope["path"]):
+                raise unknown_operation(action_name)  # AWS: an account-level action sent to a queue's URL
             region = scope.get("scte.region")
             engine = self._engine(region)
             params = query_protocol.params_from_form(action.schema, form)
@@ -429,17 +439,27 @@ class SqsApp:
         return engine
 
     def _caller_identity(self, request_id: str) -> Response:
-        """STS GetCallerIdentity, test mode only: moto's suite asks it (through us) for the account id."""
+        """STS GetCallerIdentity with the configured account: moto's suite and SDK tooling ask it first."""
         account = self.config.account_id
         body = (
             '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-            f"<GetCallerIdentityResult><UserId>AKIAIOSFODNN7EXAMPLE</UserId><Account>{account}</Account>"
-            f"<Arn>arn:aws:sts::{account}:user/moto</Arn></GetCallerIdentityResult>"
+            f"<GetCallerIdentityResult><UserId>{account}</UserId><Account>{account}</Account>"
+            f"<Arn>arn:aws:iam::{account}:root</Arn></GetCallerIdentityResult>"
             f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>"
             "</GetCallerIdentityResponse>"
         ).encode()
         headers: Headers = [(b"content-type", b"text/xml")]
         return 200, headers, body
+
+
+# Actions of the account, not of a queue: AWS refuses them (InvalidAction) on a queue's URL.
+_ACCOUNT_ACTIONS = frozenset(("CreateQueue", "ListQueues"))
+
+
+def _names_queue(path: str) -> bool:
+    """Whether a request path is a queue's (`/<account>/<name>` or `/queue/<region>/<account>/<name>`)."""
+    parts = [p for p in path.split("/") if p]
+    return len(parts) == 2 or (len(parts) == 4 and parts[0] == "queue")
 
 
 # SNS's capability URLs: the SubscribeURL and UnsubscribeURL of its messages, unsigned GETs whose token or

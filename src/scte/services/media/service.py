@@ -13,6 +13,7 @@ from scte.kit.settings import Settings, get_settings
 from . import api, handlers
 from .domain import UploadRejected
 from .storage import FileStorage
+from .workers import ImageWorkers
 
 __all__ = ["QUEUE", "build_runtime", "main"]
 
@@ -35,7 +36,7 @@ def build_runtime(
         handlers=handlers.HANDLERS,
         migrations="scte.services.media",
         domain_errors={UploadRejected: 400},
-        dependencies={"storage": FileStorage(settings.service_dir("media"))},
+        dependencies={"storage": FileStorage(settings.service_dir("media")), "images": ImageWorkers()},
         concurrency=4,
         clock=clock,
         transport=transport,
