@@ -1,20 +1,23 @@
 """What `--auth strict` (SigV4 verification plus the queue's policy) costs the broker on the batched cycle,
 against `--auth any` in the same run.
 
-    python bench/broker_auth.py [--seconds S] [--connections C] [--rounds R]
+    python bench/broker_auth.py [--seconds S] [--connections C] [--rounds R] [--cycles N]
 
-Two brokers on fresh data directories: one `--auth any`, one `--auth strict --credentials FILE` whose queues
-carry a policy granting a service principal (not the owner: the policy is evaluated on every call) what the
-cycle needs. The client is one process of raw asyncio keep-alive connections (uvloop) running the batched
-cycle of `bench/queue_server.py` (b): SendMessageBatch of 10, ReceiveMessage of up to 10, DeleteMessageBatch.
-Every request is SigV4-signed by a small signer in the client (the same signing for both brokers, so the
-client's work is the same; the `any` broker ignores the signature), with `X-Amz-Content-SHA256`, so the
-strict broker verifies the signature, the body's hash and the policy on every call.
+The batched cycle of `bench/queue_server.py` (b): SendMessageBatch of 10, ReceiveMessage of up to 10,
+DeleteMessageBatch of what came. Every request is SigV4-signed by a small signer in the client, with
+`X-Amz-Content-SHA256` (the same signing for both modes, so the client's work is the same; `--auth any`
+ignores the signature), by a key whose principal is a service, not the owner: the queue's policy (the one
+`scte up` gives a consuming service, `scte.deploy.policies`) is evaluated on every call in strict mode.
 
-The brokers run one after the other, alternating, R rounds each. Reported per mode: messages/s and, the
-figure that holds on a busy machine, the broker's CPU per message (its process's CPU time over the
-messages that went through), both the median of the rounds; and strict's overhead over any on each.
-Prints one JSON document on stdout, progress on stderr.
+(a) in process: `SqsApp.respond` called directly (no sockets, no HTTP parsing), N cycles per round; the
+    broker's CPU per message is the process's CPU time spent inside `respond` (the store thread's
+    included), the client's signing and JSON outside it. The figure that holds on a busy machine.
+(b) over HTTP: `scte queue serve` in its own process, one client process of C raw keep-alive connections
+    (uvloop) for S seconds; messages/s and the broker process's CPU per message.
+
+Modes alternate (any, strict, any, strict ...), R rounds each; reported per mode: the median of the rounds,
+and strict's overhead over any. Prints one JSON document on stdout (with `conditions`, bench/conditions.py),
+progress on stderr.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from typing import Any
 import orjson
 import psutil
 
-from queue_server import BODY, RawConnection, free_port, machine_info, progress, wait_up
+from conditions import Conditions
+from queue_server import BODY, RawConnection, free_port, progress, wait_up
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -159,15 +163,7 @@ def broker(*extra: str) -> Iterator[tuple[str, int]]:
     cmd = [sys.executable, "-m", "scte.cli", "queue", "serve", "--port", str(port), "--data", str(data / "q")]
     extra = tuple(a.replace("{data}", str(data)) for a in extra)
     if "--credentials" in extra:
-        credentials = data / "credentials.json"
-        keys = [
-            {"access_key_id": ADMIN[0], "secret_access_key": ADMIN[1], "principal": f"arn:aws:iam::{ACCOUNT}:root"},
-            {"access_key_id": SERVICE[0], "secret_access_key": SERVICE[1], "principal": SERVICE_ARN},
-        ]
-        keys[0]["admin"] = True
-        fd = os.open(credentials, os.O_WRONLY | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"keys": keys}, f)
+        write_credentials(data / "credentials.json")
     proc = subprocess.Popen(
         [*cmd, "--log-level", "warning", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -184,8 +180,6 @@ def make_queues(endpoint: str, count: int) -> list[str]:
     """The cycle's queues, made by the owner, each with the policy a consuming service gets from `scte up`."""
     import boto3
 
-    from scte.deploy.policies import CONSUMER_ACTIONS
-
     sqs = boto3.client(
         "sqs", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=ADMIN[0], aws_secret_access_key=ADMIN[1]
     )
@@ -193,28 +187,7 @@ def make_queues(endpoint: str, count: int) -> list[str]:
     for i in range(count):
         name = f"bench-{i}"
         url = sqs.create_queue(QueueName=name)["QueueUrl"]
-        arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "subscriber-consumes",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": SERVICE_ARN},
-                    "Action": list(CONSUMER_ACTIONS),
-                    "Resource": arn,
-                },
-                {
-                    "Sid": "sns-delivers",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "sns.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:bench"}},
-                },
-            ],
-        }
-        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": consumer_policy(name)})
         urls.append(url)
     return urls
 
@@ -222,45 +195,157 @@ def make_queues(endpoint: str, count: int) -> list[str]:
 MODES = {"any": (), "strict": ("--auth", "strict", "--credentials", "{data}/credentials.json")}
 
 
+def write_credentials(path: Path) -> None:
+    keys = [
+        {"access_key_id": ADMIN[0], "secret_access_key": ADMIN[1], "principal": f"arn:aws:iam::{ACCOUNT}:root"},
+        {"access_key_id": SERVICE[0], "secret_access_key": SERVICE[1], "principal": SERVICE_ARN},
+    ]
+    keys[0]["admin"] = True
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"keys": keys}, f)
+
+
+def consumer_policy(name: str) -> str:
+    from scte.deploy.policies import CONSUMER_ACTIONS
+
+    arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+    statements = [
+        {
+            "Sid": "subscriber-consumes",
+            "Effect": "Allow",
+            "Principal": {"AWS": SERVICE_ARN},
+            "Action": list(CONSUMER_ACTIONS),
+            "Resource": arn,
+        },
+        {
+            "Sid": "sns-delivers",
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:bench"}},
+        },
+    ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+async def in_process(mode: str, cycles: int) -> dict[str, float]:
+    """(a): the cycle through `SqsApp.respond`; the broker's CPU per message."""
+    from scte.queue.server.app import SqsApp
+    from scte.queue.server.config import ServerConfig
+
+    data = Path(tempfile.mkdtemp(prefix="scte-bench-auth-"))
+    try:
+        credentials = data / "credentials.json"
+        write_credentials(credentials)
+        strict = mode == "strict"
+        app = SqsApp(
+            ServerConfig(
+                data_dir=data / "q",
+                auth="strict" if strict else "any",
+                credentials_file=credentials if strict else None,
+            )
+        )
+        await app.startup()
+        assert app.engine is not None
+        await app.engine.create_queue("bench-0", {"Policy": consumer_policy("bench-0")})
+        signer = Signer(*SERVICE)
+        host = b"127.0.0.1:9324"
+        url = f"http://127.0.0.1:9324/{ACCOUNT}/bench-0"
+        spent = [0.0]
+
+        async def call(action: str, payload: dict[str, Any]) -> Any:
+            body = orjson.dumps(payload)
+            target = b"AmazonSQS." + action.encode()
+            headers = [(b"host", host), (b"content-type", b"application/x-amz-json-1.0"), (b"x-amz-target", target)]
+            for line in signer.headers(host, target, body).decode().strip().split("\r\n"):
+                name, value = line.split(": ", 1)
+                headers.append((name.lower().encode(), value.encode()))
+            scope = {
+                "type": "http",
+                "method": "POST",
+                "path": "/",
+                "raw_path": b"/",
+                "query_string": b"",
+                "headers": headers,
+                "scheme": "http",
+            }
+            started = time.process_time()
+            status, _headers, out = await app.respond(scope, app.head(scope), body)
+            spent[0] += time.process_time() - started
+            if status != 200:
+                raise RuntimeError(out[:300])
+            return orjson.loads(out)
+
+        entries = [{"Id": str(n), "MessageBody": BODY} for n in range(10)]
+        messages = 0
+        for _ in range(cycles):
+            await call("SendMessageBatch", {"QueueUrl": url, "Entries": entries})
+            got = (await call("ReceiveMessage", {"QueueUrl": url, "MaxNumberOfMessages": 10})).get("Messages", [])
+            if got:
+                handles = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(got)]
+                await call("DeleteMessageBatch", {"QueueUrl": url, "Entries": handles})
+                messages += len(got)
+        await app.drain()
+        return {"broker_cpu_us_per_message": spent[0] * 1e6 / max(1, messages), "messages": messages}
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _summary(runs: dict[str, list[dict[str, float]]], keys: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for mode, results in runs.items():
+        out[mode] = {k: round(statistics.median(r[k] for r in results), 1) for k in keys}
+        out[mode]["rounds"] = [{k: round(v, 1) for k, v in r.items()} for r in results]
+    any_, strict = out["any"], out["strict"]
+    overhead = {}
+    for k in keys:
+        change = 100 * (strict[k] / any_[k] - 1)
+        overhead[f"{k}_change_percent"] = round(change, 1)
+    out["strict_vs_any"] = overhead
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10.0, help="(b): seconds per round")
+    parser.add_argument("--connections", type=int, default=8, help="(b): keep-alive connections")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cycles", type=int, default=3000, help="(a): batched cycles per round")
+    parser.add_argument("--skip-http", action="store_true", help="(a) only")
     args = parser.parse_args()
-    machine = machine_info()
-    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
+    conditions = Conditions()
+    report: dict[str, Any] = {"cycles": args.cycles, "seconds": args.seconds, "connections": args.connections}
+    import uvloop
+
+    inproc: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
     for round_ in range(args.rounds):
-        for mode, extra in MODES.items():
-            with broker(*extra) as (endpoint, pid):
-                queues = make_queues(endpoint, args.connections)
-                result = measure(endpoint, pid, queues, args.seconds)
-            runs[mode].append(result)
-            progress(
-                f"round {round_ + 1} {mode}: {result['messages_per_s']:.0f} msg/s, "
-                f"{result['server_cpu_us_per_message']:.1f} us broker CPU per message"
-            )
-    summary: dict[str, Any] = {}
-    for mode, results in runs.items():
-        summary[mode] = {
-            "messages_per_s": round(statistics.median(r["messages_per_s"] for r in results)),
-            "server_cpu_us_per_message": round(statistics.median(r["server_cpu_us_per_message"] for r in results), 1),
-            "rounds": [{k: round(v, 1) for k, v in r.items()} for r in results],
-        }
-    any_, strict = summary["any"], summary["strict"]
-    summary["strict_vs_any"] = {
-        "throughput_drop_percent": round(100 * (1 - strict["messages_per_s"] / any_["messages_per_s"]), 1),
-        "cpu_per_message_increase_percent": round(
-            100 * (strict["server_cpu_us_per_message"] / any_["server_cpu_us_per_message"] - 1), 1
-        ),
-    }
-    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    print(
-        json.dumps(
-            {"machine": machine, "seconds": args.seconds, "connections": args.connections, "results": summary},
-            indent=2,
-        )
-    )
+        for mode in MODES:
+            with conditions.side(f"a_{mode}_{round_ + 1}"):
+                result = uvloop.run(in_process(mode, args.cycles))
+            inproc[mode].append(result)
+            progress(f"(a) round {round_ + 1} {mode}: {result['broker_cpu_us_per_message']:.1f} us per message")
+    report["a_in_process"] = _summary(inproc, ("broker_cpu_us_per_message",))
+    if not args.skip_http:
+        http: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
+        for round_ in range(args.rounds):
+            for mode, extra in MODES.items():
+                with (
+                    broker(*extra) as (endpoint, pid),
+                    conditions.side(f"b_{mode}_{round_ + 1}", extra_processes=[psutil.Process(pid)]),
+                ):
+                    queues = make_queues(endpoint, args.connections)
+                    result = measure(endpoint, pid, queues, args.seconds)
+                http[mode].append(result)
+                progress(
+                    f"(b) round {round_ + 1} {mode}: {result['messages_per_s']:.0f} msg/s, "
+                    f"{result['server_cpu_us_per_message']:.1f} us broker CPU per message"
+                )
+        report["b_http"] = _summary(http, ("messages_per_s", "server_cpu_us_per_message"))
+    report["conditions"] = conditions.report()
+    conditions.say()
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
