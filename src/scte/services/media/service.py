@@ -7,6 +7,7 @@ from scte.bus.topology import QueueSpec, Subscription
 from scte.bus.transport import Transport
 from scte.contracts.media import MediaUploaded
 from scte.kit.clock import Clock
+from scte.kit.revocation import with_revocations
 from scte.kit.runtime import ServiceRuntime
 from scte.kit.settings import Settings, get_settings
 
@@ -17,10 +18,12 @@ from .workers import ImageWorkers
 
 __all__ = ["QUEUE", "build_runtime", "main"]
 
-QUEUE = QueueSpec(
-    "media",
-    subscriptions=(Subscription("media", event_types=(MediaUploaded.event_type,)),),
-    visibility_timeout=120,  # a large image takes a while
+QUEUE = with_revocations(
+    QueueSpec(
+        "media",
+        subscriptions=(Subscription("media", event_types=(MediaUploaded.event_type,)),),
+        visibility_timeout=120,  # a large image takes a while
+    )
 )
 
 
