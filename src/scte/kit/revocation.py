@@ -21,6 +21,7 @@ epoch rows stay (one per member at most).
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -119,8 +120,23 @@ async def record_revocation(
                 .where(c.member_id == member_id, c.session_id == ALL_SESSIONS)
                 .values(epoch=epoch, revoked_at=revoked_at)
             )
+    await _prune(session, revoked_at)
+
+
+PRUNE_EVERY_SECONDS = 600.0
+_last_prune = [-PRUNE_EVERY_SECONDS]
+
+
+async def _prune(session: AsyncSession, now: datetime) -> None:
+    """Delete single-session rows past SESSION_ROW_RETENTION, at most every PRUNE_EVERY_SECONDS per
+    process: the delete scans the table (no index on the time), which grows with the epoch rows."""
+    clock = time.monotonic()
+    if clock - _last_prune[0] < PRUNE_EVERY_SECONDS:
+        return
+    _last_prune[0] = clock
+    c = auth_revocations.c
     await session.execute(
-        delete(auth_revocations).where(c.session_id != ALL_SESSIONS, c.revoked_at < revoked_at - SESSION_ROW_RETENTION)
+        delete(auth_revocations).where(c.session_id != ALL_SESSIONS, c.revoked_at < now - SESSION_ROW_RETENTION)
     )
 
 
