@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scte.contracts.media import MediaUploaded
-from scte.kit.app import Context, DbSession, NotFound, ServiceContext
+from scte.kit.app import Context, DbSession, ErrorOut, NotFound, ServiceContext
 from scte.kit.auth import CurrentPrincipal, Principal
 
 from .db import media, renditions
@@ -124,7 +124,12 @@ async def _out(session: AsyncSession, row: Any, principal: Principal) -> MediaOu
     )
 
 
-@router.post("/media", status_code=201, summary="Upload an image or a PDF (multipart: file, title)")
+@router.post(
+    "/media",
+    status_code=201,
+    summary="Upload an image or a PDF (multipart: file, title)",
+    responses={415: {"model": ErrorOut, "description": "A type that cannot be uploaded"}},
+)
 async def upload(
     ctx: Context,
     session: DbSession,
