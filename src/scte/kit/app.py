@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scte.kit.auth import AuthError, Forbidden, TokenIssuer, TokenVerifier
+from scte.kit.docs import install_docs
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -260,7 +261,8 @@ def create_app(
     `domain_errors` maps the service's rule violations to a status (e.g. `{MembersError: 400}`).
     `verifier` checks tokens (it can also be set later as `app.state.token_verifier`); `health`
     adds the service's own checks to `/health` (a `status` other than "ok" answers 503)."""
-    app = FastAPI(title=f"SCTE {service}", version=version, lifespan=lifespan)
+    app = FastAPI(title=f"SCTE {service}", version=version, lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_docs(app)
     app.state.service = service
     app.state.token_verifier = verifier
     app.state.health = health

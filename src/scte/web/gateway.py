@@ -1,9 +1,12 @@
-"""The gateway: one origin (127.0.0.1:8000) for every service's REST API.
+"""The gateway: one origin (127.0.0.1:8000) for the website and every service's REST API.
 
 `/api/<service>/<path>` is forwarded to `http://127.0.0.1:<service port>/<path>` with the method,
 query, body and the headers that matter (Authorization among them); the service's answer comes back
 as it is. `/health` asks every service for its own and sums them up. The gateway holds no state and
 checks no tokens: each service verifies the token it is given.
+
+Every other path is the website (`scte.web.site`): the member portal at `/`, `/company`, `/staff`,
+pages rendered here from the services' APIs, called over the same connections.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -47,9 +51,15 @@ def service_urls(settings: Settings, services: list[str] | None = None) -> dict[
 
 
 def create_gateway(
-    urls: Mapping[str, str], *, timeout: float = 30.0, transport: httpx.AsyncBaseTransport | None = None
+    urls: Mapping[str, str],
+    *,
+    timeout: float = 30.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+    data_dir: Path | None = None,
+    public_key: Path | None = None,
 ) -> FastAPI:
-    """The gateway app routing to `urls` (service name -> base URL)."""
+    """The gateway app routing to `urls` (service name -> base URL); with `data_dir` (the install's
+    secrets) and `public_key` (to know who signed in), the website too."""
     routes = dict(urls)
     clients: dict[str, httpx.AsyncClient] = {}
 
@@ -111,6 +121,12 @@ def create_gateway(
         out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
         return Response(content=upstream.content, status_code=upstream.status_code, headers=out_headers)
 
+    if data_dir is not None:
+        from scte.web import company, portal, staff
+        from scte.web.site import build_site, install_site
+
+        site = build_site(clients, data_dir, public_key or data_dir / "keys" / "jwt-ed25519.pub.pem")
+        install_site(app, site, [portal.router, company.router, staff.router])
     return app
 
 
@@ -118,7 +134,7 @@ def main() -> None:
     """`python -m scte.web.gateway`: serve on `SCTE_GATEWAY_PORT` (default 8000)."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s gateway %(levelname)s %(message)s")
-    app = create_gateway(service_urls(settings))
+    app = create_gateway(service_urls(settings), data_dir=settings.data_dir, public_key=settings.public_key_path)
     uvicorn.run(
         app, host=settings.host, port=settings.port("gateway", GATEWAY_PORT), log_level="warning", access_log=False
     )
