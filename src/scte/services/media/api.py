@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scte.contracts.media import MediaUploaded
-from scte.kit.app import Context, DbSession, ErrorOut, NotFound, ServiceContext
+from scte.kit.app import MAX_UPLOAD_BODY_SIZE, Context, DbSession, ErrorOut, NotFound, ServiceContext
 from scte.kit.auth import CurrentPrincipal, Principal
 
 from .db import media, renditions
@@ -129,6 +129,7 @@ async def _out(session: AsyncSession, row: Any, principal: Principal) -> MediaOu
     status_code=201,
     summary="Upload an image or a PDF (multipart: file, title)",
     responses={415: {"model": ErrorOut, "description": "A type that cannot be uploaded"}},
+    max_body_size=MAX_UPLOAD_BODY_SIZE,
 )
 async def upload(
     ctx: Context,
