@@ -121,7 +121,11 @@ async def fuzz(served: Served, report_dir: Path, max_examples: int, seed: int) -
         "true",
     ]
     process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"}
+        *command,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "NO_COLOR": "1"},
+        cwd=report_dir,  # its cache (.schemathesis/) goes with the run's temporary directory, not the repository
     )
     output, _ = await process.communicate()
     text = output.decode(errors="replace")
