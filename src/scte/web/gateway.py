@@ -122,11 +122,12 @@ def create_gateway(
         return Response(content=upstream.content, status_code=upstream.status_code, headers=out_headers)
 
     if data_dir is not None:
-        from scte.web import company, portal, staff
+        from scte.web import company, courses, directory, gallery, inbox, portal, staff
         from scte.web.site import build_site, install_site
 
         site = build_site(clients, data_dir, public_key or data_dir / "keys" / "jwt-ed25519.pub.pem")
-        install_site(app, site, [portal.router, company.router, staff.router])
+        sections = [portal, courses, gallery, directory, inbox, company, staff]
+        install_site(app, site, [section.router for section in sections])
     return app
 
 
