@@ -8,7 +8,7 @@ import csv
 import io
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -87,14 +87,16 @@ def test_courses_fill_the_units_bar_until_renewal_is_possible(site: Browsing, pl
     staff = staff_page(site)
     person = new_person(f"Cora Course{uuid.uuid4().hex[:6]}")
     page = certified(site, staff, person)
-    expect(page.locator("#units-BPI")).to_have_attribute("value", "0")
+    start = int(page.locator("#units-BPI").get_attribute("value") or "0")  # paid dues count a unit
+    assert start < 6
+    plan = [(1, 6, start + 6), (2, 12 - start - 6, 12)]  # course, its units, the bar after it
 
     code = f"WEB-{uuid.uuid4().hex[:6].upper()}"
     staff.goto("/staff/courses")
-    for n, units in ((1, "6"), (2, "6")):
+    for n, units, _ in plan:
         staff.get_by_label("Course code").fill(f"{code}-{n}")
         staff.get_by_label("Title").fill(f"Fibre splicing part {n} {code}")
-        staff.get_by_label("Recertification units").fill(units)
+        staff.get_by_label("Recertification units").fill(str(units))
         staff.get_by_role("button", name="Save course").click()
         expect(staff).to_have_url(re.compile(r"notice=course$"))
 
@@ -104,7 +106,8 @@ def test_courses_fill_the_units_bar_until_renewal_is_possible(site: Browsing, pl
     # The renewal window opens six months before the cycle's end: the platform's clock moves there.
     platform.set_clock_offset(THREE_YEARS_LESS_FOUR_MONTHS)
     try:
-        for n, expected in ((1, "6"), (2, "12")):
+        for n, _, after in plan:
+            expected = str(after)
             buy_and_pay(page, "/courses", f"Enrol in Fibre splicing part {n} {code}")
             open_staff_member_page(staff, person)
             staff.get_by_label("Course").select_option(value=f"{code}-{n}")
@@ -160,7 +163,7 @@ def test_a_member_uploads_an_image_and_finds_its_thumbnail(site: Browsing, tmp_p
     assert page.evaluate("img => img.complete && img.naturalWidth", found.element_handle()) > 0
 
 
-def test_a_company_admin_invites_a_member_and_sees_the_po_on_the_invoice(site: Browsing) -> None:
+def test_a_company_admin_invites_a_member_and_sees_the_po_on_the_invoice(site: Browsing, platform: Platform) -> None:
     staff = staff_page(site)
     admin, employee = new_person(f"Ann Admin{uuid.uuid4().hex[:6]}"), new_person(f"Eve Employee{uuid.uuid4().hex[:6]}")
     admin_page = site.new_page()
@@ -200,8 +203,8 @@ def test_a_company_admin_invites_a_member_and_sees_the_po_on_the_invoice(site: B
     admin_page.goto("/company")
     eventually_on_page(
         admin_page,
-        lambda p: (
-            p.locator("#employee-count").inner_text() == "1"
+        lambda p: (  # the admin and the employee; the employee's BPI certification in the headcount
+            p.locator("#employee-count").inner_text().strip() == "2"
             and "BPI: 1" in p.locator("#certified-headcount").inner_text()
         ),
         what="the rollup counting the employee",
@@ -225,11 +228,21 @@ def test_a_company_admin_invites_a_member_and_sees_the_po_on_the_invoice(site: B
     admin_page.get_by_role("button", name="Buy seat").click()
     expect(admin_page).to_have_url(re.compile(r"notice=charged$"))
 
-    staff.goto("/staff/reports")
-    staff.get_by_role("button", name="Issue invoices").click()
-    expect(staff).to_have_url(re.compile(r"notice=invoices$"))
-    admin_page.goto("/company/orders")
     month = datetime.now(UTC).strftime("%Y-%m")
+    staff.goto("/staff/reports")
+    staff.get_by_label("Month").fill(month)
+    staff.get_by_role("button", name="Issue invoices").click()
+    expect(staff.locator("#month-error")).to_contain_text("can be issued from")  # the month is not over
+    now = datetime.now(UTC)
+    next_month = (now.replace(day=1) + timedelta(days=32)).replace(day=2, hour=0, minute=0, second=0, microsecond=0)
+    platform.set_clock_offset((next_month - now).total_seconds())
+    try:
+        staff.get_by_label("Month").fill(month)
+        staff.get_by_role("button", name="Issue invoices").click()
+        expect(staff).to_have_url(re.compile(r"notice=invoices$"))
+    finally:
+        platform.set_clock_offset(0)
+    admin_page.goto("/company/orders")
     eventually_on_page(admin_page, lambda p: p.locator(f"#invoice-{month}").count() > 0, what="the invoice")
     expect(admin_page.locator(f"#invoice-{month}")).to_contain_text(f"Purchase order {po}")
     site.check_accessibility(admin_page)
@@ -249,7 +262,7 @@ def test_staff_change_a_members_role_and_download_a_report(site: Browsing) -> No
 
     open_staff_member_page(staff, person)
     site.check_accessibility(staff)
-    staff.get_by_label("Staff").check()
+    staff.get_by_role("checkbox", name="Staff").check()
     staff.get_by_role("button", name="Save roles").click()
     expect(staff).to_have_url(re.compile(r"notice=role$"))
     expect(staff.locator("#member-roles")).to_have_text("member, staff")

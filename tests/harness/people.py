@@ -89,7 +89,7 @@ def pay_by_card(page: Page, card: dict[str, str] | None = None) -> None:
     page.get_by_role("button", name="Pay now").click()
 
 
-def eventually_on_page(page: Page, check: Callable[[Page], bool], *, timeout: float = 60.0, what: str = "") -> None:
+def eventually_on_page(page: Page, check: Callable[[Page], bool], *, timeout: float = 120.0, what: str = "") -> None:
     """Reload until `check(page)` holds: the pages show what the services know, and the services learn
     from messages a moment after the click."""
     deadline = time.monotonic() + timeout

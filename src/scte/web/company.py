@@ -105,6 +105,10 @@ async def _orders_page(
         money=money,
         errors=errors or {},
         values={**defaults, **(values or {})},
+        course_options=[(c["course_id"], c["title"]) for c in courses],
+        people=[(e["member_id"], e["display_name"] or e["member_id"]) for e in employees],
+        po_numbers={p["po_id"]: p["number"] for p in pos},
+        po_options=[(p["po_id"], f"{p['number']} ({money(p['remaining_cents'], p['currency'])} left)") for p in pos],
     )
 
 

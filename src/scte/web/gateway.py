@@ -135,6 +135,7 @@ def main() -> None:
     """`python -m scte.web.gateway`: serve on `SCTE_GATEWAY_PORT` (default 8000)."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s gateway %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to a service is noise, and costs
     app = create_gateway(service_urls(settings), data_dir=settings.data_dir, public_key=settings.public_key_path)
     uvicorn.run(
         app, host=settings.host, port=settings.port("gateway", GATEWAY_PORT), log_level="warning", access_log=False

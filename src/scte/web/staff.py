@@ -66,6 +66,8 @@ async def _member_page(page: Page, member_id: str, errors: dict[str, str] | None
         courses=courses,
         errors=errors or {},
         staff_roles=STAFF_ROLES,
+        exam_options=[(e["exam_id"], f"{e['exam_id']}: {e['title']} ({e['questions']} questions)") for e in exams],
+        course_options=[(c["course_id"], f"{c['title']} ({c['units']} units)") for c in courses],
     )
 
 
