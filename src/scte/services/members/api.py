@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scte.contracts.members import MemberProfileUpdated, MemberRegistered
 from scte.kit.app import Conflict, Context, DbSession, NotFound, ServiceUnavailable
 from scte.kit.auth import AuthError, CurrentPrincipal, Principal, ensure_self_or_staff, require_role
-from scte.kit.bounds import INT_MAX
+from scte.kit.bounds import INT_MAX, StrictFlag
 
 from . import domain
 from .db import members
@@ -63,7 +63,7 @@ class RegisterIn(_In):
     display_name: Annotated[str, Field(min_length=1, max_length=domain.DISPLAY_NAME_MAX)]
     city: Annotated[str | None, Field(max_length=100)] = None
     country: Annotated[str | None, Field(max_length=2)] = None
-    listed_in_directory: bool = False
+    listed_in_directory: StrictFlag = False
 
 
 class SignInIn(_In):
@@ -75,7 +75,7 @@ class ProfilePatch(_In):
     display_name: Annotated[str | None, Field(min_length=1, max_length=domain.DISPLAY_NAME_MAX)] = None
     city: Annotated[str | None, Field(max_length=100)] = None
     country: Annotated[str | None, Field(max_length=2)] = None
-    listed_in_directory: bool | SkipJsonSchema[None] = None
+    listed_in_directory: StrictFlag | SkipJsonSchema[None] = None
     """Not nullable: left out keeps the current choice, null is refused (422) like any non-boolean
     (SkipJsonSchema keeps None, the "left out" default, out of the documented type)."""
 
@@ -309,3 +309,32 @@ async def read_membership(
         lapses_on=domain.lapses_on(membership),
         status=status,
     )
+
+
+class RolesIn(_In):
+    roles: Annotated[list[Literal["member", "staff"]], Field(max_length=2)]
+    """The site roles staff grant; `company_admin` is granted by a company (company.roles_changed) and kept."""
+
+
+@router.put("/members/{member_id}/roles", summary="Set a member's site roles (staff)")
+async def set_roles(
+    member_id: str,
+    body: RolesIn,
+    principal: Annotated[Principal, Depends(require_role("staff"))],
+    ctx: Context,
+    session: DbSession,
+) -> MemberOut:
+    wanted = set(body.roles) | {"member"}
+    if member_id == principal.member_id and "staff" not in wanted:
+        raise domain.MembersError("staff cannot take away their own staff role (ask another staff member)")
+    async with session.begin():
+        row = (await session.execute(select(members.c.roles).where(members.c.id == member_id))).first()
+        if row is None:
+            raise NotFound(f"no member {member_id}")
+        kept = {r for r in (row.roles or []) if r == "company_admin"}
+        await session.execute(
+            update(members)
+            .where(members.c.id == member_id)
+            .values(roles=sorted(wanted | kept), updated_at=ctx.clock.now())
+        )
+    return await _member(session, member_id)
