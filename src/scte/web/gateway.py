@@ -4,6 +4,10 @@
 query, body and the headers that matter (Authorization among them); the service's answer comes back
 as it is. `/health` asks every service for its own and sums them up. The gateway holds no state and
 checks no tokens: each service verifies the token it is given.
+
+The gateway states the visitor's address to the services: `X-Forwarded-For` set to the address the
+request came from (a visitor's own header is never passed on) with the install's gateway secret, the
+only proof the services believe (scte.kit.forwarding); their per-address limits key on it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from scte.kit.app import error_body
+from scte.kit.forwarding import FORWARDED_FOR, GATEWAY_SECRET_HEADER, gateway_secret_path, read_gateway_secret
 from scte.kit.settings import Settings, get_settings
 from scte.platform import GATEWAY_PORT, SERVICES
 
@@ -47,9 +52,14 @@ def service_urls(settings: Settings, services: list[str] | None = None) -> dict[
 
 
 def create_gateway(
-    urls: Mapping[str, str], *, timeout: float = 30.0, transport: httpx.AsyncBaseTransport | None = None
+    urls: Mapping[str, str],
+    *,
+    timeout: float = 30.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+    gateway_secret: str | None = None,
 ) -> FastAPI:
-    """The gateway app routing to `urls` (service name -> base URL)."""
+    """The gateway app routing to `urls` (service name -> base URL); with `gateway_secret`, the services
+    believe the visitor's address it forwards."""
     routes = dict(urls)
     clients: dict[str, httpx.AsyncClient] = {}
 
@@ -94,6 +104,9 @@ def create_gateway(
             return JSONResponse(error_body("not_found", f"no service {service!r}"), status_code=404)
         headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED_REQUEST_HEADERS}
         headers["x-forwarded-prefix"] = f"/api/{service}"
+        headers[FORWARDED_FOR] = request.client.host if request.client is not None else "unknown"
+        if gateway_secret is not None:
+            headers[GATEWAY_SECRET_HEADER] = gateway_secret
         body = await request.body()
         try:
             upstream = await client.request(
@@ -118,7 +131,7 @@ def main() -> None:
     """`python -m scte.web.gateway`: serve on `SCTE_GATEWAY_PORT` (default 8000)."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s gateway %(levelname)s %(message)s")
-    app = create_gateway(service_urls(settings))
+    app = create_gateway(service_urls(settings), gateway_secret=read_gateway_secret(gateway_secret_path(settings)))
     uvicorn.run(
         app, host=settings.host, port=settings.port("gateway", GATEWAY_PORT), log_level="warning", access_log=False
     )
