@@ -1,4 +1,5 @@
-"""The `scte` command: `scte up`, `scte seed`, `scte admin ...`, `scte queue serve`, `scte contracts asyncapi`."""
+"""The `scte` command: `scte up`, `scte down`, `scte seed`, `scte admin ...`, `scte queue serve`,
+`scte contracts asyncapi`."""
 
 from __future__ import annotations
 
@@ -131,6 +132,35 @@ def up(
 
     directory = data or Path(os.environ.get("SCTE_DATA_DIR", "./var"))
     raise typer.Exit(run_up(directory, seed=seed, test_clock=test_clock, log_level=log_level))
+
+
+@app.command("down")
+def down(
+    data: PlatformDataOpt = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds to wait for `scte up` to stop its children.")
+    ] = 90.0,
+) -> None:
+    """Stop the `scte up` running on a data directory (and any child of it left running)."""
+    import os
+
+    from scte.supervision.instance import stop_instance
+
+    directory = data or Path(os.environ.get("SCTE_DATA_DIR", "./var"))
+    report = stop_instance(directory, timeout=timeout)
+    if report.supervisor is None and not report.leftovers:
+        typer.echo(f"no scte up running on {directory}", err=True)
+        return
+    if report.supervisor is not None:
+        state = "stopped" if report.stopped else f"did not stop within {timeout:.0f} s"
+        typer.echo(f"scte up (pid {report.supervisor}) {state}", err=True)
+    if report.leftovers:
+        names = ", ".join(f"{name} ({pid})" for name, pid in sorted(report.leftovers.items()))
+        typer.echo(f"stopped children left running: {names}", err=True)
+    if report.killed:
+        typer.echo(f"killed (did not stop on SIGTERM): {', '.join(sorted(report.killed))}", err=True)
+    if report.supervisor is not None and not report.stopped:
+        raise typer.Exit(1)
 
 
 @app.command("seed")

@@ -6,6 +6,12 @@ every `/health`, loads the seed data on the first start, and prints where everyt
 SIGTERM stops the children in the reverse order (SIGTERM, a grace period, then SIGKILL). Everything
 lives in the data directory, so a restart keeps all data.
 
+Children die with `scte up`, however it ends (each is started through `scte.supervision.launch`, which
+binds it to the supervisor with Linux's parent-death signal), and one `scte up` holds a data directory
+at a time (`<data>/run/up.lock`), so `scte down --data DIR` finds it. The data directory is the
+owner's only (0700, files 0600: the umask of every child is 077), and `processes.json` holds no
+credential from the environment (`scte.supervision.datadir`).
+
 Ports come from the environment when set (`SCTE_GATEWAY_PORT`, `SCTE_BROKER_PORT`, `SCTE_SMTP_PORT`,
 `SCTE_<SERVICE>_PORT`), else the platform's defaults. `<data>/run/processes.json` lists the children
 (pid, command, environment) so a test can stop one service and start it again.
@@ -31,10 +37,28 @@ from rich.table import Table
 
 import scte
 from scte.platform import BROKER_PORT, GATEWAY_PORT, SERVICES, SMTP_PORT, available_services, topology
+from scte.supervision.datadir import public_environment, secure_data_dir
+from scte.supervision.instance import AlreadyRunning, InstanceLock, process_started
+from scte.supervision.launch import launcher_argv
 
 __all__ = ["Child", "Supervisor", "up"]
 
-console = Console(stderr=True)
+
+class _Console(Console):
+    """rich's console, except that a closed output (`scte up | tee log`, and Ctrl-C kills tee) silences
+    it instead of exiting: the supervisor must still stop its children."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+
+console = _Console(stderr=True)
 SEEDED_MARKER = ".seeded"
 # A child that crashes (any exit but a clean one or SIGTERM's) is started again after 1, 2, 4 ... seconds,
 # at most RESTART_MAX_DELAY apart; a child that has run RESTART_RESET seconds starts that count afresh.
@@ -125,7 +149,7 @@ class Supervisor:
         child.log_path = logs / f"{child.name}.log"
         out = child.log_path.open("ab")
         child.process = subprocess.Popen(
-            child.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            launcher_argv(child.argv), env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         out.close()
         child.started_at = time.monotonic()
@@ -141,11 +165,13 @@ class Supervisor:
         env_keys = [k for k in self.env if k.startswith(("SCTE_", "AWS_")) or k == "PYTHONPATH"]
         registry = {
             "supervisor": os.getpid(),
+            "supervisor_started": process_started(os.getpid()),
             "gateway": f"http://{self.host}:{self.gateway_port}",
-            "env": {k: self.env[k] for k in env_keys},
+            "env": public_environment(self.env, env_keys),
             "children": {
                 c.name: {
                     "pid": c.process.pid if c.process else None,
+                    "started": process_started(c.process.pid) if c.process else None,
                     "argv": c.argv,
                     "port": c.port,
                     "health": c.health,
@@ -178,7 +204,6 @@ class Supervisor:
         from scte.kit.forwarding import ensure_gateway_secret, gateway_secret_path
         from scte.kit.settings import Settings
 
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         self._check_ports_free()
         for name in SERVICES:
             if name not in self.services:
@@ -352,6 +377,12 @@ class Supervisor:
 
 
 def up(data_dir: Path, *, seed: bool = True, test_clock: bool = False, log_level: str = "info") -> int:
+    lock = InstanceLock(secure_data_dir(data_dir))
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        console.print(f"[red]scte up failed:[/] {exc} (`scte down --data {data_dir}` stops it)")
+        return 1
     supervisor = Supervisor(data_dir, test_clock=test_clock, log_level=log_level)
 
     def interrupt(_sig: int, _frame: object) -> None:
@@ -374,6 +405,9 @@ def up(data_dir: Path, *, seed: bool = True, test_clock: bool = False, log_level
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         console.print("stopping ...")
-        supervisor.stop()
+        try:
+            supervisor.stop()
+        finally:
+            lock.release()
         console.print("stopped.")
     return status

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -30,6 +31,19 @@ from scte.web.mail import StoredMail, read_messages
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 STARTUP_TIMEOUT = 240.0
+E2E_TIMEOUT = STARTUP_TIMEOUT + 360.0
+"""pytest-timeout of an end-to-end test: above the start-up wait it may cover (the session's `scte up`
+starts in the first test's setup) plus the test itself on a busy machine. A test that starts `scte up`
+more than once says so with its own `@pytest.mark.timeout`."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test of this folder E2E_TIMEOUT unless it sets its own (the project default, 120 s,
+    is shorter than STARTUP_TIMEOUT)."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if item.path.resolve().is_relative_to(here) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
 
 
 def _free_ports(count: int) -> list[int]:
@@ -133,19 +147,45 @@ def up_ports() -> dict[str, int]:
     return dict(zip(names, _free_ports(len(names)), strict=True))
 
 
+def scte_env(ports: dict[str, int] | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an `scte` command: this checkout's sources, `ports` as SCTE_*_PORT, `extra`."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)}
+    env.update({f"SCTE_{name.upper()}_PORT": str(port) for name, port in (ports or {}).items()})
+    env.update(extra or {})
+    return env
+
+
 def launch_up(
-    data_dir: Path, ports: dict[str, int], log_path: Path, *, new_session: bool = False
+    data_dir: Path,
+    ports: dict[str, int],
+    log_path: Path,
+    *,
+    new_session: bool = False,
+    seed: bool = True,
+    env: dict[str, str] | None = None,
+    piped: bool = False,
 ) -> subprocess.Popen[bytes]:
     """`scte up --data <data_dir> --test-clock` on `ports` (via SCTE_*_PORT), its output to `log_path`.
 
     `new_session`: in its own process group, so that a test can send it SIGINT as a terminal's Ctrl-C does.
+    `seed=False`: `--no-seed` (a quicker start for tests of the supervisor). `env`: added to the environment.
+    `piped`: as an operator runs it, `scte up 2>&1 | tee <log_path>` under `sh` (the process returned).
     """
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)}
-    env.update({f"SCTE_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    argv = [sys.executable, "-m", "scte.cli", "up", "--data", str(data_dir), "--test-clock"]
+    if not seed:
+        argv.append("--no-seed")
+    if piped:
+        command = " ".join(shlex.quote(a) for a in argv) + " 2>&1 | tee " + shlex.quote(str(log_path))
+        return subprocess.Popen(
+            ["sh", "-c", command],
+            env=scte_env(ports, env),
+            stdout=subprocess.DEVNULL,
+            start_new_session=new_session,
+        )
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "scte.cli", "up", "--data", str(data_dir), "--test-clock"],
-            env=env,
+            argv,
+            env=scte_env(ports, env),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=new_session,
@@ -153,18 +193,26 @@ def launch_up(
 
 
 def wait_until_up(
-    process: subprocess.Popen[bytes], data_dir: Path, log_path: Path, url: str, timeout: float = STARTUP_TIMEOUT
+    process: subprocess.Popen[bytes],
+    data_dir: Path,
+    log_path: Path,
+    url: str,
+    timeout: float = STARTUP_TIMEOUT,
+    *,
+    seeded: bool = True,
 ) -> None:
-    """Until `scte up` has seeded (or found the `.seeded` marker), printed its table, and the gateway answers."""
+    """Until `scte up` has seeded (or found the `.seeded` marker; `seeded=False`: not waited for),
+    printed its table, and the gateway answers."""
     deadline = time.monotonic() + timeout
     while True:
+        log = log_path.read_text() if log_path.exists() else ""
         if process.poll() is not None:
-            raise RuntimeError(f"scte up exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
-        ready = (data_dir / ".seeded").exists() and "Ctrl-C stops everything" in log_path.read_text()
+            raise RuntimeError(f"scte up exited with {process.returncode}:\n{log[-4000:]}")
+        ready = (not seeded or (data_dir / ".seeded").exists()) and "Ctrl-C stops everything" in log
         if ready:
             break
         if time.monotonic() > deadline:
-            raise RuntimeError(f"scte up not ready in {timeout} s:\n{log_path.read_text()[-4000:]}")
+            raise RuntimeError(f"scte up not ready in {timeout} s:\n{log[-4000:]}")
         time.sleep(0.3)
     with urllib.request.urlopen(url + "/health", timeout=10) as response:
         assert response.status == 200

@@ -11,80 +11,25 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from PIL import Image
 
 from scte.kit.auth import TokenIssuer
 
-from .conftest import launch_up, up_ports, wait_until_up
+from .conftest import STARTUP_TIMEOUT, launch_up, up_ports, wait_until_up
+from .processes import alive, eventually, kill_leftover_children, port_free, processes_in_sessions
 
 PASSWORD = "a long enough passphrase 42"
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2099, "cvc": "123"}
 STOP_TIMEOUT = 60.0
 """`scte up` gives each group of children 15 s after SIGTERM; a clean stop takes far less."""
-
-
-def _eventually(check: Callable[[], Any], what: str, timeout: float = 45.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"not within {timeout} s: {what} (last: {last!r})")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _processes_in_sessions(sessions: set[int]) -> list[str]:
-    """Live processes (not zombies) whose session is one of `sessions` (Linux /proc), as "pid command"."""
-    found: list[str] = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return found
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        command, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
-        state, session = rest[0], int(rest[3])
-        if session in sessions and state != "Z":
-            found.append(f"{entry.name} {command}")
-    return found
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        if probe.connect_ex(("127.0.0.1", port)) == 0:
-            return False
-    with socket.socket() as server:
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the platform's servers bind
-        try:
-            server.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _ctrl_c_and_check_clean_stop(process: subprocess.Popen[bytes], data_dir: Path, log_path: Path) -> float:
@@ -94,7 +39,7 @@ def _ctrl_c_and_check_clean_stop(process: subprocess.Popen[bytes], data_dir: Pat
     ports = {name: int(child["port"]) for name, child in registry["children"].items()}
     ports["gateway"] = int(registry["gateway"].rsplit(":", 1)[1])
     assert {"broker", "mail", "gateway", "members"} <= set(children), children
-    assert all(_alive(pid) for pid in children.values()), "a child died before the stop"
+    assert all(alive(pid) for pid in children.values()), "a child died before the stop"
 
     started = time.monotonic()
     os.killpg(process.pid, signal.SIGINT)
@@ -108,11 +53,11 @@ def _ctrl_c_and_check_clean_stop(process: subprocess.Popen[bytes], data_dir: Pat
     assert "stopped." in log
     assert "killing it" not in log, log[-3000:]  # every child stopped on SIGTERM, none had to be killed
 
-    still = {name: pid for name, pid in children.items() if _alive(pid)}
+    still = {name: pid for name, pid in children.items() if alive(pid)}
     assert not still, f"children still alive after the stop: {still}"
-    leftovers = _processes_in_sessions({process.pid, *children.values()})
+    leftovers = processes_in_sessions({process.pid, *children.values()})
     assert not leftovers, f"processes of the platform left behind: {leftovers}"
-    busy = {name: port for name, port in ports.items() if not _port_free(port)}
+    busy = {name: port for name, port in ports.items() if not port_free(port)}
     assert not busy, f"ports still in use after the stop: {busy}"
     return took
 
@@ -156,6 +101,7 @@ def _records(client: httpx.Client, member_id: str, media_id: str) -> dict[str, A
     }
 
 
+@pytest.mark.timeout(2 * STARTUP_TIMEOUT + 360)  # two starts of scte up
 def test_ctrl_c_stops_everything_and_a_restart_keeps_all_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     ports = up_ports()
@@ -186,11 +132,11 @@ def test_ctrl_c_stops_everything_and_a_restart_keeps_all_data(tmp_path: Path) ->
             )
             assert upload.status_code == 201, upload.text
             media_id = str(upload.json()["media_id"])
-            _eventually(
+            eventually(
                 lambda: client.get("/api/members/me").json()["status"] == "active",
                 "dues paid -> member active",
             )
-            _eventually(
+            eventually(
                 lambda: client.get(f"/api/media/media/{media_id}").json()["status"] == "processed",
                 "upload processed",
             )
@@ -223,14 +169,4 @@ def test_ctrl_c_stops_everything_and_a_restart_keeps_all_data(tmp_path: Path) ->
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        _kill_leftover_children(data_dir)
-
-
-def _kill_leftover_children(data_dir: Path) -> None:
-    """After a failed stop: SIGKILL the children `scte up` recorded that are still alive."""
-    registry = data_dir / "run" / "processes.json"
-    if not registry.exists():
-        return
-    for child in json.loads(registry.read_text(encoding="utf-8"))["children"].values():
-        if child["pid"] and _alive(int(child["pid"])):
-            os.killpg(int(child["pid"]), signal.SIGKILL)
+        kill_leftover_children(data_dir)
