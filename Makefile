@@ -5,7 +5,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint check install bench clean conformance conformance-sns
+.PHONY: up test lint check install assets bench clean conformance conformance-sns
+
+# The website's front-end packages (package-lock.json) and its stylesheet compiled from them; see docs/website.md.
+NPM_STAMP := node_modules/.package-lock.json
+WEB_CSS := build/web/site.css
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +17,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NPM_STAMP)
 
-up: $(STAMP)
+$(WEB_CSS): $(NPM_STAMP) $(wildcard src/scte/web/static/*.scss)
+	mkdir -p $(dir $(WEB_CSS))
+	node_modules/.bin/sass --load-path=node_modules --style=compressed --no-source-map --quiet-deps \
+		src/scte/web/static/site.scss $(WEB_CSS)
+
+assets: $(WEB_CSS)
+
+install: $(STAMP) assets
+
+up: $(STAMP) assets
 	$(BIN)/scte up
 
-test: $(STAMP)
+test: $(STAMP) assets
 	$(BIN)/pytest -n 2 --durations=15
 
 lint: $(STAMP)
@@ -44,4 +59,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/queue_engine.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules build

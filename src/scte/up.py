@@ -301,12 +301,14 @@ class Supervisor:
         table.add_column("part")
         table.add_column("where")
         table.add_column("pid", justify="right")
-        table.add_row("gateway (REST for every service)", f"http://{self.host}:{self.gateway_port}/api/<service>/", "")
+        gateway = f"http://{self.host}:{self.gateway_port}"
+        table.add_row("website (members, /company, /staff)", f"{gateway}/", "")
         for child in self.children:
             where = {
                 "broker": f"http://{self.host}:{child.port} (SQS/SNS; AWS_ENDPOINT_URL)",
                 "mail": f"smtp://{self.host}:{child.port} (mailbox {self.data_dir / 'mail' / 'mail.db'})",
-            }.get(child.name, f"http://{self.host}:{child.port}  (docs: /docs)")
+                "gateway": f"{gateway}/api/<service>/ (REST; API docs: {gateway}/api/<service>/docs)",
+            }.get(child.name, f"http://{self.host}:{child.port}/docs")
             table.add_row(child.name, where, str(child.process.pid if child.process else ""))
         table.add_row("data", str(self.data_dir), "")
         console.print(table)

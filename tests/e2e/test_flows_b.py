@@ -28,7 +28,7 @@ import pytest
 
 from scte.kit.auth import TokenIssuer
 
-from .conftest import Platform
+from .conftest import Platform, join_company
 
 PASSWORD = "a long enough passphrase 42"
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2099, "cvc": "123"}
@@ -223,9 +223,7 @@ async def test_purchase_order_charges_are_invoiced_at_month_end_and_mailed_to_th
     employee_id, _, employee_token = await register(platform, f"Eve Employee {uuid.uuid4().hex[:6]}")
     company_id, admin_token = await company_with_admin(platform, admin_id, admin_email)
     today = datetime.now(UTC).date()
-    async with platform.client(employee_token) as employee:
-        linked = await employee.post(f"/api/companies/companies/{company_id}/employees", json={})
-        assert linked.status_code == 201, linked.text
+    await join_company(platform, company_id, admin_token, employee_id, employee_token)
 
     async with platform.client(admin_token) as admin:
         po = await admin.post(
@@ -297,10 +295,8 @@ async def test_renewal_window_and_expiry_mails_follow_the_clock(
     admin_id, admin_email, _ = await register(platform, f"Ada Admin {uuid.uuid4().hex[:6]}")
     name = f"Rex Reminder {uuid.uuid4().hex[:6]}"
     member_id, email, token = await register(platform, name)
-    company_id, _ = await company_with_admin(platform, admin_id, admin_email)
-    async with platform.client(token) as client:
-        linked = await client.post(f"/api/companies/companies/{company_id}/employees", json={})
-        assert linked.status_code == 201, linked.text
+    company_id, admin_token = await company_with_admin(platform, admin_id, admin_email)
+    await join_company(platform, company_id, admin_token, member_id, token)
     await pass_exam(platform, member_id, token, "BPI")
     cert = await certification(platform, member_id, token, "BPI")
     expires_on = date.fromisoformat(cert["expires_on"])

@@ -228,7 +228,33 @@ CASES: dict[Key, Case] = {
         Access.SIGNED_IN, lambda w: Req("GET", f"/companies/{w.company_1}")
     ),
     ("companies", "POST", "/companies/{company_id}/employees"): Case(
-        Access.COMPANY, lambda w: Req("POST", f"/companies/{w.company_1}/employees", json={"member_id": w.c.id})
+        # linking without the member's consent: staff only (companies invite)
+        Access.STAFF,
+        lambda w: Req("POST", f"/companies/{w.company_1}/employees", json={"member_id": w.c.id}),
+        owner_may=lambda r: r.status_code == 409,  # linked already
+    ),
+    ("companies", "POST", "/companies/{company_id}/invitations"): Case(
+        Access.COMPANY,
+        lambda w: Req("POST", f"/companies/{w.company_1}/invitations", json={"email": "someone@example.com"}),
+        owner_may=lambda r: r.status_code == 409,  # pending already
+    ),
+    ("companies", "GET", "/companies/{company_id}/invitations"): Case(
+        Access.COMPANY, lambda w: Req("GET", f"/companies/{w.company_1}/invitations")
+    ),
+    ("companies", "DELETE", "/companies/{company_id}/invitations/{invitation_id}"): Case(
+        Access.COMPANY,
+        lambda w: Req("DELETE", f"/companies/{w.company_1}/invitations/{w.extra['invitation_to_withdraw']}"),
+    ),
+    ("companies", "GET", "/members/{member_id}/invitations"): Case(
+        Access.OWNER, lambda w: Req("GET", f"/members/{w.a.id}/invitations")
+    ),
+    ("companies", "POST", "/members/{member_id}/invitations/{invitation_id}/accept"): Case(
+        Access.OWNER,
+        lambda w: Req("POST", f"/members/{w.a.id}/invitations/{w.extra['invitation_to_accept']}/accept"),
+    ),
+    ("companies", "POST", "/members/{member_id}/invitations/{invitation_id}/refuse"): Case(
+        Access.OWNER,
+        lambda w: Req("POST", f"/members/{w.a.id}/invitations/{w.extra['invitation_to_refuse']}/refuse"),
     ),
     ("companies", "DELETE", "/companies/{company_id}/employees/{member_id}"): Case(
         # A is company 1's last admin: A may ask, and is told they cannot leave (409)
@@ -421,6 +447,20 @@ async def build_world(platform: Platform) -> World:
         a.token = await eventually(lambda: admin_token(a, companies[0]), what="A's token names company 1")
         b.token = await eventually(lambda: admin_token(b, companies[1]), what="B's token names company 2")
 
+        async def invitation(company_id: str, invitee: Member) -> str:
+            r = await staff_client.post(
+                f"/api/companies/companies/{company_id}/invitations", json={"member_id": invitee.id}
+            )
+            assert r.status_code == 201, r.text
+            return str(r.json()["invitation_id"])
+
+        # for A to accept (company 2) and refuse (company 1, theirs), and for A to withdraw (to B)
+        invitations = {
+            "invitation_to_accept": await invitation(companies[1], a),
+            "invitation_to_refuse": await invitation(companies[0], a),
+            "invitation_to_withdraw": await invitation(companies[0], b),
+        }
+
         courses = (await staff_client.get("/api/learning/courses")).json()
         exams = (await staff_client.get("/api/learning/exams")).json()
         exam = next(e for e in exams if e["exam_id"] == "BPI")
@@ -499,6 +539,7 @@ async def build_world(platform: Platform) -> World:
             "po_validity": po_validity,
             "month": f"{today:%Y-%m}",
             "jpeg": _jpeg_that_cannot_be_decoded(),
+            **invitations,
         },
     )
 
@@ -627,12 +668,20 @@ async def test_no_route_lets_a_stranger_or_another_member_in(platform: Platform)
         if escalate.status_code != 422 or "staff" in (await client.get("/api/members/me")).json()["roles"]:
             problems.append(f"PATCH /api/members/members/{{own id}} with roles: {escalate.status_code}")
 
-    # 5. an employee of company 1 without a role does not see its figures either
+    # 5. an employee of company 1 without a role does not see its figures either (C joins: A invites,
+    # C accepts; staff may have linked C already in 3.)
     async with platform.client(world.a.token) as admin:
-        linked = await admin.post(
-            f"/api/companies/companies/{world.company_1}/employees", json={"member_id": world.c.id}
+        sent = await admin.post(
+            f"/api/companies/companies/{world.company_1}/invitations", json={"member_id": world.c.id}
         )
-        assert linked.status_code in (201, 409), linked.text
+        assert sent.status_code in (201, 409), sent.text
+    async with platform.client(world.c.token) as client:
+        for invitation in (await client.get(f"/api/companies/members/{world.c.id}/invitations")).json():
+            if invitation["company_id"] == world.company_1:
+                accepted = await client.post(
+                    f"/api/companies/members/{world.c.id}/invitations/{invitation['invitation_id']}/accept"
+                )
+                assert accepted.status_code in (200, 409), accepted.text
     async with platform.client(world.c.token) as client:
         for path in (
             f"/api/companies/companies/{world.company_1}/rollup",
@@ -660,3 +709,55 @@ async def test_no_route_lets_a_stranger_or_another_member_in(platform: Platform)
 
     await http.aclose()
     assert not problems, "\n".join(["security problems:", *problems])
+
+
+async def test_an_uninvited_company_sees_nothing_of_a_member(platform: Platform) -> None:
+    """Company membership needs the member's consent. Reproduction: a company admin linked any member
+    id with POST /companies/{c}/employees and read their e-mail and certifications. Now: the link is
+    refused, an invitation shows the company nothing, the member is mailed and accepts, and only then
+    does the company see them."""
+    staff = TokenIssuer.from_file(platform.data_dir / "keys" / "jwt-ed25519.pem").issue(
+        "e2e-staff", ["member", "staff"]
+    )
+    async with platform.client() as anonymous:
+        admin, member = await asyncio.gather(*(_register(anonymous, f"Consent {n}") for n in ("Admin", "Dee")))
+    company_id = f"consent-{uuid.uuid4().hex[:8]}"
+    async with platform.client(staff) as staff_client:
+        r = await staff_client.post(
+            "/api/companies/companies",
+            json={"company_id": company_id, "name": "Consent Cable", "admin_member_id": admin.id},
+        )
+        assert r.status_code == 201, r.text
+    employees_path = f"/api/companies/companies/{company_id}/employees"
+
+    async with platform.client(admin.token) as client:
+        linked = await client.post(employees_path, json={"member_id": member.id})
+        assert linked.status_code == 403, linked.text
+        sent = await client.post(f"/api/companies/companies/{company_id}/invitations", json={"member_id": member.id})
+        assert sent.status_code == 201, sent.text
+        assert member.email not in sent.text
+        listed = await client.get(employees_path)
+        assert listed.status_code == 200 and member.id not in listed.text and member.email not in listed.text
+
+    async with platform.client(member.token) as client:
+        linked = await client.post(employees_path, json={"member_id": member.id})
+        assert linked.status_code == 403, linked.text  # nor does a member join without an invitation
+    mail = await platform.wait_for_mail(member.email, lambda m: "invites you" in m.subject, timeout=60)
+    assert "Consent Cable" in mail.subject and "accept" in mail.body
+
+    async with platform.client(member.token) as client:
+        [invitation] = (await client.get(f"/api/companies/members/{member.id}/invitations")).json()
+        assert invitation["company_name"] == "Consent Cable"
+        accepted = await client.post(
+            f"/api/companies/members/{member.id}/invitations/{invitation['invitation_id']}/accept"
+        )
+        assert accepted.status_code == 200, accepted.text
+
+    async def seen() -> dict[str, Any] | None:
+        async with platform.client(admin.token) as client:
+            people = {e["member_id"]: e for e in (await client.get(employees_path)).json()}
+            person = people.get(member.id)
+            return person if person and person["email"] else None
+
+    person = await eventually(seen, what="the member visible to the company after accepting")
+    assert person["email"] == member.email

@@ -11,7 +11,13 @@ from scte.bus.contracts import Event, event
 
 from ._types import Cents, Currency, Id, ProgramCode, UtcDatetime
 
-__all__ = ["CompanyEmploymentChanged", "CompanyRole", "CompanyRolesChanged", "CompanyRollupChanged"]
+__all__ = [
+    "CompanyEmploymentChanged",
+    "CompanyInvitationSent",
+    "CompanyRole",
+    "CompanyRolesChanged",
+    "CompanyRollupChanged",
+]
 
 CompanyRole = Literal["admin", "report_viewer"]
 
@@ -64,6 +70,27 @@ class CompanyRolesChanged(Event):
     member_id: Id
     roles: tuple[CompanyRole, ...]
     changed_at: UtcDatetime
+
+    def subject(self) -> str | None:
+        return self.company_id
+
+
+@event
+class CompanyInvitationSent(Event):
+    """A company's admin invited a member to join it: the member hears of it (notifications mails
+    them) and accepts or refuses; only an acceptance makes them an employee the company can see.
+    `member_id` is the invitee when companies knows them (an invitation by an address no member has
+    yet names nobody and sends nothing; it waits for a member registering with that address)."""
+
+    event_type: ClassVar[str] = "company.invitation_sent.v1"
+
+    invitation_id: Id
+    company_id: Id
+    company_name: Annotated[str, Field(min_length=1, max_length=200)]
+    member_id: Id | None = None
+    invited_by: Id
+    expires_at: UtcDatetime
+    sent_at: UtcDatetime
 
     def subject(self) -> str | None:
         return self.company_id

@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scte.kit.auth import AuthError, Forbidden, TokenIssuer, TokenVerifier
+from scte.kit.docs import install_docs
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -41,11 +43,13 @@ if TYPE_CHECKING:
     from scte.kit.settings import Settings
 
 __all__ = [
+    "SHARED_RESPONSES",
     "ApiError",
     "BadRequest",
     "Conflict",
     "Context",
     "DbSession",
+    "ErrorOut",
     "NotFound",
     "ServiceContext",
     "ServiceUnavailable",
@@ -141,6 +145,35 @@ Context = Annotated[ServiceContext, Depends(get_context)]
 DbSession = Annotated[AsyncSession, Depends(get_session)]
 
 
+class ErrorOut(BaseModel):
+    """The body of every refusal, in every service."""
+
+    error: str
+    """A short code: bad_request, unauthorized, forbidden, not_found, conflict, invalid_request..."""
+    message: str
+    """What went wrong, for a person."""
+    details: list[dict[str, Any]] | None = None
+    """With invalid_request (422): one entry per invalid field (loc, msg, type)."""
+
+
+SHARED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in (
+        (400, "A rule refuses the request"),
+        (401, "No valid token"),
+        (403, "The token may not do this"),
+        (404, "Not found"),
+        (409, "Conflicts with the current state"),
+        (413, "The request body is too large"),
+        (422, "The request is malformed (details per field)"),
+        (429, "Too many requests; retry after the Retry-After header's seconds"),
+        (503, "The service is starting or a dependency is unavailable"),
+    )
+}
+"""Documented on every route of every service (the refusals any route may give), so a client and the
+fuzzing gate read them from the OpenAPI document; a route may add its own."""
+
+
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "message": message, **extra}
 
@@ -228,13 +261,19 @@ def create_app(
     `domain_errors` maps the service's rule violations to a status (e.g. `{MembersError: 400}`).
     `verifier` checks tokens (it can also be set later as `app.state.token_verifier`); `health`
     adds the service's own checks to `/health` (a `status` other than "ok" answers 503)."""
-    app = FastAPI(title=f"SCTE {service}", version=version, lifespan=lifespan)
+    app = FastAPI(title=f"SCTE {service}", version=version, lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_docs(app)
     app.state.service = service
     app.state.token_verifier = verifier
     app.state.health = health
     _install_error_handlers(app, dict(domain_errors or {}))
 
-    @app.get("/health", tags=["health"], summary="Liveness and readiness of the service")
+    @app.get(
+        "/health",
+        tags=["health"],
+        summary="Liveness and readiness of the service",
+        responses={503: {"description": "A check of the service is failing"}},
+    )
     async def health_route(request: Request) -> JSONResponse:
         check: HealthCheck | None = request.app.state.health
         body: dict[str, Any] = {"service": service, "status": "ok"}
@@ -246,5 +285,5 @@ def create_app(
         return JSONResponse(body, status_code=200 if body.get("status") == "ok" else 503)
 
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, responses=SHARED_RESPONSES)
     return app

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 from sqlalchemy.engine import make_url
@@ -35,21 +35,50 @@ if TYPE_CHECKING:
 
 __all__ = [
     "POSTGRES_URL",
+    "SKIP_POSTGRES",
     "DatabaseUnavailable",
     "api_client",
     "bearer",
     "database_url",
     "issuer",
     "postgres_database",
+    "postgres_unreachable",
+    "skip_postgres_on_purpose",
     "test_settings",
 ]
 
 POSTGRES_URL = os.environ.get("SCTE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 """The running PostgreSQL the integration tests use; each test gets its own database on it."""
 
+SKIP_POSTGRES = os.environ.get("SCTE_TEST_SKIP_POSTGRES", "") == "1"
+"""Set on purpose (`SCTE_TEST_SKIP_POSTGRES=1`) on a machine without PostgreSQL: its tests skip, and the summary
+says so. Unset, an unreachable PostgreSQL fails those tests, so a run can never pass with them silently missing."""
+
+SKIP_REASON_PREFIX = "SCTE_TEST_SKIP_POSTGRES=1"
+"""Every skip for the reason above starts with this (the summary counts them)."""
+
 
 class DatabaseUnavailable(RuntimeError):
-    """PostgreSQL is not reachable (tests skip on it)."""
+    """PostgreSQL is not reachable (the tests fail on it unless SCTE_TEST_SKIP_POSTGRES=1)."""
+
+
+def skip_postgres_on_purpose() -> None:
+    """In a PostgreSQL test or fixture: skip it when SCTE_TEST_SKIP_POSTGRES=1, before trying to connect."""
+    if SKIP_POSTGRES:
+        import pytest
+
+        pytest.skip(f"{SKIP_REASON_PREFIX}: PostgreSQL tests skipped on purpose")
+
+
+def postgres_unreachable(exc: BaseException, url: str = POSTGRES_URL) -> NoReturn:
+    """Fail the test (never skip it): PostgreSQL at `url` did not answer. Skipping needs SCTE_TEST_SKIP_POSTGRES=1."""
+    import pytest
+
+    pytest.fail(
+        f"PostgreSQL not reachable at {url}: {exc!r}. Start it (or point SCTE_TEST_POSTGRES_URL at one), "
+        "or set SCTE_TEST_SKIP_POSTGRES=1 to skip the PostgreSQL tests on purpose.",
+        pytrace=False,
+    )
 
 
 def _asyncpg_dsn(url: str, database: str | None = None) -> str:
@@ -85,19 +114,22 @@ async def postgres_database(base_url: str = POSTGRES_URL) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def database_url(kind: str, directory: Path, name: str = "service") -> AsyncIterator[str]:
-    """`sqlite`: a file in `directory`; `postgresql`: a fresh database (pytest skips if unreachable)."""
+    """`sqlite`: a file in `directory`; `postgresql`: a fresh database (unreachable: the test fails,
+    unless SCTE_TEST_SKIP_POSTGRES=1 skips it)."""
     if kind == "sqlite":
         yield f"sqlite+scte:///{(directory / f'{name}.db').resolve()}"
         return
     if kind != "postgresql":
         raise ValueError(f"unknown database kind {kind!r}")
+    skip_postgres_on_purpose()
+    context = postgres_database()
+    unreachable: BaseException | None = None
     try:
-        context = postgres_database()
         url = await context.__aenter__()
     except DatabaseUnavailable as exc:
-        import pytest
-
-        pytest.skip(str(exc))
+        unreachable = exc.__cause__ or exc
+    if unreachable is not None:  # outside the except block: the failure shows the one message, not a chain
+        postgres_unreachable(unreachable)
     try:
         yield url
     finally:

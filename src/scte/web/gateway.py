@@ -1,9 +1,12 @@
-"""The gateway: one origin (127.0.0.1:8000) for every service's REST API.
+"""The gateway: one origin (127.0.0.1:8000) for the website and every service's REST API.
 
 `/api/<service>/<path>` is forwarded to `http://127.0.0.1:<service port>/<path>` with the method,
 query, body and the headers that matter (Authorization among them); the service's answer comes back
 as it is. `/health` asks every service for its own and sums them up. The gateway holds no state and
 checks no tokens: each service verifies the token it is given.
+
+Every other path is the website (`scte.web.site`): the member portal at `/`, `/company`, `/staff`,
+pages rendered here from the services' APIs, called over the same connections.
 
 The gateway states the visitor's address to the services: `X-Forwarded-For` set to the address the
 request came from (a visitor's own header is never passed on) with the install's gateway secret, the
@@ -17,6 +20,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -56,10 +60,13 @@ def create_gateway(
     *,
     timeout: float = 30.0,
     transport: httpx.AsyncBaseTransport | None = None,
+    data_dir: Path | None = None,
+    public_key: Path | None = None,
     gateway_secret: str | None = None,
 ) -> FastAPI:
-    """The gateway app routing to `urls` (service name -> base URL); with `gateway_secret`, the services
-    believe the visitor's address it forwards."""
+    """The gateway app routing to `urls` (service name -> base URL); with `data_dir` (the install's
+    secrets) and `public_key` (to know who signed in), the website too; with `gateway_secret`, the
+    services believe the visitor's address it forwards."""
     routes = dict(urls)
     clients: dict[str, httpx.AsyncClient] = {}
 
@@ -124,6 +131,12 @@ def create_gateway(
         out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
         return Response(content=upstream.content, status_code=upstream.status_code, headers=out_headers)
 
+    if data_dir is not None:
+        from scte.web import company, portal, staff
+        from scte.web.site import build_site, install_site
+
+        site = build_site(clients, data_dir, public_key or data_dir / "keys" / "jwt-ed25519.pub.pem")
+        install_site(app, site, [portal.router, company.router, staff.router])
     return app
 
 
@@ -131,7 +144,12 @@ def main() -> None:
     """`python -m scte.web.gateway`: serve on `SCTE_GATEWAY_PORT` (default 8000)."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s gateway %(levelname)s %(message)s")
-    app = create_gateway(service_urls(settings), gateway_secret=read_gateway_secret(gateway_secret_path(settings)))
+    app = create_gateway(
+        service_urls(settings),
+        data_dir=settings.data_dir,
+        public_key=settings.public_key_path,
+        gateway_secret=read_gateway_secret(gateway_secret_path(settings)),
+    )
     uvicorn.run(
         app, host=settings.host, port=settings.port("gateway", GATEWAY_PORT), log_level="warning", access_log=False
     )

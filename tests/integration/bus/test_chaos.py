@@ -31,6 +31,7 @@ from chaos_model import QUEUE, TOPIC, TOPOLOGY, Counted
 from scte.bus.publisher import OutboxRelay, Publisher
 from scte.bus.storage import metadata
 from scte.bus.transports.aws import AwsTransport
+from scte.kit.testing import POSTGRES_URL, postgres_unreachable, skip_postgres_on_purpose
 
 # Chaos for up to DEADLINE_SECONDS, then a calm drain that waits as long as effects keep coming
 # (a loaded CI machine is slow, which is not loss); hence a timeout above pytest's default.
@@ -39,7 +40,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 EVENTS = 10_000
 CONSUMERS = 3
 DEADLINE_SECONDS = 80
-POSTGRES_URL = os.environ.get("SCTE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
 WORKER = Path(__file__).parent / "chaos_worker.py"
 SRC = Path(__file__).parents[3] / "src"
 
@@ -100,12 +101,14 @@ class Broker:
 @pytest.fixture
 async def database() -> AsyncIterator[tuple[AsyncEngine, str]]:
     schema = f"chaos_{uuid.uuid4().hex[:10]}"
+    skip_postgres_on_purpose()
     admin = create_async_engine(POSTGRES_URL)
     try:
         async with admin.begin() as conn:
             await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+    except OSError as exc:  # no server answering: a failure, unless SCTE_TEST_SKIP_POSTGRES=1 (above)
+        await admin.dispose()
+        postgres_unreachable(exc)
     db = create_async_engine(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
     async with db.begin() as conn:
         await conn.run_sync(metadata.create_all)

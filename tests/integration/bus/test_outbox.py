@@ -1,13 +1,12 @@
 """The transactional outbox on real databases (SQLite and PostgreSQL) and a real broker engine.
 
 PostgreSQL: 127.0.0.1:5432, database `test` (override with SCTE_TEST_POSTGRES_URL); each test gets
-its own schema, dropped afterwards. Skipped when no server answers.
+its own schema, dropped afterwards. Fails when no server answers (skips only with SCTE_TEST_SKIP_POSTGRES=1).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -27,9 +26,8 @@ from scte.bus.storage import bus_outbox, include_in
 from scte.bus.topology import QueueSpec, Subscription, TopicSpec, Topology
 from scte.bus.transport import IncomingMessage, OutgoingMessage, Transport, TransportError
 from scte.bus.transports.inprocess import InProcessTransport
+from scte.kit.testing import POSTGRES_URL, postgres_unreachable, skip_postgres_on_purpose
 from scte.queue.engine import Engine, EngineConfig
-
-POSTGRES_URL = os.environ.get("SCTE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 contracts = EventRegistry()
 
@@ -75,14 +73,15 @@ class Service:
 
 async def _postgres_engine() -> tuple[AsyncEngine, str]:
     schema = f"bus_test_{uuid.uuid4().hex[:12]}"
+    skip_postgres_on_purpose()
     admin = create_async_engine(POSTGRES_URL)
     try:
         async with admin.begin() as conn:
             await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except (OSError, Exception) as exc:  # no server: skip, as the machine may have none
+    except OSError as exc:  # no server answering: a failure, unless SCTE_TEST_SKIP_POSTGRES=1 (above)
+        postgres_unreachable(exc)
+    finally:
         await admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
-    await admin.dispose()
     return create_async_engine(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}}), schema
 
 

@@ -28,6 +28,7 @@ from scte.kit.auth import (
     ensure_self_or_staff,
     require_role,
 )
+from scte.kit.bounds import StoredCents
 
 from . import db
 from .domain import ProductKind
@@ -133,7 +134,7 @@ class PayIn(Model):
 
 class PurchaseOrderIn(Model):
     number: Annotated[str, Field(min_length=1, max_length=64)]
-    limit_cents: Annotated[int, Field(gt=0)]
+    limit_cents: StoredCents
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     valid_from: date
     valid_until: date

@@ -1,8 +1,9 @@
 """The companies REST API: companies, who works there, company roles and the rollup.
 
 Staff create companies and manage any; a company's admins (from this service's roles, or a token
-with `company_admin` for that company) manage its employees and roles; admins and report viewers
-read its rollup and employee list; a member links themselves to a company and leaves it."""
+with `company_admin` for that company) invite members (scte.services.companies.invitations), manage
+roles and end employments; admins and report viewers read its rollup and employee list; a member
+joins a company only by accepting its invitation, and leaves it. Linking a member directly is staff's."""
 
 from __future__ import annotations
 
@@ -20,9 +21,18 @@ from scte.bus.contracts import Event
 from scte.contracts.companies import CompanyEmploymentChanged, CompanyRolesChanged
 from scte.kit.app import BadRequest, Conflict, Context, DbSession, NotFound, ServiceContext
 from scte.kit.auth import CurrentPrincipal, Forbidden, Principal, require_role
+from scte.kit.db import serialize
 
 from .db import cert_views, companies, company_roles, employments, member_views
-from .domain import CompaniesError, CompanyRole, can_manage, can_view_reports, revoke_role
+from .domain import (
+    CompaniesError,
+    CompanyRole,
+    Employment,
+    can_manage,
+    can_view_reports,
+    revoke_role,
+    start_employment,
+)
 from .handlers import TOPIC
 from .store import Emit, compute, recompute
 
@@ -54,8 +64,8 @@ class CompanyOut(BaseModel):
 
 
 class EmploymentIn(Model):
-    member_id: Id | None = None
-    """Whom to link; a member linking themselves may leave it out."""
+    member_id: Id
+    """Whom to link."""
     started_on: date | None = None
 
 
@@ -141,18 +151,37 @@ async def _set_roles(
 
 
 async def _link(ctx: ServiceContext, session: AsyncSession, company_id: str, member_id: str, started_on: date) -> bool:
-    current = await session.scalar(
-        select(employments.c.started_on).where(
-            employments.c.company_id == company_id,
-            employments.c.member_id == member_id,
-            employments.c.ended_on.is_(None),
+    """Make `member_id` an employee from `started_on`; False when they are one already. Callers have
+    the member's consent (an accepted invitation) or are staff."""
+    await serialize(session, f"employment:{company_id}:{member_id}")
+    links = [
+        Employment(r.member_id, r.company_id, r.started_on, r.ended_on)
+        for r in await session.execute(
+            select(employments).where(employments.c.company_id == company_id, employments.c.member_id == member_id)
         )
-    )
-    if current is not None:
+    ]
+    if any(link.ended_on is None for link in links):
         return False
-    await session.execute(
-        employments.insert().values(company_id=company_id, member_id=member_id, started_on=started_on, ended_on=None)
-    )
+    try:
+        reopen = start_employment(links, started_on)
+    except CompaniesError as exc:
+        raise Conflict(str(exc)) from None
+    if reopen is not None:
+        await session.execute(
+            update(employments)
+            .where(
+                employments.c.company_id == company_id,
+                employments.c.member_id == member_id,
+                employments.c.started_on == reopen.started_on,
+            )
+            .values(ended_on=None)
+        )
+    else:
+        await session.execute(
+            employments.insert().values(
+                company_id=company_id, member_id=member_id, started_on=started_on, ended_on=None
+            )
+        )
     event = CompanyEmploymentChanged(
         company_id=company_id, member_id=member_id, employed=True, started_on=started_on, changed_at=ctx.clock.now()
     )
@@ -195,18 +224,22 @@ async def get_company(company_id: IdPath, session: DbSession, principal: Current
     return await _company(session, company_id)
 
 
-@router.post("/companies/{company_id}/employees", status_code=201, summary="Link a member to the company")
+@router.post(
+    "/companies/{company_id}/employees",
+    status_code=201,
+    summary="Link a member to the company directly (staff; companies invite, members accept)",
+)
 async def add_employee(
-    company_id: IdPath, body: EmploymentIn, ctx: Context, session: DbSession, principal: CurrentPrincipal
+    company_id: IdPath, body: EmploymentIn, ctx: Context, session: DbSession, principal: Staff
 ) -> dict[str, str | bool]:
-    member_id = body.member_id or principal.member_id
+    """Staff only: a company admin linking any member id read their e-mail and certifications without
+    their consent, and a member could join any company. Companies use invitations instead."""
+    member_id = body.member_id
     started_on = body.started_on or ctx.clock.today()
     if started_on > ctx.clock.today():
         raise BadRequest("an employment cannot start in the future")
     async with session.begin():
         await _company(session, company_id)
-        if member_id != principal.member_id:
-            await _ensure(session, principal, company_id, manage=True)
         linked = await _link(ctx, session, company_id, member_id, started_on)
         if not linked:
             raise Conflict(f"{member_id} already works for {company_id}")

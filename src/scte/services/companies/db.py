@@ -24,6 +24,7 @@ __all__ = [
     "companies",
     "company_roles",
     "employments",
+    "invitations",
     "member_views",
     "metadata",
     "rollups",
@@ -52,6 +53,22 @@ employments = Table(
     Index("ix_employments_member", "member_id"),
 )
 """[started_on, ended_on): a member may leave and come back (a new row)."""
+
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("invitation_id", String(64), primary_key=True),
+    Column("company_id", String(128), nullable=False, index=True),
+    Column("member_id", String(128), nullable=True, index=True),
+    Column("email", String(320), nullable=True, index=True),
+    Column("invited_by", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("answered_at", UtcDateTime, nullable=True),
+)
+"""A company asking a member to join (scte.services.companies.domain.Invitation): by member id, or by
+e-mail address (lower case) matched against member_views when the member reads their invitations."""
 
 company_roles = Table(
     "company_roles",

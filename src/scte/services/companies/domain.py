@@ -15,10 +15,13 @@ from enum import StrEnum
 
 __all__ = [
     "DEFAULT_EXPIRING_WITHIN_DAYS",
+    "INVITATION_VALID_FOR",
     "CertificationView",
     "CompaniesError",
     "CompanyRole",
     "Employment",
+    "Invitation",
+    "InvitationStatus",
     "Rollup",
     "SpendEntry",
     "can_manage",
@@ -28,6 +31,7 @@ __all__ = [
     "current_employees",
     "expiring_within",
     "revoke_role",
+    "start_employment",
     "training_spend",
 ]
 
@@ -57,6 +61,70 @@ class Employment:
 
 def current_employees(links: Iterable[Employment], company_id: str, on: date) -> set[str]:
     return {link.member_id for link in links if link.company_id == company_id and link.is_current(on)}
+
+
+def start_employment(links: Iterable[Employment], started_on: date) -> Employment | None:
+    """Where a new employment of one member at one company starting `started_on` goes, given their
+    earlier ones (none current): None for a new period, or the earlier period to reopen.
+
+    A member who joins, leaves and joins again the same day left an empty period [d, d) behind; the
+    new one starts on the same day (the same key), so that period is reopened instead of a second row
+    added (which the key refused: a 500). A new period may not start inside an earlier one."""
+    reopen = None
+    for link in links:
+        if link.ended_on is None:
+            raise CompaniesError(f"{link.member_id} already works for {link.company_id}")
+        if link.started_on == link.ended_on == started_on:
+            reopen = link
+        elif link.started_on == started_on or started_on < link.ended_on:
+            raise CompaniesError(
+                f"an employment from {started_on} overlaps the earlier one "
+                f"[{link.started_on}, {link.ended_on}) of {link.member_id} at {link.company_id}"
+            )
+    return reopen
+
+
+# --- invitations -----------------------------------------------------------------------------------
+
+INVITATION_VALID_FOR = timedelta(days=14)
+
+
+class InvitationStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+    """Taken back by the company before an answer."""
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """A company asks a member to join it. Membership needs the member's consent: nothing of the
+    member (e-mail, certifications) reaches the company until they accept."""
+
+    invitation_id: str
+    company_id: str
+    member_id: str | None
+    """The invitee when invited by id (or by an address companies knew at the time)."""
+    email: str | None
+    """The address invited, lower case, when invited by e-mail."""
+    status: InvitationStatus
+    expires_at: datetime
+
+    def addressed_to(self, member_id: str, email: str | None) -> bool:
+        if self.member_id is not None:
+            return self.member_id == member_id
+        return email is not None and self.email == email.lower()
+
+    def is_open(self, now: datetime) -> bool:
+        return self.status is InvitationStatus.PENDING and now < self.expires_at
+
+    def answer(self, now: datetime) -> None:
+        """Refuses an answer to an invitation no longer open (answered, withdrawn, expired)."""
+        if self.status is not InvitationStatus.PENDING:
+            raise CompaniesError(f"this invitation is {self.status.value} already")
+        if now >= self.expires_at:
+            raise CompaniesError("this invitation has expired; ask the company for a new one")
 
 
 # --- roles -----------------------------------------------------------------------------------------

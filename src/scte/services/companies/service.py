@@ -8,7 +8,7 @@ from scte.kit.clock import Clock
 from scte.kit.runtime import ServiceRuntime
 from scte.kit.settings import Settings
 
-from . import api, handlers
+from . import api, handlers, invitations
 from .domain import CompaniesError
 
 __all__ = ["QUEUE", "build_runtime", "main"]
@@ -35,7 +35,7 @@ def build_runtime(
     return ServiceRuntime(
         "companies",
         settings,
-        routers=[api.router],
+        routers=[api.router, invitations.router],
         queue=QUEUE,
         handlers=handlers.HANDLERS,
         migrations="scte.services.companies",

@@ -21,6 +21,7 @@ from scte.bus.contracts import Event
 from scte.bus.envelope import Envelope
 from scte.kit.app import BadRequest, Context, DbSession, ServiceContext
 from scte.kit.auth import CurrentPrincipal, Principal, ensure_self_or_staff, require_role
+from scte.kit.bounds import Count, PositiveCount
 
 from . import db
 from .domain import CourseState
@@ -60,7 +61,7 @@ class CourseIn(Model):
     description: Annotated[str, Field(max_length=5000)] = ""
     units: Annotated[int, Field(ge=0, le=100)]
     state: CourseState = CourseState.OPEN
-    capacity: Annotated[int, Field(ge=1)] | None = None
+    capacity: PositiveCount | None = None
 
 
 class CourseOut(BaseModel):
@@ -116,9 +117,9 @@ class CompletionOut(BaseModel):
 
 class AttemptIn(Model):
     member_id: Id
-    correct: Annotated[int, Field(ge=0)]
+    correct: Count
     """Correct answers."""
-    questions: Annotated[int, Field(ge=1)] | None = None
+    questions: PositiveCount | None = None
     """The exam's question count (checked against the exam when given)."""
     taken_at: AwareDatetime | None = None
 

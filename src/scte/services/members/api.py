@@ -12,7 +12,8 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scte.contracts.members import MemberProfileUpdated, MemberRegistered
 from scte.kit.app import Conflict, Context, DbSession, NotFound, ServiceUnavailable
 from scte.kit.auth import AuthError, CurrentPrincipal, Principal, ensure_self_or_staff, require_role
+from scte.kit.bounds import INT_MAX
 from scte.kit.forwarding import ClientAddress
 
 from . import domain
@@ -80,7 +82,16 @@ class ProfilePatch(_In):
     display_name: Annotated[str | None, Field(min_length=1, max_length=domain.DISPLAY_NAME_MAX)] = None
     city: Annotated[str | None, Field(max_length=100)] = None
     country: Annotated[str | None, Field(max_length=2)] = None
-    listed_in_directory: bool | None = None
+    listed_in_directory: bool | SkipJsonSchema[None] = None
+    """Not nullable: left out keeps the current choice, null is refused (422) like any non-boolean
+    (SkipJsonSchema keeps None, the "left out" default, out of the documented type)."""
+
+    @field_validator("listed_in_directory", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must be true or false, not null (leave it out to keep the current choice)")
+        return value
 
 
 class MembershipOut(BaseModel):
@@ -246,7 +257,7 @@ async def list_members(
     session: DbSession,
     status: Annotated[domain.MemberStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
 ) -> MemberPage:
     query = select(members)
     count = select(func.count()).select_from(members)

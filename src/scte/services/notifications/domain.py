@@ -87,6 +87,7 @@ ROUTES: Mapping[str, tuple[Route, ...]] = {
     "payment.failed.v1": (_r("payment_failed", M, T),),
     "invoice.issued.v1": (_r("invoice_issued", A, T),),
     "report.ready.v1": (_r("report_ready", R, T),),
+    "company.invitation_sent.v1": (_r("company_invitation", M, T),),
 }
 """Event type -> what is sent. An event not listed sends nothing."""
 

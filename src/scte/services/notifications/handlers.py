@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scte.bus.consumer import Handler
 from scte.bus.contracts import Event
 from scte.bus.envelope import Envelope
-from scte.contracts import certification, commerce, learning, members, reports
+from scte.contracts import certification, commerce, companies, learning, members, reports
 from scte.contracts.companies import CompanyEmploymentChanged, CompanyRolesChanged
 from scte.kit.clock import Clock
 from scte.kit.db import upsert
@@ -130,7 +130,7 @@ async def on_roles_changed(event: CompanyRolesChanged, session: AsyncSession) ->
 
 def _routed_types() -> dict[str, type[Event]]:
     found: dict[str, type[Event]] = {}
-    for module in (members, learning, certification, commerce, reports):
+    for module in (members, learning, certification, commerce, companies, reports):
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, Event) and value.__dict__.get("event_type") in ROUTES:
                 found[value.event_type] = value

@@ -259,3 +259,14 @@ async def test_bad_input_and_missing_tokens_are_refused_with_a_message(svc: Runn
         400,
     )
     assert "company" in refused["message"]
+
+
+@pytest.mark.parametrize("limit", [2**63, 2**70, 2**31])
+async def test_a_purchase_order_limit_past_the_column_is_refused(svc: Running, limit: int) -> None:
+    """Fuzzing found `limit_cents` 2^63 or 2^70 answered 500 (the database's overflow)."""
+    admin = svc.as_member("boss", "member", "company_admin", company_id="acme")
+    body = {"number": "PO-9", "limit_cents": limit, "valid_from": "2026-03-01", "valid_until": "2026-12-31"}
+    refused = assert_error(await svc.client.post("/companies/acme/purchase-orders", json=body, headers=admin), 422)
+    assert "limit_cents" in refused["message"]
+    body["limit_cents"] = 2**31 - 1  # the largest that fits is accepted
+    assert (await svc.client.post("/companies/acme/purchase-orders", json=body, headers=admin)).status_code == 201

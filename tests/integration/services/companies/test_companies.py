@@ -22,6 +22,18 @@ async def make_company(service: Any, company_id: str = "acme", admin: str = "m-a
     assert r.status_code == 201, r.text
 
 
+async def join(service: Any, member: str, company_id: str = "acme", admin: str = "m-admin") -> None:
+    """The member joins with consent: the company's admin invites them, they accept."""
+    r = await service.client.post(
+        f"/companies/{company_id}/invitations", json={"member_id": member}, headers=service.auth(admin)
+    )
+    assert r.status_code == 201, r.text
+    r = await service.client.post(
+        f"/members/{member}/invitations/{r.json()['invitation_id']}/accept", headers=service.auth(member)
+    )
+    assert r.status_code == 200, r.text
+
+
 def award(member: str, program: str = "BPI", cert: str | None = None, expires: date = date(2029, 3, 1)) -> Any:
     return CertificationAwarded(
         certification_id=cert or f"c-{member}-{program}",
@@ -35,8 +47,7 @@ def award(member: str, program: str = "BPI", cert: str | None = None, expires: d
 
 async def test_rollup_counts_certified_employees_and_publishes_on_change(service: Any) -> None:
     await make_company(service)
-    r = await service.client.post("/companies/acme/employees", json={}, headers=service.auth("m1"))
-    assert r.status_code == 201, r.text
+    await join(service, "m1")
     await service.publish(award("m1"), topic="certification")
     await service.publish(award("outsider"), topic="certification")
 
@@ -64,7 +75,7 @@ async def _processed_at_least(service: Any, n: int) -> bool:
 
 async def test_expiring_soon_and_expiry(service: Any) -> None:
     await make_company(service)
-    await service.client.post("/companies/acme/employees", json={"member_id": "m1"}, headers=service.auth("m-admin"))
+    await join(service, "m1")
     await service.publish(award("m1", expires=date(2026, 5, 1)), topic="certification")
 
     async def expiring() -> bool:
@@ -136,7 +147,7 @@ async def test_employees_list_shows_read_model(service: Any) -> None:
         ),
         topic="members",
     )
-    await service.client.post("/companies/acme/employees", json={}, headers=service.auth("m1"))
+    await join(service, "m1")
 
     async def listed() -> bool:
         r = await service.client.get("/companies/acme/employees", headers=service.auth("m-admin"))
@@ -149,7 +160,7 @@ async def test_employees_list_shows_read_model(service: Any) -> None:
 
 async def test_roles_and_access(service: Any) -> None:
     await make_company(service)
-    await service.client.post("/companies/acme/employees", json={}, headers=service.auth("m1"))
+    await join(service, "m1")
     member = service.auth("m1")
     assert (await service.client.get("/companies/acme/rollup", headers=member)).status_code == 403
     assert (await service.client.get("/companies/acme/employees", headers=member)).status_code == 403
@@ -180,7 +191,7 @@ async def test_roles_and_access(service: Any) -> None:
 
 async def test_member_leaves_company(service: Any) -> None:
     await make_company(service)
-    await service.client.post("/companies/acme/employees", json={}, headers=service.auth("m1"))
+    await join(service, "m1")
     r = await service.client.delete("/companies/acme/employees/m1", headers=service.auth("m1"))
     assert r.status_code == 200, r.text
     r = await service.client.delete("/companies/acme/employees/m1", headers=service.auth("m1"))
@@ -205,8 +216,8 @@ async def test_bad_input_and_no_token(service: Any) -> None:
     r = await service.client.put("/companies/acme/roles/m9", json={"roles": ["admin"]}, headers=service.staff())
     assert r.status_code == 400 and "link" in r.json()["message"]
     r = await service.client.post(
-        "/companies/acme/employees", json={"started_on": "2099-01-01"}, headers=service.auth("m1")
+        "/companies/acme/employees", json={"member_id": "m1", "started_on": "2099-01-01"}, headers=service.staff()
     )
     assert r.status_code == 400
-    r = await service.client.post("/companies/acme/employees", json={}, headers=service.auth("m-admin"))
+    r = await service.client.post("/companies/acme/employees", json={"member_id": "m-admin"}, headers=service.staff())
     assert r.status_code == 409

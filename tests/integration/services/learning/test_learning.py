@@ -183,3 +183,13 @@ async def test_bad_input_and_missing_tokens_are_refused_with_a_message(svc: Runn
     enroll = {"member_id": "m1", "course_id": "fiber-fundamentals"}
     assert (await svc.client.post("/enrollments", json=enroll, headers=staff)).status_code == 201
     assert_error(await svc.client.post("/enrollments", json=enroll, headers=staff), 400)
+
+
+@pytest.mark.parametrize("capacity", [2**63, 2**31, 2**70])
+async def test_a_capacity_past_the_column_is_refused_not_a_server_error(svc: Running, capacity: int) -> None:
+    """Fuzzing found `PUT /courses/x` with capacity 2^63 answered 500 (the database's overflow)."""
+    body = {"title": "X", "units": 1, "capacity": capacity}
+    refused = assert_error(await svc.client.put("/courses/x", json=body, headers=svc.staff()), 422)
+    assert "capacity" in refused["message"]
+    attempt = {"member_id": "m1", "correct": 2**63}
+    assert_error(await svc.client.post("/exams/BPI/attempts", json=attempt, headers=svc.staff()), 422)

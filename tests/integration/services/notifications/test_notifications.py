@@ -230,3 +230,36 @@ async def test_access_and_bad_input(service: Any, smtp: Inbox) -> None:
     assert r.status_code == 422
     r = await service.client.get("/notifications/deliveries?status=lost", headers=service.auth("m1"))
     assert r.status_code == 422
+
+
+async def test_an_invited_member_is_mailed_the_invitation(service: Any, smtp: Inbox) -> None:
+    """company.invitation_sent reaches the invitee by mail; one naming nobody (an address no member
+    has) sends nothing."""
+    from datetime import timedelta
+
+    from scte.contracts.companies import CompanyInvitationSent
+
+    await service.publish(registered("m1", "ada@example.com"), topic="members")
+
+    def invitation(member: str | None, invitation_id: str) -> CompanyInvitationSent:
+        return CompanyInvitationSent(
+            invitation_id=invitation_id,
+            company_id="acme",
+            company_name="Acme Cable",
+            member_id=member,
+            invited_by="m-admin",
+            expires_at=NOW + timedelta(days=14),
+            sent_at=NOW,
+        )
+
+    await service.publish(invitation(None, "i0"), topic="companies")
+    await service.publish(invitation("m1", "i1"), topic="companies")
+
+    async def invited() -> list[EmailMessage]:
+        return [m for m in smtp.to("ada@example.com") if "invites you" in m["Subject"]]
+
+    [mail] = await service.eventually(invited)
+    assert mail["Subject"] == "Acme Cable invites you to join it on SCTE"
+    body = mail.get_body(("plain",))
+    assert body is not None and "2026-03-24" in body.get_content() and "accept" in body.get_content()
+    assert len(smtp.messages) == 2  # the welcome and the invitation: nothing for the one naming nobody

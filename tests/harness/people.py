@@ -1,0 +1,89 @@
+"""People of the browser tests and the steps they take through the pages (register, sign in, pay).
+
+Every step goes through the pages as a person would: filling the form fields by their labels and
+pressing the buttons. Passwords are long random phrases, so any password policy accepts them.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from playwright.sync_api import Page, expect
+
+__all__ = ["GOOD_CARD", "Person", "eventually_on_page", "new_person", "pay_by_card", "register", "sign_in", "sign_out"]
+
+GOOD_CARD = {"number": "4242 4242 4242 4242", "exp_month": "12", "exp_year": "2099", "cvc": "123"}
+DECLINED_CARD = "4000000000000002"
+
+
+@dataclass
+class Person:
+    email: str
+    password: str
+    display_name: str
+    member_id: str = ""
+
+
+def new_person(display_name: str = "") -> Person:
+    tag = uuid.uuid4().hex[:10]
+    return Person(
+        email=f"web-{tag}@browser.example",
+        password=f"{secrets.token_urlsafe(12)} orbit {secrets.token_urlsafe(6)} lantern",
+        display_name=display_name or f"Web Tester {tag[:4]}",
+    )
+
+
+def register(page: Page, person: Person, *, listed: bool = False, city: str = "") -> None:
+    """Create the account on /register; the browser ends signed in on /account."""
+    page.goto("/register")
+    page.get_by_label("Email address").fill(person.email)
+    page.get_by_label("Your name").fill(person.display_name)
+    page.get_by_label("Password").fill(person.password)
+    if city:
+        page.get_by_label("City (optional)").fill(city)
+    if listed:
+        page.get_by_label("List me in the member directory").check()
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(re.compile(r"/account\?notice=registered$"))
+
+
+def sign_in(page: Page, email: str, password: str) -> None:
+    """Fill the sign-in form of the page the browser is on (or open /sign-in first)."""
+    if "/sign-in" not in page.url:
+        page.goto("/sign-in")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def sign_out(page: Page) -> None:
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/\?notice=signed-out$"))
+
+
+def pay_by_card(page: Page, card: dict[str, str] | None = None) -> None:
+    """Fill the card form the browser is on and pay."""
+    card = card or GOOD_CARD
+    page.get_by_label("Card number").fill(card["number"])
+    page.get_by_label("Month").fill(card["exp_month"])
+    page.get_by_label("Year").fill(card["exp_year"])
+    page.get_by_label("Security code").fill(card["cvc"])
+    page.get_by_role("button", name="Pay now").click()
+
+
+def eventually_on_page(page: Page, check: Callable[[Page], bool], *, timeout: float = 60.0, what: str = "") -> None:
+    """Reload until `check(page)` holds: the pages show what the services know, and the services learn
+    from messages a moment after the click."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check(page):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s on {page.url}: {what}")
+        time.sleep(0.5)
+        page.reload()

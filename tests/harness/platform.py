@@ -1,0 +1,249 @@
+"""The end-to-end harness: `scte up` on a temporary data directory and free ports.
+
+Shared by the end-to-end tests (tests/e2e) and the browser tests (tests/browser): each suite's
+conftest makes one platform per session with `running_platform(...)`.
+
+Tests talk to the gateway (`platform.url`), read the mail the SMTP server received
+(`platform.mails()`, `await platform.wait_for_mail(...)`), move every service's clock
+(`platform.set_clock_offset(seconds)`), and stop or start one service (`platform.stop_service`,
+`platform.start_service`) for resiliency tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from scte.platform import SERVICES
+from scte.web.mail import StoredMail, read_messages
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+STARTUP_TIMEOUT = 240.0
+E2E_TIMEOUT = STARTUP_TIMEOUT + 360.0
+"""pytest-timeout of an end-to-end (or browser) test: above the start-up wait it may cover (the session's
+`scte up` starts in the first test's setup) plus the test itself on a busy machine. A test that starts
+`scte up` more than once says so with its own `@pytest.mark.timeout`."""
+
+__all__ = [
+    "E2E_TIMEOUT",
+    "STARTUP_TIMEOUT",
+    "Platform",
+    "launch_up",
+    "running_platform",
+    "scte_env",
+    "up_ports",
+    "wait_until_up",
+]
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@dataclass
+class Platform:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    extra: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    # -- REST ----------------------------------------------------------------------------------------------
+
+    def client(self, token: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+
+    # -- mail ----------------------------------------------------------------------------------------------
+
+    def mails(self, to: str | None = None) -> list[StoredMail]:
+        """Every message the SMTP server received (to one address when given), oldest first."""
+        return read_messages(self.data_dir, to)
+
+    async def wait_for_mail(
+        self, to: str, predicate: Callable[[StoredMail], bool] = lambda _m: True, timeout: float = 30.0
+    ) -> StoredMail:
+        """The first mail to `to` that satisfies `predicate`, waiting up to `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for mail in self.mails(to):
+                if predicate(mail):
+                    return mail
+            if time.monotonic() > deadline:
+                got = [m.subject for m in self.mails(to)]
+                raise AssertionError(f"no matching mail to {to} within {timeout} s (received: {got})")
+            await asyncio.sleep(0.2)
+
+    # -- clock ---------------------------------------------------------------------------------------------
+
+    def set_clock_offset(self, seconds: float) -> None:
+        """Every service's clock runs `seconds` ahead of the wall clock from now on."""
+        (self.data_dir / "clock-offset").write_text(str(seconds), encoding="utf-8")
+
+    # -- processes -----------------------------------------------------------------------------------------
+
+    def registry(self) -> dict[str, Any]:
+        return dict(json.loads((self.data_dir / "run" / "processes.json").read_text(encoding="utf-8")))
+
+    def stop_service(self, name: str, timeout: float = 30.0) -> None:
+        """SIGTERM the service's process and wait until it is gone."""
+        process = self.extra.pop(name, None)
+        if process is not None:
+            process.terminate()
+            process.wait(timeout)
+            return
+        pid = int(self.registry()["children"][name]["pid"])
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{name} (pid {pid}) did not stop")
+
+    def start_service(self, name: str, timeout: float = 60.0) -> None:
+        """Start the service again as `scte up` did, and wait for its health."""
+        registry = self.registry()
+        child = registry["children"][name]
+        env = {**os.environ, **registry["env"]}
+        log = (self.data_dir / "logs" / f"{name}.log").open("ab")
+        self.extra[name] = subprocess.Popen(child["argv"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(child["health"], timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{name} did not become healthy")
+
+
+def up_ports() -> dict[str, int]:
+    """A free port for every part `scte up` starts (gateway, broker, smtp, each service)."""
+    names = ["gateway", "broker", "smtp", *SERVICES]
+    return dict(zip(names, _free_ports(len(names)), strict=True))
+
+
+def scte_env(ports: dict[str, int] | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an `scte` command: this checkout's sources, `ports` as SCTE_*_PORT, `extra`."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)}
+    env.update({f"SCTE_{name.upper()}_PORT": str(port) for name, port in (ports or {}).items()})
+    env.update(extra or {})
+    return env
+
+
+def launch_up(
+    data_dir: Path,
+    ports: dict[str, int],
+    log_path: Path,
+    *,
+    new_session: bool = False,
+    seed: bool = True,
+    env: dict[str, str] | None = None,
+    piped: bool = False,
+) -> subprocess.Popen[bytes]:
+    """`scte up --data <data_dir> --test-clock` on `ports` (via SCTE_*_PORT), its output to `log_path`.
+
+    `new_session`: in its own process group, so that a test can send it SIGINT as a terminal's Ctrl-C does.
+    `seed=False`: `--no-seed` (a quicker start for tests of the supervisor). `env`: added to the environment.
+    `piped`: as an operator runs it, `scte up 2>&1 | tee <log_path>` under `sh` (the process returned).
+    """
+    argv = [sys.executable, "-m", "scte.cli", "up", "--data", str(data_dir), "--test-clock"]
+    if not seed:
+        argv.append("--no-seed")
+    if piped:
+        command = " ".join(shlex.quote(a) for a in argv) + " 2>&1 | tee " + shlex.quote(str(log_path))
+        return subprocess.Popen(
+            ["sh", "-c", command],
+            env=scte_env(ports, env),
+            stdout=subprocess.DEVNULL,
+            start_new_session=new_session,
+        )
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            argv,
+            env=scte_env(ports, env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
+        )
+
+
+def wait_until_up(
+    process: subprocess.Popen[bytes],
+    data_dir: Path,
+    log_path: Path,
+    url: str,
+    timeout: float = STARTUP_TIMEOUT,
+    *,
+    seeded: bool = True,
+) -> None:
+    """Until `scte up` has seeded (or found the `.seeded` marker; `seeded=False`: not waited for),
+    printed its table, and the gateway answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = log_path.read_text() if log_path.exists() else ""
+        if process.poll() is not None:
+            raise RuntimeError(f"scte up exited with {process.returncode}:\n{log[-4000:]}")
+        ready = (not seeded or (data_dir / ".seeded").exists()) and "Ctrl-C stops everything" in log
+        if ready:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"scte up not ready in {timeout} s:\n{log[-4000:]}")
+        time.sleep(0.3)
+    with urllib.request.urlopen(url + "/health", timeout=10) as response:
+        assert response.status == 200
+
+
+@contextmanager
+def running_platform(tmp_path_factory: pytest.TempPathFactory, name: str = "scte-up") -> Iterator[Platform]:
+    """`scte up` on fresh ports and a fresh data directory until the block ends (then Ctrl-C, as a person would)."""
+    data_dir = tmp_path_factory.mktemp(name) / "data"
+    ports = up_ports()
+    log_path = data_dir.parent / "scte-up.log"
+    process = launch_up(data_dir, ports, log_path)
+    url = f"http://127.0.0.1:{ports['gateway']}"
+    try:
+        wait_until_up(process, data_dir, log_path, url)
+        platform = Platform(url, data_dir, process)
+        yield platform
+        for extra in platform.extra.values():
+            extra.terminate()
+            extra.wait(30)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(90)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
