@@ -29,6 +29,7 @@ __all__ = [
     "ClientAddress",
     "client_address",
     "ensure_gateway_secret",
+    "forwarded_headers",
     "gateway_secret_path",
     "read_gateway_secret",
 ]
@@ -37,8 +38,18 @@ GATEWAY_SECRET_HEADER = "x-scte-gateway-secret"
 FORWARDED_FOR = "x-forwarded-for"
 
 
-def gateway_secret_path(settings: Settings) -> Path:
-    return settings.data_dir / "keys" / "gateway-secret"
+def gateway_secret_path(settings: Settings | Path) -> Path:
+    """Where the install's secret is: under its data directory (given, or the settings')."""
+    data_dir = settings if isinstance(settings, Path) else settings.data_dir
+    return data_dir / "keys" / "gateway-secret"
+
+
+def forwarded_headers(address: str | None, secret: str | None) -> dict[str, str]:
+    """What the gateway (its proxy and its website) adds to a call to a service on a visitor's behalf."""
+    headers = {FORWARDED_FOR: address or "unknown"}
+    if secret is not None:
+        headers[GATEWAY_SECRET_HEADER] = secret
+    return headers
 
 
 def ensure_gateway_secret(path: Path) -> bool:

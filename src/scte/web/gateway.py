@@ -29,7 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from scte.kit.app import error_body
-from scte.kit.forwarding import FORWARDED_FOR, GATEWAY_SECRET_HEADER, gateway_secret_path, read_gateway_secret
+from scte.kit.forwarding import forwarded_headers, gateway_secret_path, read_gateway_secret
 from scte.kit.settings import Settings, get_settings
 from scte.platform import GATEWAY_PORT, SERVICES
 
@@ -111,9 +111,7 @@ def create_gateway(
             return JSONResponse(error_body("not_found", f"no service {service!r}"), status_code=404)
         headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED_REQUEST_HEADERS}
         headers["x-forwarded-prefix"] = f"/api/{service}"
-        headers[FORWARDED_FOR] = request.client.host if request.client is not None else "unknown"
-        if gateway_secret is not None:
-            headers[GATEWAY_SECRET_HEADER] = gateway_secret
+        headers.update(forwarded_headers(request.client.host if request.client else None, gateway_secret))
         body = await request.body()
         try:
             upstream = await client.request(

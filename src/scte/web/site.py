@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scte.kit.app import error_body
 from scte.kit.auth import TokenVerifier
+from scte.kit.forwarding import forwarded_headers, gateway_secret_path, read_gateway_secret
 from scte.web.assets import Assets
 from scte.web.client import ServiceDown, ServiceError, Services
 from scte.web.session import CSRF_FIELD, CsrfError, SessionKeeper, WebSession, load_secret, safe_next
@@ -84,6 +85,8 @@ class Site:
     assets: Assets
     keeper: SessionKeeper
     clients: Mapping[str, httpx.AsyncClient]
+    gateway_secret: str | None = None
+    """Proves to the services the visitor's address the pages forward (scte.kit.forwarding)."""
 
     @classmethod
     def create(
@@ -94,6 +97,7 @@ class Site:
         verifier: TokenVerifier | None,
         assets: Assets | None = None,
         secure_cookies: bool = False,
+        gateway_secret: str | None = None,
     ) -> Site:
         env = Environment(
             loader=FileSystemLoader(TEMPLATES),
@@ -101,14 +105,17 @@ class Site:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        site = cls(env, assets or Assets(), SessionKeeper(secret, verifier, secure=secure_cookies), clients)
+        site = cls(
+            env, assets or Assets(), SessionKeeper(secret, verifier, secure=secure_cookies), clients, gateway_secret
+        )
         env.globals["asset"] = site.assets.url
         env.filters["quote"] = lambda value: urllib.parse.quote(str(value), safe="")
         return site
 
     def page(self, request: Request) -> Page:
         session = self.keeper.read(request)
-        return Page(self, request, session, Services(self.clients, session.token))
+        forwarded = forwarded_headers(request.client.host if request.client else None, self.gateway_secret)
+        return Page(self, request, session, Services(self.clients, session.token, forwarded))
 
 
 @dataclass
@@ -261,4 +268,5 @@ def build_site(clients: Mapping[str, httpx.AsyncClient], data_dir: Path, public_
     except OSError:
         log.warning("no public key at %s: nobody can sign in to the website", public_key)
     secret = load_secret(data_dir / "web" / "secret")
-    return Site.create(clients, secret=secret, verifier=verifier)
+    gateway_secret = read_gateway_secret(gateway_secret_path(data_dir))
+    return Site.create(clients, secret=secret, verifier=verifier, gateway_secret=gateway_secret)
