@@ -81,22 +81,6 @@ async def test_demo_members_cannot_sign_in(platform: Platform) -> None:
             assert (await client.post("/api/members/sessions", json=body)).status_code == 401
 
 
-async def test_wrong_passwords_are_answered_429_and_then_the_right_one_too(platform: Platform) -> None:
-    async with visitor(platform, "127.0.0.22") as client:
-        email = f"{uuid.uuid4().hex[:10]}@e2e.example"
-        assert (await register(client, email)).status_code == 201
-        statuses: list[int] = []
-        for i in range(200):
-            r = await client.post("/api/members/sessions", json={"email": email, "password": f"wrong guess {i}"})
-            statuses.append(r.status_code)
-        assert statuses[:5] == [401] * 5
-        assert set(statuses[5:]) == {429}
-        right = await client.post("/api/members/sessions", json={"email": email, "password": PASSWORD})
-        assert right.status_code == 429, right.text
-        assert 0 < int(right.headers["retry-after"]) <= 900
-        assert right.json()["error"] == "too_many_requests"
-
-
 async def test_registrations_are_limited_per_visitor_address(platform: Platform) -> None:
     async with visitor(platform, "127.0.0.23") as flooder, visitor(platform, "127.0.0.24") as neighbour:
         statuses = [(await register(flooder)).status_code for _ in range(50)]
