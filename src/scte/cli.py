@@ -41,6 +41,14 @@ AuthOpt = Annotated[
     str | None,
     typer.Option("--auth", help="any: accept any credentials (default); strict: verify SigV4 signatures."),
 ]
+CredentialsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--credentials",
+        help="JSON file (mode 600) of the principals' keys for --auth strict; queue and topic policies apply "
+        "to them (or SCTE_QUEUE_CREDENTIALS). See docs/queue-server.md.",
+    ),
+]
 InflightLimitOpt = Annotated[
     int | None,
     typer.Option("--inflight-limit", help="Messages in flight per queue before a receive gets OverLimit (120000)."),
@@ -63,8 +71,10 @@ def _serve(
     auth: str | None = None,
     access_keys: list[str] | None = None,
     inflight_limit: int | None = None,
+    credentials: Path | None = None,
 ) -> None:
     from scte.queue.server.config import ServerConfig, parse_access_keys
+    from scte.queue.server.credentials import CredentialsError
     from scte.queue.server.serve import serve
 
     try:
@@ -79,6 +89,7 @@ def _serve(
             auth=auth,
             access_keys=parse_access_keys(access_keys) if access_keys else None,
             inflight_limit=inflight_limit,
+            credentials_file=credentials,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -90,7 +101,10 @@ def _serve(
         + (" [auth strict]" if config.auth == "strict" else ""),
         err=True,
     )
-    serve(config, log_level=log_level)
+    try:
+        serve(config, log_level=log_level)
+    except CredentialsError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @queue_app.command("serve")
@@ -106,9 +120,23 @@ def queue_serve(
     auth: AuthOpt = None,
     access_key: AccessKeyOpt = None,
     inflight_limit: InflightLimitOpt = None,
+    credentials: CredentialsOpt = None,
 ) -> None:
     """Serve the broker over the SQS JSON and query protocols."""
-    _serve(host, port, data, account_id, region, durability, test_mode, log_level, auth, access_key, inflight_limit)
+    _serve(
+        host,
+        port,
+        data,
+        account_id,
+        region,
+        durability,
+        test_mode,
+        log_level,
+        auth,
+        access_key,
+        inflight_limit,
+        credentials,
+    )
 
 
 PlatformDataOpt = Annotated[

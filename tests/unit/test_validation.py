@@ -145,16 +145,16 @@ def test_fifo_queue_value_is_case_insensitive_and_stored_lowercase() -> None:
     assert attrs["ContentBasedDeduplication"] == "true"
 
 
-def test_fifo_false_on_standard_queue_is_accepted_and_not_stored() -> None:
-    attrs = new_queue_attributes("q", {"FifoQueue": "false"})
-    assert "FifoQueue" not in attrs
-    assert attrs == dict(DEFAULT_STANDARD_ATTRIBUTES)
+def test_fifo_false_on_standard_queue_is_refused_as_aws_does() -> None:
+    err = fails(lambda: new_queue_attributes("q", {"FifoQueue": "false"}), "InvalidAttributeName")
+    assert err.message == "Unknown Attribute FifoQueue."
+    assert new_queue_attributes("q", {}) == dict(DEFAULT_STANDARD_ATTRIBUTES)
 
 
 def test_fifo_queue_needs_fifo_name_and_fifo_name_needs_fifo_queue() -> None:
     fails(lambda: new_queue_attributes("abcdef", {"FifoQueue": "true"}), "InvalidParameterValue", ".fifo")
     fails(lambda: new_queue_attributes("abc.fifo", {}), "InvalidParameterValue", "1 to 80")
-    fails(lambda: new_queue_attributes("abc.fifo", {"FifoQueue": "false"}), "InvalidParameterValue")
+    fails(lambda: new_queue_attributes("abc.fifo", {"FifoQueue": "false"}), "InvalidAttributeName")
 
 
 def test_invalid_queue_name_is_reported_by_new_queue_attributes() -> None:
@@ -163,7 +163,9 @@ def test_invalid_queue_name_is_reported_by_new_queue_attributes() -> None:
 
 
 def test_settable_values_are_validated_normalised_and_kept() -> None:
-    policy = json.dumps({"Version": "2012-10-17", "Statement": []})
+    policy = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sqs:SendMessage"}]}
+    )
     attrs = new_queue_attributes(
         "q",
         {
@@ -425,7 +427,9 @@ def test_set_attributes_returns_new_full_set() -> None:
 
 
 def test_set_empty_removes_policies() -> None:
-    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow"}]})
+    policy = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sqs:SendMessage"}]}
+    )
     current = new_queue_attributes(
         "q",
         {
@@ -561,7 +565,10 @@ def test_create_idempotency_compares_requested_attributes_only() -> None:
     )
     assert not attributes_equal_for_create(existing, {"VisibilityTimeout": "60"})
     assert attributes_equal_for_create(existing, {"ReceiveMessageWaitTimeSeconds": "0"})  # default
-    assert not attributes_equal_for_create(existing, {"Policy": json.dumps({"Statement": []})})
+    assert not attributes_equal_for_create(
+        existing,
+        {"Policy": json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sqs:SendMessage"}]})},
+    )
     assert attributes_equal_for_create(existing, {"Policy": ""})
     assert attributes_equal_for_create(existing, {"FifoQueue": "false"})
     assert not attributes_equal_for_create(existing, {"FifoQueue": "true"})
@@ -722,12 +729,17 @@ def test_valid_message_attributes() -> None:
     validate_message_attributes({"n": s("1e126", "Number"), "m": s("-1e-128", "Number"), "o": s("+7.", "Number")})
 
 
+@pytest.mark.parametrize("name", ["öther_encodings", "attr.1øßä", "名前"])
+def test_attribute_names_may_hold_unicode_letters_and_digits(name: str) -> None:
+    validate_message_attributes({name: s("x")})  # AWS: "alphanumeric characters", not only ASCII ones
+
+
 def test_too_many_message_attributes() -> None:
     attrs = {f"a{i}": s("x") for i in range(11)}
     fails(lambda: validate_message_attributes(attrs), "InvalidParameterValue", "[11]", "maximum [10]")
 
 
-@pytest.mark.parametrize("name", ["öther_encodings", "has space", "a/b", "x:y"])
+@pytest.mark.parametrize("name", ["has space", "a/b", "x:y", "ö!"])
 def test_attribute_name_characters(name: str) -> None:
     err = fails(lambda: validate_message_attributes({name: s("x")}), "MessageAttributesInvalid")
     assert err.message == (

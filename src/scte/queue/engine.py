@@ -250,6 +250,12 @@ class Engine:
     def queue_exists(self, name: str) -> bool:
         return name in self._ops.queues
 
+    def queue_policy(self, name: str) -> str | None:
+        """The queue's `Policy` attribute; None when it has none or does not exist (the wire server's
+        authorization reads it on every request: a dictionary look-up, no store call)."""
+        meta = self._ops.queues.get(name)
+        return meta.attributes.get("Policy") if meta is not None else None
+
     def is_fifo(self, name: str) -> bool:
         return self._ops.queue(name).fifo
 
@@ -363,7 +369,7 @@ class Engine:
         def apply(c: Any) -> None:  # read-modify-write in one store piece: concurrent calls lose nothing
             meta = self._ops.queue(name)
             policy = json.loads(meta.attributes.get("Policy") or "null") or {
-                "Version": "2012-10-17",
+                "Version": "2008-10-17",  # what AWS writes into the policies AddPermission makes
                 "Id": f"{meta.arn}/SQSDefaultPolicy",
                 "Statement": [],
             }
@@ -795,6 +801,13 @@ class Engine:
         """Cancel a running task; returns the approximate number of messages already moved."""
         if not task_handle:
             raise missing_parameter("TaskHandle")
+
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(task_handle.encode()))
+            if not isinstance(decoded, dict) or not isinstance(decoded.get("sourceArn"), str):
+                raise ValueError
+        except (ValueError, TypeError, UnicodeError):
+            raise invalid_parameter(f"Value {task_handle} for parameter TaskHandle is invalid.") from None
 
         def cancel(c: Any) -> int:
             row = c.execute("SELECT status, moved FROM move_tasks WHERE handle=?", (task_handle,)).fetchone()

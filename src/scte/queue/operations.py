@@ -346,7 +346,7 @@ def select_message_attributes(attrs: dict[str, dict[str, Any]], names: Sequence[
     """Apply MessageAttributeNames: names, `All`, `.*`, and `prefix.*`."""
     if not names:
         return {}
-    if "All" in names or ".*" in names:
+    if "All" in names or ".*" in names or "*" in names:  # AWS takes a bare `*` as every attribute too
         return attrs
     prefixes = [n[:-2] for n in names if n.endswith(".*")]  # `bar.*`: names starting with `bar` (AWS docs)
     wanted = set(names)
@@ -599,6 +599,9 @@ class Operations:
         self.purged_at[name] = now
         conn.execute("DELETE FROM messages WHERE queue_id=?", (meta.id,))
         conn.execute("DELETE FROM fifo_groups WHERE queue_id=?", (meta.id,))
+        # AWS: after a purge, a message may be sent again with a deduplication id used before it.
+        conn.execute("DELETE FROM dedup WHERE queue_id=?", (meta.id,))
+        conn.execute("DELETE FROM receive_attempts WHERE queue_id=?", (meta.id,))
         self._inflight.pop(meta.id, None)  # none in flight now (a rollback of this only means a recount)
 
     def dead_letter_sources(self, name: str) -> list[str]:
@@ -783,7 +786,8 @@ class Operations:
                 return self._send_result(e, seen[0], seen[1])
         else:
             dedup_id = e.dedup_id
-        delay_ms = meta.delay_ms if e.delay_seconds is None else e.delay_seconds * 1000
+        # FIFO queues have no per-message delay: the queue's applies even to an explicit DelaySeconds=0.
+        delay_ms = meta.delay_ms if e.delay_seconds is None or meta.fifo else e.delay_seconds * 1000
         visible_at = now + delay_ms
         row_id = self.allocate_ids(conn, 1)
         message_id = self._message_id(row_id)
@@ -965,14 +969,16 @@ class Operations:
                     f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE queue_id=? AND group_id=? ORDER BY id LIMIT ?",
                     (meta.id, group, wanted - len(picked) + 10),
                 ).fetchall()
-                inflight = [r[C_VISIBLE] for r in rows if r[C_RECEIPT] > 0 and r[C_VISIBLE] > now]
-                if inflight:
-                    self._set_group(conn, meta, group, max(inflight))
+                if rows and rows[0][C_VISIBLE] > now:
+                    # The head is in flight (or delayed): the group waits for it, as AWS's does. Messages
+                    # ahead of every in-flight one of their group are deliverable (one made visible again
+                    # by ChangeMessageVisibility 0 while those after it are still held, say).
+                    self._set_group(conn, meta, group, rows[0][C_VISIBLE])
                     continue
                 take: list[tuple[Any, ...]] = []
                 for row in rows:
                     if row[C_VISIBLE] > now:
-                        break
+                        break  # behind a message in flight: not before it is deleted or visible again
                     if row[C_SENT] <= expired_before:
                         conn.execute("DELETE FROM messages WHERE id=?", (row[C_ID],))
                         continue
@@ -1003,15 +1009,15 @@ class Operations:
 
     def _refresh_group(self, conn: sqlite3.Connection, meta: QueueMeta, group: str, now: int) -> None:
         """Recompute when a FIFO group may deliver next, or forget it when it is empty."""
-        rows = conn.execute(
-            "SELECT visible_at, receipt FROM messages WHERE queue_id=? AND group_id=? ORDER BY id LIMIT 32",
+        # The group's head (its oldest message) decides: deliverable once it is visible, whatever comes after.
+        row = conn.execute(
+            "SELECT visible_at FROM messages WHERE queue_id=? AND group_id=? ORDER BY id LIMIT 1",
             (meta.id, group),
-        ).fetchall()
-        if not rows:
+        ).fetchone()
+        if row is None:
             conn.execute("DELETE FROM fifo_groups WHERE queue_id=? AND group_id=?", (meta.id, group))
             return
-        inflight = [v for v, r in rows if r > 0 and v > now]
-        self._set_group(conn, meta, group, max(inflight) if inflight else rows[0][0])
+        self._set_group(conn, meta, group, row[0])
 
     def _next_visible(self, conn: sqlite3.Connection, meta: QueueMeta, now: int) -> int | None:
         if meta.fifo:
@@ -1159,9 +1165,11 @@ class Operations:
                 continue
             if meta.fifo:
                 row = conn.execute(
-                    "SELECT receipt, group_id FROM messages WHERE id=? AND queue_id=?", (row_id, meta.id)
+                    "SELECT receipt, group_id, visible_at FROM messages WHERE id=? AND queue_id=?", (row_id, meta.id)
                 ).fetchone()
-                if row is not None and row[0] != nonce:
+                # AWS: only the latest handle acts, and only while its reservation lasts (once the
+                # visibility timeout is over the message is the group's again, even if nobody took it).
+                if row is not None and (row[0] != nonce or row[2] <= now):
                     out.append(self._expired(handle))
                     continue
                 if row is not None:
@@ -1196,7 +1204,9 @@ class Operations:
                     )
                 if meta.fifo and row[0] != nonce:
                     raise self._expired(handle)
-                if row[1] <= now:
+                if row[1] <= now and row[0] != nonce:
+                    # Visible again and received since (or never with this handle): AWS's answer. With the
+                    # latest handle of a message nobody received again, AWS sets the timeout (200).
                     raise SqsError("MessageNotInflight", "The message referred to isn't in flight.")
                 received = received_by_ms(row[0])
                 # A time outside what the reservation allows (after now, or more than 12 hours before its

@@ -345,8 +345,8 @@ def _reconcile(result: dict[str, str], changes: Mapping[str, str | None]) -> Non
     # off unless the same request asks for it on, which contradicts itself.
     if "KmsMasterKeyId" in changes:
         if changes["KmsMasterKeyId"] is None:
-            if "KmsDataKeyReusePeriodSeconds" not in changes:
-                result.pop("KmsDataKeyReusePeriodSeconds", None)
+            # AWS: no key, no data key reuse period (even one set in the same request).
+            result.pop("KmsDataKeyReusePeriodSeconds", None)
         else:
             if changes.get("SqsManagedSseEnabled") != "true":
                 result["SqsManagedSseEnabled"] = "false"
@@ -375,10 +375,13 @@ def _fifo_requested(attributes: Mapping[str, str]) -> bool:
 def new_queue_attributes(name: str, attributes: Mapping[str, str]) -> dict[str, str]:
     """Validate CreateQueue's name and Attributes; return the full stored attribute set, defaults filled in.
 
-    `FifoQueue=false` is accepted on a standard queue and not stored (AWS does not list it for standard
-    queues). A KMS key turns SSE-SQS off and brings KmsDataKeyReusePeriodSeconds (default 300).
+    `FifoQueue=false` is refused as AWS refuses it: a standard queue knows no FifoQueue attribute
+    ("Unknown Attribute FifoQueue."). A KMS key turns SSE-SQS off and brings KmsDataKeyReusePeriodSeconds
+    (default 300).
     """
     requested = _clean_names(attributes)
+    if "FifoQueue" in requested and not _fifo_requested(requested):
+        raise SqsError("InvalidAttributeName", "Unknown Attribute FifoQueue.")
     _check_names([key for key in requested if key not in FIFO_ONLY_ATTRIBUTE_NAMES], fifo=True)
     fifo = _fifo_requested(requested)
     validate_queue_name(name, fifo)
@@ -493,7 +496,9 @@ def validate_message_body(body: str) -> None:
         raise SqsError("InvalidMessageContents", f"{_INVALID_CHARS_MESSAGE} ({where}).")
 
 
-_ATTRIBUTE_NAME: Final = re.compile(r"[A-Za-z0-9_.\-]+")
+# AWS: "alphanumeric characters and the underscore (_), hyphen (-), and period (.)": Unicode letters and
+# digits count (AWS accepts `attr.1øßä`), hence \w rather than [A-Za-z0-9_].
+_ATTRIBUTE_NAME: Final = re.compile(r"[\w.\-]+")
 _RESERVED_PREFIX: Final = re.compile(r"(?:aws|amazon)\.", re.IGNORECASE)
 # A custom label (`String.json`, `Number.java.lang.Long`) is printable ASCII after the first dot.
 _DATA_TYPE: Final = re.compile(r"(String|Number|Binary)(\.[!-~]+)?")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -420,6 +421,10 @@ async def test_cancel_move_task(engine: Engine, clock: ManualClock):
 async def test_cancel_unknown_move_task(engine: Engine):
     with pytest.raises(SqsError) as err:
         await engine.cancel_message_move_task("no-such-task")
+    assert err.value.code == "InvalidParameterValue"  # not a handle at all (AWS's answer)
+    unknown = base64.urlsafe_b64encode(json.dumps({"taskId": "t", "sourceArn": "arn:aws:sqs:x"}).encode()).decode()
+    with pytest.raises(SqsError) as err:
+        await engine.cancel_message_move_task(unknown)
     assert err.value.code == "ResourceNotFoundException"
     with pytest.raises(SqsError) as err:
         await engine.cancel_message_move_task("")

@@ -95,11 +95,10 @@ async def test_create_fifo_queue_has_the_fifo_defaults(engine: Engine) -> None:
     assert engine.is_fifo("orders.fifo")
 
 
-async def test_fifo_queue_false_on_a_standard_queue_is_accepted_and_not_listed(engine: Engine) -> None:
-    await engine.create_queue("plain", {"FifoQueue": "false"})
-    attributes = await engine.get_queue_attributes("plain")
-    assert "FifoQueue" not in attributes
-    assert not engine.is_fifo("plain")
+async def test_fifo_queue_false_on_a_standard_queue_is_refused(engine: Engine) -> None:
+    # AWS: a standard queue has no FifoQueue attribute, even false (issue 15).
+    await fails("InvalidAttributeName", engine.create_queue("plain", {"FifoQueue": "false"}))
+    assert not engine.queue_exists("plain")
 
 
 @pytest.mark.parametrize("name", sorted(INTEGER_ATTRIBUTES))
@@ -206,7 +205,7 @@ async def test_fifo_only_attributes_on_a_standard_queue(engine: Engine, attribut
 async def test_fifo_name_rules(engine: Engine) -> None:
     # A .fifo name needs FifoQueue=true, and FifoQueue=true needs a .fifo name.
     await fails("InvalidParameterValue", engine.create_queue("jobs.fifo"))
-    await fails("InvalidParameterValue", engine.create_queue("jobs.fifo", {"FifoQueue": "false"}))
+    await fails("InvalidAttributeName", engine.create_queue("jobs.fifo", {"FifoQueue": "false"}))
     await fails("InvalidParameterValue", engine.create_queue("jobs", {"FifoQueue": "true"}))
     await fails("InvalidParameterValue", engine.create_queue("jobs.FIFO", {"FifoQueue": "true"}))
     await fails("InvalidParameterValue", engine.create_queue(".fifo", {"FifoQueue": "true"}))
@@ -735,7 +734,7 @@ async def test_add_and_remove_permission(engine: Engine, clock: ManualClock) -> 
     clock.advance(5)
     await engine.add_permission("q", "send", ["111122223333"], ["SendMessage"])
     policy = json.loads((await engine.get_queue_attributes("q"))["Policy"])
-    assert policy["Version"] == "2012-10-17"
+    assert policy["Version"] == "2008-10-17"  # what AWS writes in AddPermission's policies
     assert policy["Statement"] == [
         {
             "Sid": "send",

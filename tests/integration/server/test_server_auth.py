@@ -188,6 +188,18 @@ class _Hook:
         self.httpd.server_close()
 
 
+def sns_delivery_policy(queue_arn: str, topic_arn: str) -> str:
+    """What a queue needs, in strict mode as on AWS, before SNS delivers to it."""
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": "sns.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
 def test_subscribe_and_unsubscribe_urls_work_unsigned_in_strict_mode(strict: Server) -> None:
     """SNS's SubscribeURL and UnsubscribeURL are capability URLs (their token or subscription ARN is the
     credential): unsigned GETs of exactly those two actions are served; everything else still needs SigV4."""
@@ -221,6 +233,7 @@ def test_subscribe_and_unsubscribe_urls_work_unsigned_in_strict_mode(strict: Ser
 
     queue = sqs.create_queue(QueueName="capability-inbox")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": sns_delivery_policy(queue_arn, topic)})
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     sns.publish(TopicArn=topic, Message="hello")
     (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]

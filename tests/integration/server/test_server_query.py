@@ -101,7 +101,7 @@ def test_raw_signed_error(server: Server) -> None:
     assert status == 400 and root.tag == f"{NS}ErrorResponse"
     assert text(root, "Error/Code") == "AWS.SimpleQueueService.NonExistentQueue"
     assert text(root, "Error/Type") == "Sender"
-    assert text(root, "Error/Message") == "The specified queue does not exist."
+    assert text(root, "Error/Message") == "The specified queue does not exist for this wsdl version."
     status, root = signed_post(server.endpoint, {"Action": "Frobnicate"})
     assert status == 400 and text(root, "Error/Code") == "InvalidAction"
 

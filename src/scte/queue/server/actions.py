@@ -43,6 +43,7 @@ class RequestContext:
     base_url: str  # scheme://host[:port] the client used; queue URLs are built on it
     path: str  # the request path; `/<account>/<queue>` names the queue when QueueUrl is absent
     queue: str | None = None  # the queue the request named, once known (request logs and metrics)
+    trace_header: str | None = None  # the request's X-Amzn-Trace-Id header (SendMessage keeps it)
 
     def queue_url(self, name: str) -> str:
         return f"{self.base_url}/{self.account_id}/{name}"
@@ -208,12 +209,17 @@ async def send_message(ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]
     body = p.get("MessageBody")
     if body is None:
         raise missing_parameter("MessageBody")
+    system = p.get("MessageSystemAttributes")
+    if ctx.trace_header and not (system and "AWSTraceHeader" in system):
+        # AWS keeps the X-Ray header of a SendMessage as the AWSTraceHeader system attribute (an explicit
+        # MessageSystemAttributes.AWSTraceHeader wins).
+        system = {**(system or {}), "AWSTraceHeader": {"DataType": "String", "StringValue": ctx.trace_header}}
     return await ctx.engine.send_message(
         name,
         body,
         delay_seconds=_opt_int(p.get("DelaySeconds")),
         message_attributes=p.get("MessageAttributes"),
-        message_system_attributes=p.get("MessageSystemAttributes"),
+        message_system_attributes=system,
         group_id=p.get("MessageGroupId"),
         deduplication_id=p.get("MessageDeduplicationId"),
     )

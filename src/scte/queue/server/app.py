@@ -8,7 +8,8 @@ empty and everything already acknowledged is on disk.
 
 Every request: body capped (`MAX_BODY_BYTES`, 413) and timed (`BODY_TIMEOUT_SECONDS`, 408), signature
 verified with `--auth strict` (except SNS's capability links: unsigned `GET /?Action=ConfirmSubscription|
-Unsubscribe`), one JSON line on the `scte.queue.server.access` logger, counted for `/metrics`.
+Unsubscribe`) and then checked against the policy of the queue or topic it names (`authorize`), one JSON
+line on the `scte.queue.server.access` logger, counted for `/metrics`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from scte.queue.engine import Engine, EngineConfig
 from scte.queue.errors import SqsError, missing_parameter
 from scte.queue.server import auth, json_protocol, query_protocol, sns_actions, sns_protocol
 from scte.queue.server.actions import ACTIONS, RequestContext
+from scte.queue.server.authorize import authorize_sqs
 from scte.queue.server.config import MAX_REGIONS, ServerConfig, valid_region
+from scte.queue.server.credentials import KeyStore
 from scte.queue.server.errors import (
     Headers,
     Response,
@@ -45,6 +48,7 @@ from scte.queue.server.errors import (
     request_too_large,
     service_unavailable,
     unknown_operation,
+    unknown_operation_404,
     unsupported_media_type,
     xml_error,
 )
@@ -133,7 +137,11 @@ class SqsApp:
         self._opening: dict[str, asyncio.Lock] = {}
         self.closing = False
         self.metrics = Metrics()
-        self.verifier = auth.Verifier(config.access_keys) if config.auth == "strict" else None
+        self.keys: KeyStore | None = None
+        self.verifier: auth.Verifier | None = None
+        if config.auth == "strict":
+            self.keys = KeyStore(config.account_id, config.access_keys, config.credentials_file)
+            self.verifier = auth.Verifier(self.keys)
 
     # -- life cycle --------------------------------------------------------------------------------------
 
@@ -150,6 +158,7 @@ class SqsApp:
             )
         )
         engine.topics.region_resolver = self._resolve_region  # SNS fan-out to other regions' queues
+        engine.topics.enforce_queue_policies = c.auth == "strict"  # SNS delivers where queue policies allow
         return engine
 
     async def _resolve_region(self, region: str) -> Engine | None:
@@ -285,7 +294,8 @@ class SqsApp:
                 body = b""  # the link's query is the whole request
             elif self.verifier is not None:
                 raw_path = scope.get("raw_path") or b"/"
-                self.verifier.verify(method, raw_path, scope["query_string"], scope["headers"], body)
+                key = self.verifier.verify(method, raw_path, scope["query_string"], scope["headers"], body)
+                scope["scte.principal"] = self.keys.principal(key) if self.keys is not None else None
             if capability is None:
                 region = self._region(authorization, scope["query_string"])
             else:
@@ -334,17 +344,20 @@ class SqsApp:
         return 200, [(b"content-type", METRICS_CONTENT_TYPE)], body
 
     def _context(self, scope: Scope, engine: Engine) -> RequestContext:
-        host = None
+        host = trace = None
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value.decode("latin-1")
-                break
+            elif name == b"x-amzn-trace-id":
+                trace = value.decode("latin-1")
         if not host:
             host = f"{self.config.host}:{self.config.port}"
         # positional: a keyword call costs as much again as building the context
         ctx = scope["scte.ctx"] = RequestContext(
             engine, self.config.account_id, f"{scope.get('scheme', 'http')}://{host}", scope["path"]
         )
+        if trace:
+            ctx.trace_header = trace
         return ctx
 
     async def _json_request(self, scope: Scope, target: str, body: bytes, request_id: str) -> Response:
@@ -358,8 +371,13 @@ class SqsApp:
             engine = self._engine(region)
             params = json_protocol.check_params(action.schema, json_protocol.parse_body(body))
             ctx = self._context(scope, engine)
+            principal = scope.get("scte.principal")
+            if principal is not None:
+                authorize_sqs(principal, action_name, params, ctx)
             result = await action.handler(ctx, params)
             self.metrics.count_messages(region or self.config.region, ctx.queue, action_name, result)
+            if action_name == "SendMessageBatch" and "Failed" in result and not result["Failed"]:
+                del result["Failed"]  # AWS's JSON answer leaves out an empty Failed list
             return json_protocol.render(result, request_id)
         except SqsError as exc:
             return json_error(exc, request_id)
@@ -380,20 +398,28 @@ class SqsApp:
                 functools.partial(self._engine, scope.get("scte.region")),
                 fallback_url=f"http://{self.config.host}:{self.config.port}",
                 test_mode=self.config.test_mode,
+                principal=scope.get("scte.principal"),
             )
         action_name = form.get("Action", "")
         try:
             if not action_name:
+                if scope["method"] == "GET":  # AWS: a bare GET names no operation at all
+                    raise unknown_operation_404()
                 raise missing_parameter("Action")
             action = ACTIONS.get(action_name)
             if action is None:
-                if self.config.test_mode and action_name == "GetCallerIdentity":
+                if action_name == "GetCallerIdentity":  # STS: SDK tooling asks it first, of any endpoint
                     return self._caller_identity(request_id)
                 raise unknown_operation(action_name)
+            if action_name in _ACCOUNT_ACTIONS and _names_queue(scope["path"]):
+                raise unknown_operation(action_name)  # AWS: an account-level action sent to a queue's URL
             region = scope.get("scte.region")
             engine = self._engine(region)
             params = query_protocol.params_from_form(action.schema, form)
             ctx = self._context(scope, engine)
+            principal = scope.get("scte.principal")
+            if principal is not None:
+                authorize_sqs(principal, action_name, params, ctx)
             result = await action.handler(ctx, params)
             self.metrics.count_messages(region or self.config.region, ctx.queue, action_name, result)
             return query_protocol.render(action_name, result, request_id)
@@ -413,17 +439,27 @@ class SqsApp:
         return engine
 
     def _caller_identity(self, request_id: str) -> Response:
-        """STS GetCallerIdentity, test mode only: moto's suite asks it (through us) for the account id."""
+        """STS GetCallerIdentity with the configured account: moto's suite and SDK tooling ask it first."""
         account = self.config.account_id
         body = (
             '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-            f"<GetCallerIdentityResult><UserId>AKIAIOSFODNN7EXAMPLE</UserId><Account>{account}</Account>"
-            f"<Arn>arn:aws:sts::{account}:user/moto</Arn></GetCallerIdentityResult>"
+            f"<GetCallerIdentityResult><UserId>{account}</UserId><Account>{account}</Account>"
+            f"<Arn>arn:aws:iam::{account}:root</Arn></GetCallerIdentityResult>"
             f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>"
             "</GetCallerIdentityResponse>"
         ).encode()
         headers: Headers = [(b"content-type", b"text/xml")]
         return 200, headers, body
+
+
+# Actions of the account, not of a queue: AWS refuses them (InvalidAction) on a queue's URL.
+_ACCOUNT_ACTIONS = frozenset(("CreateQueue", "ListQueues"))
+
+
+def _names_queue(path: str) -> bool:
+    """Whether a request path is a queue's (`/<account>/<name>` or `/queue/<region>/<account>/<name>`)."""
+    parts = [p for p in path.split("/") if p]
+    return len(parts) == 2 or (len(parts) == 4 and parts[0] == "queue")
 
 
 # SNS's capability URLs: the SubscribeURL and UnsubscribeURL of its messages, unsigned GETs whose token or

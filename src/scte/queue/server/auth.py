@@ -74,6 +74,20 @@ def signature_does_not_match() -> WireError:
     )
 
 
+def unsigned_payload() -> WireError:
+    return WireError(
+        "SignatureDoesNotMatch",
+        "X-Amz-Content-SHA256: UNSIGNED-PAYLOAD is not accepted: SQS and SNS requests must sign their body.",
+        status=403,
+        json_type="com.amazon.coral.service#InvalidSignatureException",
+    )
+
+
+def access_denied(message: str) -> WireError:
+    """SQS's answer to a request the resource's policy does not allow (nothing is changed)."""
+    return WireError("AccessDenied", message, status=403, json_type="com.amazonaws.sqs#AccessDeniedException")
+
+
 def request_expired(message: str) -> WireError:
     return WireError(
         "RequestExpired", message, status=403, json_type="com.amazon.coral.service#RequestExpiredException"
@@ -216,11 +230,12 @@ class Verifier:
     """Checks SigV4 signatures against the configured access keys (`--auth strict`)."""
 
     def __init__(self, keys: Mapping[str, str], clock: Callable[[], float] = time.time) -> None:
-        self.keys = dict(keys)
+        self.keys = keys  # kept as given: a `KeyStore` re-reads its file when it changes
         self.clock = clock
 
-    def verify(self, method: str, raw_path: bytes, query_string: bytes, headers: Headers, body: bytes) -> None:
-        """Return if the request is signed by a configured key; raise the `WireError` AWS answers otherwise."""
+    def verify(self, method: str, raw_path: bytes, query_string: bytes, headers: Headers, body: bytes) -> str:
+        """The access key that signed the request, if it is a configured key and the signature, the time and
+        the body hash all hold; otherwise raise the `WireError` AWS answers."""
         header_map: dict[str, list[str]] = {}
         for name, value in headers:
             header_map.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
@@ -253,11 +268,17 @@ class Verifier:
                 f"({_format(now)} {sign} 15 min.)"
             )
         content_sha = header_map.get("x-amz-content-sha256")
-        if content_sha and content_sha[0] != UNSIGNED_PAYLOAD and content_sha[0] != hashlib.sha256(body).hexdigest():
-            raise signature_does_not_match()
+        if content_sha:
+            # The signature covers this header's value instead of the body: UNSIGNED-PAYLOAD would leave the
+            # body unsigned (SQS and SNS refuse it), and a hash that is not the body's would sign another body.
+            if content_sha[0] == UNSIGNED_PAYLOAD:
+                raise unsigned_payload()
+            if content_sha[0] != hashlib.sha256(body).hexdigest():
+                raise signature_does_not_match()
         expected = _signature(method, raw_path, signed, header_map, body, secret)
         if not hmac.compare_digest(expected, signed.signature):
             raise signature_does_not_match()
+        return signed.access_key
 
 
 @functools.cache

@@ -3,7 +3,7 @@
 Every field can come from the command line or from an `SCTE_QUEUE_*` environment variable
 (`SCTE_QUEUE_HOST`, `SCTE_QUEUE_PORT`, `SCTE_QUEUE_DATA`, `SCTE_QUEUE_ACCOUNT_ID`, `SCTE_QUEUE_REGION`,
 `SCTE_QUEUE_DURABILITY`, `SCTE_QUEUE_TEST_MODE`, `SCTE_QUEUE_AUTH`, `SCTE_QUEUE_ACCESS_KEYS` as
-`AKID:SECRET[,AKID:SECRET...]`, `SCTE_QUEUE_INFLIGHT_LIMIT`); the command line wins.
+`AKID:SECRET[,AKID:SECRET...]`, `SCTE_QUEUE_CREDENTIALS`, `SCTE_QUEUE_INFLIGHT_LIMIT`); the command line wins.
 """
 
 from __future__ import annotations
@@ -63,7 +63,10 @@ class ServerConfig:
     auth: Literal["any", "strict"] = "any"
     """any: accept every request, signed or not (as local emulators do); strict: verify SigV4 signatures."""
     access_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
-    """Access key id -> secret key, for `auth="strict"`."""
+    """Access key id -> secret key, for `auth="strict"`: the account owner's keys (admin)."""
+    credentials_file: Path | None = None
+    """For `auth="strict"`: the principals' keys (see `credentials.py`); their requests are checked
+    against the queues' and topics' policies."""
     inflight_limit: int = INFLIGHT_LIMIT
     """Messages in flight per queue before a receive is answered `OverLimit` (SQS: about 120,000)."""
 
@@ -80,8 +83,8 @@ class ServerConfig:
             raise ValueError(f"auth must be any or strict, got {self.auth!r}")
         if not 1 <= self.inflight_limit <= 10_000_000:
             raise ValueError(f"in-flight limit must be 1..10000000, got {self.inflight_limit}")
-        if self.auth == "strict" and not self.access_keys:
-            raise ValueError("--auth strict needs at least one --access-key AKID:SECRET")
+        if self.auth == "strict" and not self.access_keys and self.credentials_file is None:
+            raise ValueError("--auth strict needs --credentials FILE or at least one --access-key AKID:SECRET")
 
     def region_db_path(self, region: str) -> Path:
         """The default region's data stays at `<data>/broker.db`; another region's is `<data>/<region>/broker.db`."""
@@ -114,6 +117,8 @@ class ServerConfig:
             values["auth"] = env["SCTE_QUEUE_AUTH"]
         if "SCTE_QUEUE_ACCESS_KEYS" in env:
             values["access_keys"] = parse_access_keys([env["SCTE_QUEUE_ACCESS_KEYS"]])
+        if "SCTE_QUEUE_CREDENTIALS" in env:
+            values["credentials_file"] = Path(env["SCTE_QUEUE_CREDENTIALS"])
         if "SCTE_QUEUE_INFLIGHT_LIMIT" in env:
             try:
                 values["inflight_limit"] = int(env["SCTE_QUEUE_INFLIGHT_LIMIT"])
@@ -123,5 +128,5 @@ class ServerConfig:
                 ) from None
         for key, value in overrides.items():
             if value is not None:
-                values[key] = Path(str(value)) if key == "data_dir" else value
+                values[key] = Path(str(value)) if key in ("data_dir", "credentials_file") else value
         return cls(**values)  # type: ignore[arg-type]

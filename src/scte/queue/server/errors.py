@@ -20,7 +20,21 @@ JSON_CONTENT_TYPE = b"application/x-amz-json-1.0"
 XML_CONTENT_TYPE = b"text/xml"
 
 # HTTP status of errors that AWS does not answer with 400 (the engine leaves status to the wire layer).
-_STATUS = {"OverLimit": 403}
+_STATUS = {"OverLimit": 403, "ResourceNotFoundException": 404}
+
+# The JSON protocol's `__type` of errors that are no shape of the botocore model: AWS's own names for them
+# (the model's shapes, QueueDoesNotExist and the rest, are `com.amazonaws.sqs#<shape>`). boto3 reads the
+# query code from `x-amzn-query-error` either way; other SDKs read `__type`.
+_JSON_TYPES = {
+    "InvalidParameterValue": "com.amazonaws.sqs#InvalidParameterValueException",
+    "MissingParameter": "com.amazonaws.sqs#MissingRequiredParameterException",
+    "AccessDenied": "com.amazonaws.sqs#AccessDeniedException",
+    "MessageAttributesInvalid": "com.amazonaws.sqs#InvalidParameterValueException",
+}
+# The query protocol's text for a missing queue (the JSON protocol's is the shorter one, as botocore's
+# SQS model since JSON says and AWS answers).
+_NO_QUEUE = "The specified queue does not exist."
+_NO_QUEUE_QUERY = "The specified queue does not exist for this wsdl version."
 
 Headers = list[tuple[bytes, bytes]]
 Response = tuple[int, Headers, bytes]
@@ -40,6 +54,16 @@ def unknown_operation(action: str) -> WireError:
     return WireError(
         "InvalidAction",
         f"The action {action} is not valid for this endpoint.",
+        json_type="com.amazon.coral.service#UnknownOperationException",
+    )
+
+
+def unknown_operation_404() -> WireError:
+    """A request that names no operation (a bare GET): AWS's 404."""
+    return WireError(
+        "UnknownOperationException",
+        "The requested operation is not supported by this endpoint.",
+        status=404,
         json_type="com.amazon.coral.service#UnknownOperationException",
     )
 
@@ -101,7 +125,7 @@ def service_unavailable() -> WireError:
 
 
 def json_error(error: SqsError, request_id: str) -> Response:
-    json_type = getattr(error, "json_type", None) or f"com.amazonaws.sqs#{error.code}"
+    json_type = getattr(error, "json_type", None) or _JSON_TYPES.get(error.code) or f"com.amazonaws.sqs#{error.code}"
     body = orjson.dumps({"__type": json_type, "message": error.message})
     fault = "Sender" if error.sender else "Receiver"
     headers: Headers = [
@@ -118,9 +142,10 @@ def _status(error: SqsError) -> int:
 
 def xml_error(error: SqsError, request_id: str) -> Response:
     fault = "Sender" if error.sender else "Receiver"
+    message = _NO_QUEUE_QUERY if error.message == _NO_QUEUE and error.code == "QueueDoesNotExist" else error.message
     body = (
         f'<?xml version="1.0"?><ErrorResponse xmlns="{XML_NAMESPACE}"><Error><Type>{fault}</Type>'
-        f"<Code>{escape(error.query_code)}</Code><Message>{escape(error.message)}</Message><Detail/></Error>"
+        f"<Code>{escape(error.query_code)}</Code><Message>{escape(message)}</Message><Detail/></Error>"
         f"<RequestId>{request_id}</RequestId></ErrorResponse>"
     ).encode()
     headers: Headers = [(b"content-type", XML_CONTENT_TYPE), (b"x-amzn-requestid", request_id.encode())]

@@ -92,6 +92,8 @@ def _member(spec: Field, node: Any) -> Any:
     if kind in ("str", "int"):
         return text(node)  # integers stay text: the engine validates "12" and "abc" alike
     if kind == "strlist":
+        if node == "":  # `AttributeName=`: how botocore's query serializer writes an empty list
+            return []
         return [v for v in _numbered(node) if isinstance(v, str)]
     if kind == "strmap":
         out: dict[str, str] = {}
@@ -221,7 +223,10 @@ def render(action: str, result: Mapping[str, Any], request_id: str) -> Response:
     if action in _WITH_RESULT:
         parts.append(f"<{action}Result>")
         _members(result, parts, action)
-        parts.append(f"</{action}Result>")
+        if len(parts) == 2:  # nothing in it: AWS writes the empty element (`<ReceiveMessageResult/>`)
+            parts[1] = f"<{action}Result/>"
+        else:
+            parts.append(f"</{action}Result>")
     parts.append(f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{action}Response>")
     headers: Headers = [(b"content-type", XML_CONTENT_TYPE), (b"x-amzn-requestid", request_id.encode())]
     return 200, headers, "".join(parts).encode("utf-8")

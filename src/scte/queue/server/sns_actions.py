@@ -14,7 +14,9 @@ from typing import Any
 from scte.queue.engine import Engine
 from scte.queue.errors import SqsError
 from scte.queue.filter_policy import SnsError
+from scte.queue.policy import Principal
 from scte.queue.server import sns_protocol as wire
+from scte.queue.server.authorize import authorize_sns
 from scte.queue.server.errors import Response, internal_error, service_unavailable, unknown_operation
 from scte.queue.store import StoreClosed
 from scte.queue.topics import Topics
@@ -210,19 +212,24 @@ async def dispatch(
     *,
     fallback_url: str,
     test_mode: bool,
+    principal: Principal | None = None,
 ) -> Response:
-    """Serve one SNS request. `engine()` gives the engine for it (or raises `service_unavailable`)."""
+    """Serve one SNS request. `engine()` gives the engine for it (or raises `service_unavailable`).
+    With a `principal` (`--auth strict`), the topic's policy must allow the request first."""
     action = form.get("Action", "")
     try:
         handler = ACTIONS.get(action)
         if handler is None:
             raise unknown_operation(action)
+        params = wire.tree(form)
+        if principal is not None:
+            await authorize_sns(principal, action, params, engine())
         topics = engine().topics
         # The URLs in notifications (SubscribeURL, UnsubscribeURL) point where clients reach this server.
         topics.base_url = _base_url(scope, fallback_url)
         if test_mode:
             topics.auto_confirm = True  # moto's suite expects http subscriptions confirmed at once
-        result = await handler(topics, wire.tree(form))
+        result = await handler(topics, params)
         return wire.render(action, result, request_id)
     except SqsError as exc:
         return wire.render_error(exc, request_id)

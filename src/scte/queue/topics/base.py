@@ -40,6 +40,12 @@ class TopicsBase:
         self._http_worker = Worker("sns http deliveries", self._http_round, engine.clock)
         self._region_lock = asyncio.Lock()  # one cross-region round at a time: rows go in order
         self._region_worker = Worker("sns cross-region deliveries", self._region_round, engine.clock)
+        #: Check SNS's deliveries to this region's queues against the queues' policies (`--auth strict`):
+        #: a queue whose policy does not let `sns.amazonaws.com` SendMessage with the topic as
+        #: `aws:SourceArn` gets nothing (the delivery counts as undeliverable).
+        self.enforce_queue_policies = False
+        self._policies: dict[str, str | None] = {}  # topic ARN -> its Policy (None: no such topic)
+        self._policy_generation = 0
 
     # -- implemented by the delivery parts -----------------------------------------------------------------
 
@@ -85,6 +91,31 @@ class TopicsBase:
                 status=403,
             )
         return arn
+
+    async def topic_policy(self, arn: str) -> str | None:
+        """The topic's `Policy` attribute, None when there is no such topic. Kept in memory (the wire server
+        reads it on every request when policies are enforced); every change of a topic drops what is kept."""
+        if arn in self._policies:
+            return self._policies[arn]
+        generation = self._policy_generation
+
+        def read(conn: sqlite3.Connection) -> str | None:
+            try:
+                return self._topic(conn, arn).attributes.get("Policy")
+            except SnsError:
+                return None
+
+        policy: str | None = await self._run(read)
+        if generation == self._policy_generation:  # no topic changed meanwhile: what was read is current
+            if len(self._policies) >= 10_000:
+                self._policies.clear()
+            self._policies[arn] = policy
+        return policy
+
+    def _topics_changed(self) -> None:
+        """After a topic's creation, deletion or change of attributes: policies are read again."""
+        self._policy_generation += 1
+        self._policies.clear()
 
     def _topic(self, conn: sqlite3.Connection, arn: str) -> Topic:
         return load_topic(conn, arn)

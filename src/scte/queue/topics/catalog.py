@@ -125,7 +125,10 @@ class Catalog(TopicsBase):
             )
             return arn
 
-        result: str = await self._run(create)
+        try:
+            result: str = await self._run(create)
+        finally:
+            self._topics_changed()
         return result
 
     async def delete_topic(self, topic_arn: str) -> None:
@@ -141,7 +144,10 @@ class Catalog(TopicsBase):
             conn.execute("DELETE FROM topic_dedup WHERE topic_arn=?", (arn,))
             conn.execute("DELETE FROM topics WHERE arn=?", (arn,))
 
-        await self._run(delete)
+        try:
+            await self._run(delete)
+        finally:
+            self._topics_changed()
         self._counters.pop(arn, None)
 
     async def list_topics(self, next_token: str | None = None) -> tuple[list[str], str | None]:
@@ -195,7 +201,10 @@ class Catalog(TopicsBase):
             topic.attributes[name] = topic_attribute(name, "" if value is None else value, topic.fifo)
             save_topic(conn, topic)
 
-        await self._run(apply)
+        try:
+            await self._run(apply)
+        finally:
+            self._topics_changed()
 
     async def add_permission(
         self, topic_arn: str, label: str, account_ids: Sequence[str], action_names: Sequence[str]
@@ -228,7 +237,10 @@ class Catalog(TopicsBase):
             topic.attributes["Policy"] = json.dumps(policy, separators=(",", ":"))
             save_topic(conn, topic)
 
-        await self._run(apply)
+        try:
+            await self._run(apply)
+        finally:
+            self._topics_changed()
 
     async def remove_permission(self, topic_arn: str, label: str) -> None:
         arn = self._check_arn(topic_arn, action="RemovePermission")
@@ -240,7 +252,10 @@ class Catalog(TopicsBase):
             topic.attributes["Policy"] = json.dumps(policy, separators=(",", ":"))
             save_topic(conn, topic)
 
-        await self._run(apply)
+        try:
+            await self._run(apply)
+        finally:
+            self._topics_changed()
 
     # -- tags ----------------------------------------------------------------------------------------------
 
@@ -254,7 +269,10 @@ class Catalog(TopicsBase):
             topic.tags = merged
             save_topic(conn, topic)
 
-        await self._run(apply)
+        try:
+            await self._run(apply)
+        finally:
+            self._topics_changed()
 
     async def untag_resource(self, resource_arn: str, tag_keys: Sequence[str]) -> None:
         def apply(conn: sqlite3.Connection) -> None:
@@ -263,7 +281,10 @@ class Catalog(TopicsBase):
                 topic.tags.pop(key, None)
             save_topic(conn, topic)
 
-        await self._run(apply)
+        try:
+            await self._run(apply)
+        finally:
+            self._topics_changed()
 
     async def list_tags_for_resource(self, resource_arn: str) -> dict[str, str]:
         """The topic's tags in the order they were first set."""

@@ -4,6 +4,7 @@ the topic's subscriptions, in the publish's transaction (all or none for this re
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -11,6 +12,7 @@ from typing import Any
 
 from scte.queue.errors import SqsError
 from scte.queue.operations import SendEntry
+from scte.queue.policy import SNS_SERVICE, Principal, Request, allows
 from scte.queue.topics.base import TopicsBase
 from scte.queue.topics.envelope import http_notification, notification
 from scte.queue.topics.errors import SnsError, batch_failure, invalid
@@ -24,6 +26,8 @@ from scte.queue.topics.region_delivery import enqueue_region
 class _Refused(Exception):
     """A deferred delivery was refused (PublishBatch's fast path gives way to the entry-by-entry one)."""
 
+
+log = logging.getLogger("scte.queue.topics")
 
 # How an `sqs` subscription is delivered to: (in another region, queue or None, topic counter, queue is FIFO)
 _Route = tuple[bool, str | None, str, bool]
@@ -350,11 +354,28 @@ class Publisher(TopicsBase):
                     route = (False, None, "undeliverable", False)
                 else:
                     route = (False, target, "dead_lettered", engine.is_fifo(target))
+            elif self.enforce_queue_policies and not self._may_deliver(sub, name):
+                route = (False, None, "undeliverable", False)
             else:
                 route = (False, name, "delivered", engine.is_fifo(name))
         if fanout is not None:
             fanout.routes[sub.arn] = route
         return route
+
+    def _may_deliver(self, sub: Subscription, queue: str) -> bool:
+        """Whether the queue's policy lets SNS send it this topic's messages (`aws:SourceArn`), as on AWS."""
+        engine = self._engine
+        request = Request(
+            Principal(SNS_SERVICE, self._account, service=SNS_SERVICE),
+            "sqs:SendMessage",
+            engine.queue_arn(queue),
+            source_arn=sub.topic_arn,
+            source_account=self._account,
+        )
+        if allows(engine.queue_policy(queue), request):
+            return True
+        log.warning("SNS delivery from %s to queue %s refused by the queue's policy", sub.topic_arn, queue)
+        return False
 
     def _deliver_sqs(
         self,
