@@ -61,7 +61,7 @@ async def create_staff(data_dir: Path, email: str, display_name: str = "SCTE Sta
     from scte.platform import TOPICS
     from scte.services.members.db import members
     from scte.services.members.domain import MembersError, Profile, validate_profile
-    from scte.services.members.passwords import hash_password
+    from scte.services.members.hashing import hash_password
 
     address = _email(email)
     try:
@@ -113,7 +113,7 @@ async def reset_password(data_dir: Path, email: str) -> Credentials:
 
     from scte.kit.db import create_engine, sessionmaker, upgrade
     from scte.services.members.db import members
-    from scte.services.members.passwords import hash_password
+    from scte.services.members.hashing import hash_password
 
     address = _email(email)
     url = Settings(data_dir=data_dir).database_url("members")

@@ -144,7 +144,7 @@ async def _seed_members(settings: Any, count: int, rng: random.Random) -> tuple[
     from scte.kit.db import create_engine, sessionmaker, upgrade
     from scte.platform import TOPICS
     from scte.services.members.db import members
-    from scte.services.members.passwords import UNUSABLE_HASH
+    from scte.services.members.hashing import UNUSABLE_HASH
 
     url = settings.database_url("members")
     await upgrade("scte.services.members", url)

@@ -1,5 +1,5 @@
 """Members rules: yearly terms, grace and lapse, renewal from the current end or the payment day,
-designations, profiles (the password policy: test_members_passwords.py)."""
+designations, profiles (the password policy: test_members_password_policy.py)."""
 
 from __future__ import annotations
 

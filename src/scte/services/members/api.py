@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -27,22 +27,23 @@ from scte.kit.forwarding import ClientAddress
 from . import domain
 from .db import members
 from .handlers import TOPIC, load_membership
+from .hashing import HashingPool, hash_password
 from .limits import AbuseLimits
-from .passwords import HashingPool, hash_password
+from .sessions import TokenOut, start_session
 
 __all__ = ["hash_password", "router"]
 
 router = APIRouter(tags=["members"])
 
 
-def _hashing(ctx: Context) -> HashingPool:
+def hashing_pool(ctx: Context) -> HashingPool:
     pool = ctx.extras.get("hashing")
     if not isinstance(pool, HashingPool):  # a runtime built without one (tests of other parts)
         pool = ctx.extras["hashing"] = HashingPool()
     return pool
 
 
-def _limits(ctx: Context) -> AbuseLimits:
+def abuse_limits(ctx: Context) -> AbuseLimits:
     limits = ctx.extras.get("abuse_limits")
     if not isinstance(limits, AbuseLimits):
         limits = ctx.extras["abuse_limits"] = AbuseLimits()
@@ -117,15 +118,6 @@ class MemberOut(BaseModel):
     updated_at: datetime
 
 
-class TokenOut(BaseModel):
-    access_token: str
-    token_type: Literal["bearer"] = "bearer"
-    expires_in: int
-    member_id: str
-    roles: list[str]
-    company_id: str | None
-
-
 class MemberPage(BaseModel):
     items: list[MemberOut]
     total: int
@@ -154,7 +146,7 @@ def _out(row: object) -> MemberOut:
 
 @router.post("/members", status_code=201, summary="Register an account (no token needed)")
 async def register(body: RegisterIn, ctx: Context, session: DbSession, address: ClientAddress) -> MemberOut:
-    await _limits(ctx).before_registration(address)
+    await abuse_limits(ctx).before_registration(address)
     member_id = uuid.uuid4().hex
     profile = domain.validate_profile(
         domain.Profile(member_id, body.email, body.display_name, body.city, body.country, body.listed_in_directory)
@@ -162,7 +154,7 @@ async def register(body: RegisterIn, ctx: Context, session: DbSession, address: 
     problems = await asyncio.to_thread(domain.password_problems, body.password, profile.email, profile.display_name)
     if problems:
         raise domain.MembersError("password: " + "; ".join(problems))
-    password_hash = await _hashing(ctx).hash(body.password)
+    password_hash = await hashing_pool(ctx).hash(body.password)
     now = ctx.clock.now()
     try:
         async with session.begin():
@@ -211,7 +203,10 @@ def _profile_event(member_id: str, profile: domain.Profile, now: datetime) -> Me
     )
 
 
-@router.post("/sessions", summary="Sign in: a token for the other services (no token needed)")
+@router.post(
+    "/sessions",
+    summary="Sign in: a new session's access token (for every service) and refresh token (no token needed)",
+)
 async def sign_in(body: SignInIn, ctx: Context, session: DbSession, address: ClientAddress) -> TokenOut:
     if ctx.issuer is None:
         raise ServiceUnavailable("sign-in is not configured (no signing key)")
@@ -219,31 +214,24 @@ async def sign_in(body: SignInIn, ctx: Context, session: DbSession, address: Cli
         email: str | None = domain.normalize_email(body.email)
     except domain.MembersError:
         email = None
-    limits = _limits(ctx)
+    limits = abuse_limits(ctx)
     await limits.before_sign_in(email, address)
     row = (await session.execute(select(members).where(members.c.email == (email or "")))).mappings().first()
     await session.rollback()
-    valid, needs_rehash = await _hashing(ctx).verify(row["password_hash"] if row is not None else None, body.password)
+    valid, needs_rehash = await hashing_pool(ctx).verify(
+        row["password_hash"] if row is not None else None, body.password
+    )
     if row is None or not valid:
         await limits.sign_in_failed(address)
         raise AuthError("wrong email or password")
     assert email is not None
     await limits.sign_in_succeeded(email)
     if needs_rehash:
-        new_hash = await _hashing(ctx).hash(body.password)
+        new_hash = await hashing_pool(ctx).hash(body.password)
         async with session.begin():
             await session.execute(update(members).where(members.c.id == row["id"]).values(password_hash=new_hash))
-    roles = list(row["roles"] or ["member"])
-    # Token lifetimes are real time, as every service verifies them on the wall clock: a token dated
-    # on a moved platform clock (the test clock) would be refused as "not yet valid".
-    token = ctx.issuer.issue(row["id"], roles, row["company_id"])
-    return TokenOut(
-        access_token=token,
-        expires_in=int(ctx.issuer.ttl.total_seconds()),
-        member_id=row["id"],
-        roles=roles,
-        company_id=row["company_id"],
-    )
+    # the session's tokens; lifetimes are real time (scte.services.members.sessions)
+    return await start_session(ctx, session, row["id"])
 
 
 @router.get("/me", summary="The signed-in member's own record")

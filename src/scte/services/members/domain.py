@@ -22,9 +22,9 @@ from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
 
-from .passwords import MAX_LENGTH as PASSWORD_MAX_LENGTH
-from .passwords import MIN_LENGTH as PASSWORD_MIN_LENGTH
-from .passwords import password_problems
+from .password_policy import MAX_LENGTH as PASSWORD_MAX_LENGTH
+from .password_policy import MIN_LENGTH as PASSWORD_MIN_LENGTH
+from .password_policy import password_problems
 
 __all__ = [
     "GRACE_PERIOD",
@@ -219,4 +219,4 @@ def validate_profile(profile: Profile) -> Profile:
 
 
 # --- passwords -------------------------------------------------------------------------------------
-# The policy lives in passwords.py (with the hashing pool); re-exported here as one of the rules.
+# The policy lives in password_policy.py; re-exported here as one of the rules.

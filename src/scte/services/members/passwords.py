@@ -1,165 +1,240 @@
-"""Passwords: the policy a new one must meet, and argon2id hashing in a bounded pool.
+"""Changing a password (the current one required) and resetting a forgotten one by mail.
 
-The policy follows NIST SP 800-63B: length matters and composition rules do not. A new password has
-at least 12 characters, is taken exactly as typed (never trimmed), and zxcvbn must estimate it hard
-to guess (score 3: about 10^8 guesses), both as a whole and once the member's own e-mail address and
-name are taken out of it, so `abababababab`, `P@ssw0rd2024` and `JaneDoe12345` are refused.
+- `POST /members/{member_id}/password` {current_password, new_password}: the member only (staff
+  cannot, as they do not know it). Every session of the member is revoked, the one asking included,
+  and the answer is a new session's tokens, so the member stays signed in where they changed it.
+- `POST /password-resets` {email}: the same answer whether or not an account has this address (202),
+  so it tells nobody who is a member. For an account, a single-use token valid 30 minutes is stored
+  hashed and mailed through the notifications service as a link: `<public URL>/password-reset?token=...`.
+  At most `MAX_OUTSTANDING_RESETS` links are outstanding at once, so the route cannot flood a mailbox.
+- `POST /password-resets/confirm` {token, new_password}: sets the password, spends the token and
+  every other outstanding one of the member, and revokes every session of the member.
 
-Hashing: argon2id costs 64 MiB and tens of milliseconds of a core per hash, and a hash runs off the
-event loop. Unbounded (`asyncio.to_thread`, up to 32 threads), 32 concurrent bogus sign-ins took the
-members service from 144 to 528 MB and its answers to 30 s. Here a few worker threads hash and at
-most `queue` hashes wait; beyond that `HashingBusy` is answered 503 with Retry-After, so memory stays
-bounded and the service's other routes keep answering.
+A new password must satisfy the password policy (`domain.password_problems`). Passwords are taken
+as typed: no trimming. Checking the current password counts as a sign-in for the limits (a wrong one
+is a failed sign-in of the account and the address: scte.services.members.limits), and every hash
+runs in the bounded pool (scte.services.members.hashing).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import quote
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from zxcvbn import zxcvbn
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select, update
 
-__all__ = [
-    "ESTIMATE_MAX_LENGTH",
-    "MAX_LENGTH",
-    "MIN_LENGTH",
-    "MIN_SCORE",
-    "UNUSABLE_HASH",
-    "HashingBusy",
-    "HashingPool",
-    "hash_password",
-    "password_problems",
-    "user_inputs",
-]
+from scte.bus.storage import utcnow
+from scte.contracts.members import PasswordResetRequested
+from scte.kit.app import ApiError, Context, DbSession, ErrorOut
+from scte.kit.auth import CurrentPrincipal, Forbidden
+from scte.kit.forwarding import ClientAddress
 
-MIN_LENGTH = 12
-MAX_LENGTH = 128
-MIN_SCORE = 3
-"""zxcvbn's score (0-4) a new password needs: 3 is "safely unguessable" (about 10^8 guesses)."""
-ESTIMATE_MAX_LENGTH = 72
-"""zxcvbn's own input limit: its cost grows with the length (70 ms at 72 characters), and a strong
-start is strong whatever follows it."""
-UNUSABLE_HASH = "!"
-"""The stored hash of an account that cannot sign in (seeded demo members): no password verifies."""
+from . import domain
+from .api import abuse_limits, hashing_pool
+from .db import members, password_resets
+from .sessions import TOPIC, TokenOut, hash_secret, new_secret, revoke_all_sessions, start_session
 
-T = TypeVar("T")
+__all__ = ["MAX_OUTSTANDING_RESETS", "RESET_TOKEN_TTL", "WrongPassword", "router"]
 
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a real password, used to even out sign-in timing")
+router = APIRouter(tags=["passwords"])
+
+RESET_TOKEN_TTL = timedelta(minutes=30)
+MAX_OUTSTANDING_RESETS = 3
+RESET_ACCEPTED = (
+    "If an account has this e-mail address, a link to choose a new password is on its way; it works once, "
+    "within 30 minutes."
+)
 
 
-def hash_password(password: str) -> str:
-    """argon2id with the library's recommended parameters (blocking: call it in a worker)."""
-    return _hasher.hash(password)
+class WrongPassword(ApiError):
+    """The current password given with a change is wrong (a failed sign-in, for the rate limits)."""
+
+    status_code = 400
+    code = "wrong_password"
 
 
-def _verify(stored: str | None, password: str) -> tuple[bool, bool]:
-    """(valid, needs rehash). An unknown account or an unusable hash costs a real verification too,
-    so the answer's timing does not tell which accounts exist or can sign in."""
+class InvalidResetToken(ApiError):
+    status_code = 400
+    code = "invalid_reset_token"
+
+
+Password = Annotated[str, Field(min_length=1, max_length=domain.PASSWORD_MAX_LENGTH)]
+
+
+class _In(BaseModel):
+    # passwords are taken as typed: no str_strip_whitespace here
+    model_config = ConfigDict(extra="forbid")
+
+
+class PasswordChangeIn(_In):
+    current_password: Password
+    new_password: Password
+
+
+class ResetRequestIn(_In):
+    email: Annotated[str, Field(min_length=1, max_length=254)]
+
+
+class ResetConfirmIn(_In):
+    token: Annotated[str, Field(min_length=1, max_length=256)]
+    new_password: Password
+
+
+class MessageOut(BaseModel):
+    message: str
+
+
+async def _policy(password: str, email: str, display_name: str) -> None:
+    # zxcvbn is pure Python (up to ~70 ms): off the event loop
+    problems = await asyncio.to_thread(domain.password_problems, password, email, display_name)
+    if problems:
+        raise domain.MembersError("new password: " + "; ".join(problems))
+
+
+@router.post(
+    "/members/{member_id}/password",
+    summary="Change one's password (the member only; the current password required): every session is "
+    "revoked and a new one begins",
+    responses={400: {"model": ErrorOut, "description": "The current password is wrong, or the new one too weak"}},
+)
+async def change_password(
+    member_id: str,
+    body: PasswordChangeIn,
+    principal: CurrentPrincipal,
+    ctx: Context,
+    session: DbSession,
+    address: ClientAddress,
+) -> TokenOut:
+    if principal.member_id != member_id:
+        raise Forbidden("only the member may change their password (staff: reset it by mail)")
+    row = (
+        await session.execute(
+            select(members.c.password_hash, members.c.email, members.c.display_name).where(members.c.id == member_id)
+        )
+    ).first()
+    await session.rollback()
+    if row is None:
+        raise Forbidden("only the member may change their password")
+    limits = abuse_limits(ctx)
+    await limits.before_sign_in(row.email, address)
+    valid, _rehash = await hashing_pool(ctx).verify(row.password_hash, body.current_password)
+    if not valid:
+        await limits.sign_in_failed(address)
+        raise WrongPassword("the current password is wrong")
+    await limits.sign_in_succeeded(row.email)
+    await _policy(body.new_password, row.email, row.display_name)
+    if body.new_password == body.current_password:
+        raise domain.MembersError("new password: choose one different from the current one")
+    new_hash = await hashing_pool(ctx).hash(body.new_password)
+    now = utcnow()
+    async with session.begin():
+        await session.execute(update(members).where(members.c.id == member_id).values(password_hash=new_hash))
+        await session.execute(
+            update(password_resets)
+            .where(password_resets.c.member_id == member_id, password_resets.c.used_at.is_(None))
+            .values(used_at=now)
+        )
+        await revoke_all_sessions(ctx.publish_in(session), session, member_id, "password_changed")
+    return await start_session(ctx, session, member_id)
+
+
+@router.post(
+    "/password-resets",
+    status_code=202,
+    summary="Ask for a password reset link by mail (no token needed; the same answer for any address)",
+)
+async def request_reset(body: ResetRequestIn, ctx: Context, session: DbSession) -> MessageOut:
     try:
-        if stored is None or stored == UNUSABLE_HASH:
-            _hasher.verify(_DUMMY_HASH, password)
-            return False, False
-        _hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return False, False
-    return True, _hasher.check_needs_rehash(stored)
+        email = domain.normalize_email(body.email)
+    except domain.MembersError:
+        return MessageOut(message=RESET_ACCEPTED)
+    now = utcnow()
+    async with session.begin():
+        member_id = await session.scalar(select(members.c.id).where(members.c.email == email))
+        if member_id is None:
+            return MessageOut(message=RESET_ACCEPTED)
+        outstanding = await session.scalar(
+            select(func.count())
+            .select_from(password_resets)
+            .where(
+                password_resets.c.member_id == member_id,
+                password_resets.c.used_at.is_(None),
+                password_resets.c.expires_at > now,
+            )
+        )
+        if int(outstanding or 0) >= MAX_OUTSTANDING_RESETS:
+            return MessageOut(message=RESET_ACCEPTED)  # the links already sent still work
+        token = new_secret()
+        expires_at = now + RESET_TOKEN_TTL
+        await session.execute(
+            password_resets.insert().values(
+                token_hash=hash_secret(token), member_id=member_id, created_at=now, expires_at=expires_at
+            )
+        )
+        link = f"{ctx.settings.public_url.rstrip('/')}/password-reset?token={quote(token)}"
+        await ctx.publish_in(session)(
+            PasswordResetRequested(member_id=member_id, reset_url=link, expires_at=expires_at, requested_at=now),
+            topic=TOPIC,
+        )
+    return MessageOut(message=RESET_ACCEPTED)
 
 
-# -- policy -----------------------------------------------------------------------------------------------
+@router.post(
+    "/password-resets/confirm",
+    summary="Choose a new password with a mailed reset token (no token needed): every session is revoked",
+    responses={400: {"model": ErrorOut, "description": "The token is unknown, used or expired, or the password weak"}},
+)
+async def confirm_reset(body: ResetConfirmIn, ctx: Context, session: DbSession) -> MessageOut:
+    token_hash = hash_secret(body.token)
+    found = (
+        await session.execute(
+            select(
+                password_resets.c.member_id,
+                password_resets.c.used_at,
+                password_resets.c.expires_at,
+                members.c.email,
+                members.c.display_name,
+            )
+            .join(members, members.c.id == password_resets.c.member_id)
+            .where(password_resets.c.token_hash == token_hash)
+        )
+    ).first()
+    await session.rollback()
+    _check_reset(found)
+    assert found is not None
+    await _policy(body.new_password, found.email, found.display_name)
+    new_hash = await hashing_pool(ctx).hash(body.new_password)
+    now = utcnow()
+    async with session.begin():
+        spent = await session.execute(
+            update(password_resets)
+            .where(
+                password_resets.c.token_hash == token_hash,
+                password_resets.c.used_at.is_(None),
+                password_resets.c.expires_at > now,
+            )
+            .values(used_at=now)
+        )
+        if spent.rowcount != 1:  # type: ignore[attr-defined]
+            raise InvalidResetToken("this reset link was used already: ask for a new one")
+        await session.execute(
+            update(password_resets)
+            .where(password_resets.c.member_id == found.member_id, password_resets.c.used_at.is_(None))
+            .values(used_at=now)
+        )
+        await session.execute(update(members).where(members.c.id == found.member_id).values(password_hash=new_hash))
+        await revoke_all_sessions(ctx.publish_in(session), session, found.member_id, "password_reset")
+    return MessageOut(message="Your password is changed; sign in with it. Every other session was signed out.")
 
 
-def user_inputs(email: str = "", display_name: str = "") -> list[str]:
-    """The words of the member's own e-mail address and name, which a password must not be built from."""
-    local, _, domain = email.lower().partition("@")
-    words = {local, *re.split(r"[^0-9a-z]+", local), *domain.split(".")[:-1]}
-    name = display_name.lower()
-    words.update({"".join(name.split()), *name.split()})
-    return sorted((w for w in words if len(w) >= 3), key=len, reverse=True)
-
-
-def _without(password: str, words: Iterable[str]) -> str:
-    rest = password.lower()
-    for word in words:
-        rest = rest.replace(word, "")
-    return rest
-
-
-def password_problems(password: str, email: str = "", display_name: str = "") -> list[str]:
-    """What is wrong with a new password (empty: acceptable). Blocking (about 70 ms at worst): call
-    it in a worker thread from an async route."""
-    if len(password) < MIN_LENGTH:
-        return [f"use at least {MIN_LENGTH} characters"]
-    if len(password) > MAX_LENGTH:
-        return [f"use at most {MAX_LENGTH} characters"]
-    inputs = user_inputs(email, display_name)
-    estimate = zxcvbn(password[:ESTIMATE_MAX_LENGTH], user_inputs=inputs)
-    if estimate["score"] < MIN_SCORE:
-        warning = str(estimate["feedback"].get("warning") or "").rstrip(".")
-        return ["this password is too easy to guess" + (f" ({warning})" if warning else "")]
-    rest = _without(password[:ESTIMATE_MAX_LENGTH], inputs)
-    if len(rest) < MIN_LENGTH or zxcvbn(rest)["score"] < MIN_SCORE:
-        return ["do not build your password from your e-mail address or name"]
-    return []
-
-
-# -- the bounded pool -------------------------------------------------------------------------------------
-
-
-class HashingBusy(Exception):
-    """Every worker is hashing and the queue is full: try again in `retry_after` seconds (503)."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("too many sign-ins are being checked right now; try again shortly")
-        self.retry_after = retry_after
-
-
-class HashingPool:
-    """argon2 hashing and verification on `workers` threads, with at most `queue` waiting."""
-
-    def __init__(self, workers: int | None = None, queue: int = 16) -> None:
-        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
-        self.queue = queue
-        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="argon2")
-        self._lock = threading.Lock()
-        self._pending = 0  # submitted and not finished (running or waiting), decremented by the worker
-
-    @property
-    def pending(self) -> int:
-        return self._pending
-
-    def _release(self, _future: object) -> None:
-        with self._lock:
-            self._pending -= 1
-
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        with self._lock:
-            if self._pending >= self.workers + self.queue:
-                raise HashingBusy(retry_after=1)
-            self._pending += 1
-        try:
-            future = self._executor.submit(fn, *args)
-        except BaseException:
-            self._release(None)
-            raise
-        # Released when the work ends, not when the caller stops waiting: a client that hangs up
-        # does not free a slot while its hash still runs.
-        future.add_done_callback(self._release)
-        return await asyncio.wrap_future(future)
-
-    async def hash(self, password: str) -> str:
-        return await self._run(hash_password, password)
-
-    async def verify(self, stored: str | None, password: str) -> tuple[bool, bool]:
-        """(valid, needs rehash) of `password` against `stored` (None: no such account)."""
-        return await self._run(_verify, stored, password)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+def _check_reset(found: object) -> None:
+    if found is None:
+        raise InvalidResetToken("this reset link is not valid: ask for a new one")
+    if getattr(found, "used_at", None) is not None:
+        raise InvalidResetToken("this reset link was used already: ask for a new one")
+    if found.expires_at <= utcnow():  # type: ignore[attr-defined]
+        raise InvalidResetToken("this reset link has expired (it works for 30 minutes): ask for a new one")

@@ -21,7 +21,7 @@ from scte.kit.testing import api_client
 from scte.kit.testing import test_settings as settings_in
 from scte.seed import _seed_members
 from scte.services.members.db import members
-from scte.services.members.passwords import UNUSABLE_HASH
+from scte.services.members.hashing import UNUSABLE_HASH
 from scte.services.members.service import build_runtime
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from scte.services.members.domain import MembersError, Profile, normalize_email, password_problems, validate_profile
-from scte.services.members.passwords import (
+from scte.services.members.hashing import (
     UNUSABLE_HASH,
     HashingBusy,
     HashingPool,
