@@ -9,13 +9,8 @@ import time
 import pytest
 
 from scte.services.members.domain import MembersError, Profile, normalize_email, password_problems, validate_profile
-from scte.services.members.hashing import (
-    UNUSABLE_HASH,
-    HashingBusy,
-    HashingPool,
-    hash_password,
-    user_inputs,
-)
+from scte.services.members.hashing import UNUSABLE_HASH, HashingBusy, HashingPool, hash_password
+from scte.services.members.password_policy import user_inputs
 
 EMAIL, NAME = "janedoe@example.com", "Jane Doe"
 
