@@ -95,7 +95,7 @@ def build_runtime(settings: Settings | None = None, *, limits: LimitSettings | N
         migrations="scte.services.members",
         domain_errors={MembersError: 400},
         issues_tokens=True,
-        background=[membership_sweep],
+        background=[membership_sweep, sessions.session_sweep],
         dependencies={
             "abuse_limits": AbuseLimits(limit_settings),
             "hashing": HashingPool(limit_settings.hash_workers, limit_settings.hash_queue),
