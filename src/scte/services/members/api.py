@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scte.contracts.members import MemberProfileUpdated, MemberRegistered
 from scte.kit.app import Conflict, Context, DbSession, NotFound, ServiceUnavailable
 from scte.kit.auth import AuthError, CurrentPrincipal, Principal, ensure_self_or_staff, require_role
-from scte.kit.bounds import INT_MAX
+from scte.kit.bounds import INT_MAX, StrictFlag
 from scte.kit.forwarding import ClientAddress
 
 from . import domain
@@ -71,7 +71,7 @@ class RegisterIn(_In):
     display_name: Annotated[str, Field(min_length=1, max_length=domain.DISPLAY_NAME_MAX)]
     city: Annotated[str | None, Field(max_length=100)] = None
     country: Annotated[str | None, Field(max_length=2)] = None
-    listed_in_directory: bool = False
+    listed_in_directory: StrictFlag = False
 
 
 class SignInIn(_In):
@@ -83,7 +83,7 @@ class ProfilePatch(_In):
     display_name: Annotated[str | None, Field(min_length=1, max_length=domain.DISPLAY_NAME_MAX)] = None
     city: Annotated[str | None, Field(max_length=100)] = None
     country: Annotated[str | None, Field(max_length=2)] = None
-    listed_in_directory: bool | SkipJsonSchema[None] = None
+    listed_in_directory: StrictFlag | SkipJsonSchema[None] = None
     """Not nullable: left out keeps the current choice, null is refused (422) like any non-boolean
     (SkipJsonSchema keeps None, the "left out" default, out of the documented type)."""
 

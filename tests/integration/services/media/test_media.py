@@ -86,3 +86,19 @@ async def test_bad_uploads_are_refused_with_a_message(service: Any) -> None:
     assert r.status_code == 422
     r = await service.client.get(f"/media/{'0' * 32}", headers=service.auth("m1"))
     assert r.status_code == 404 and r.json()["message"]
+
+
+async def test_an_uploads_owner_is_named_to_the_owner_and_staff_only(service: Any) -> None:
+    """A processed upload is visible to every signed-in member; its owner_id named its uploader even
+    when they are not listed in the directory."""
+    r = await upload(service, image(), member="unlisted-7")
+    assert r.status_code == 201, r.text
+    assert r.json()["owner_id"] == "unlisted-7"
+    media_id = r.json()["media_id"]
+    await service.eventually(lambda: processed(service, media_id, member="unlisted-7"))
+    seen_by_other = await service.client.get(f"/media/{media_id}", headers=service.auth("m2"))
+    assert seen_by_other.status_code == 200 and seen_by_other.json()["owner_id"] is None
+    assert "unlisted-7" not in seen_by_other.text
+    own = await service.client.get(f"/media/{media_id}", headers=service.auth("unlisted-7"))
+    assert own.json()["owner_id"] == "unlisted-7"
+    assert (await service.client.get(f"/media/{media_id}", headers=service.staff())).json()["owner_id"] == "unlisted-7"
