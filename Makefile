@@ -34,7 +34,7 @@ up: $(STAMP) assets
 	$(BIN)/scte up
 
 test: $(STAMP) assets
-	$(BIN)/pytest -n 2 --durations=15
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -168,11 +168,12 @@ def create_gateway(
         return await forward(service, path, request)
 
     if data_dir is not None:
-        from scte.web import company, portal, staff
+        from scte.web import company, courses, directory, gallery, inbox, portal, staff
         from scte.web.site import build_site, install_site
 
         site = build_site(clients, data_dir, public_key or data_dir / "keys" / "jwt-ed25519.pub.pem")
-        install_site(app, site, [portal.router, company.router, staff.router])
+        sections = [portal, courses, gallery, directory, inbox, company, staff]
+        install_site(app, site, [section.router for section in sections])
     return app
 
 
@@ -180,6 +181,7 @@ def main() -> None:
     """`python -m scte.web.gateway`: serve on `SCTE_GATEWAY_PORT` (default 8000)."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s gateway %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to a service is noise, and costs
     app = create_gateway(
         service_urls(settings),
         data_dir=settings.data_dir,

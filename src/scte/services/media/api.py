@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Path, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from scte.contracts.media import MediaUploaded
 from scte.kit.app import MAX_UPLOAD_BODY_SIZE, Context, DbSession, ErrorOut, NotFound, ServiceContext
-from scte.kit.auth import CurrentPrincipal, Principal
+from scte.kit.auth import CurrentPrincipal, Principal, ensure_self_or_staff
 
 from .db import media, renditions
 from .domain import MAX_BYTES, UploadRejected, storage_key, validate_upload
@@ -33,6 +33,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["media"])
 
 IdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+MemberPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
 CHUNK = 1024 * 1024
 
 
@@ -223,3 +224,22 @@ async def rendition(
     if row is None:
         raise NotFound(f"media {media_id} has no {name} rendition (yet)")
     return FileResponse(_storage(ctx).path(row.storage_key), media_type=row.content_type)
+
+
+@router.get("/members/{member_id}/media", summary="A member's uploads, newest first (self or staff)")
+async def member_media(
+    member_id: MemberPath,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=200)] = 60,
+) -> list[MediaOut]:
+    ensure_self_or_staff(principal, member_id)
+    rows = (
+        await session.execute(
+            select(media)
+            .where(media.c.owner_id == member_id)
+            .order_by(media.c.uploaded_at.desc(), media.c.media_id)
+            .limit(limit)
+        )
+    ).all()
+    return [await _out(session, row, principal) for row in rows]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -324,3 +324,32 @@ async def read_membership(
         lapses_on=domain.lapses_on(membership),
         status=status,
     )
+
+
+class RolesIn(_In):
+    roles: Annotated[list[Literal["member", "staff"]], Field(max_length=2)]
+    """The site roles staff grant; `company_admin` is granted by a company (company.roles_changed) and kept."""
+
+
+@router.put("/members/{member_id}/roles", summary="Set a member's site roles (staff)")
+async def set_roles(
+    member_id: str,
+    body: RolesIn,
+    principal: Annotated[Principal, Depends(require_role("staff"))],
+    ctx: Context,
+    session: DbSession,
+) -> MemberOut:
+    wanted = set(body.roles) | {"member"}
+    if member_id == principal.member_id and "staff" not in wanted:
+        raise domain.MembersError("staff cannot take away their own staff role (ask another staff member)")
+    async with session.begin():
+        row = (await session.execute(select(members.c.roles).where(members.c.id == member_id))).first()
+        if row is None:
+            raise NotFound(f"no member {member_id}")
+        kept = {r for r in (row.roles or []) if r == "company_admin"}
+        await session.execute(
+            update(members)
+            .where(members.c.id == member_id)
+            .values(roles=sorted(wanted | kept), updated_at=ctx.clock.now())
+        )
+    return await _member(session, member_id)
