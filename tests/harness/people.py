@@ -28,6 +28,7 @@ __all__ = [
     "sign_in",
     "sign_out",
     "staff_person",
+    "use_staff_password",
 ]
 
 GOOD_CARD = {"number": "4242 4242 4242 4242", "exp_month": "12", "exp_year": "2099", "cvc": "123"}
@@ -102,11 +103,21 @@ def eventually_on_page(page: Page, check: Callable[[Page], bool], *, timeout: fl
         page.reload()
 
 
-def staff_person() -> Person:
-    """The install's staff account (the seed's; one place to change when staff accounts are made otherwise)."""
-    from scte.seed import SEED_PASSWORD, STAFF_EMAIL
+_STAFF_PASSWORD: list[str] = []
 
-    return Person(STAFF_EMAIL, SEED_PASSWORD, "SCTE Staff")
+
+def use_staff_password(password: str) -> None:
+    """The staff password of the session's platform (`scte up` shows it once: `Platform.staff_password`)."""
+    _STAFF_PASSWORD[:] = [password]
+
+
+def staff_person() -> Person:
+    """The install's staff account (the seed's, with the password `scte up` showed at its first start)."""
+    from scte.seed import STAFF_EMAIL
+
+    if not _STAFF_PASSWORD:
+        raise RuntimeError("no staff password: the platform fixture calls use_staff_password()")
+    return Person(STAFF_EMAIL, _STAFF_PASSWORD[0], "SCTE Staff")
 
 
 def open_staff_member_page(staff: Page, person: Person) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -77,6 +78,18 @@ class Platform:
     def client(self, token: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+
+    def staff_password(self) -> str:
+        """The staff password `scte up` showed once at its first start (in the harness's log of its output);
+        `SCTE_STAFF_PASSWORD` when the platform was started otherwise."""
+        given = os.environ.get("SCTE_STAFF_PASSWORD")
+        if given:
+            return given
+        log = (self.data_dir.parent / "scte-up.log").read_text(encoding="utf-8", errors="replace")
+        shown = re.findall(r"staff sign-in: \S+\s+password: (\S+)", log)
+        if not shown:
+            raise RuntimeError("scte up showed no staff password (set SCTE_STAFF_PASSWORD)")
+        return str(shown[-1])
 
     # -- mail ----------------------------------------------------------------------------------------------
 
