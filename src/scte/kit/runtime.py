@@ -172,7 +172,7 @@ class ServiceRuntime:
         )
         self.context = context
         self.app.state.context = context
-        self.app.state.revocations = RevocationCheck(sessions)
+        self.app.state.revocations = RevocationCheck(engine)
         if self.on_start is not None:
             await self.on_start(context)
         relay.start()
