@@ -1,7 +1,7 @@
 """The website's server time per page: p50 and p99 at 1 and at 16 concurrent signed-in sessions.
 
     python bench/pages.py                       # starts its own `scte up` (seeded), JSON on stdout
-    python bench/pages.py --url http://127.0.0.1:8000 --data ./var    # a platform already running
+    python bench/pages.py --url http://127.0.0.1:8000 --data ./var    # a platform already running (its data: staff)
     python bench/pages.py --quick               # fewer requests (a smoke run: figures are not results)
 
 Each page is asked for by GET over keep-alive connections on loopback, as a signed-in browser would
@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -63,12 +64,24 @@ def _cookies(tokens: dict[str, Any]) -> dict[str, str]:
     return {"scte_session": tokens["access_token"], "scte_refresh": tokens.get("refresh_token", "")}
 
 
-async def people(url: str) -> dict[str, dict[str, str]]:
-    """Cookies of a member (dues paid), a company admin and staff, made through the APIs."""
-    from scte.seed import SEED_PASSWORD, STAFF_EMAIL
+def create_staff(data_dir: Path) -> tuple[str, str]:
+    """A staff account made with `scte admin create-staff`: (email, the password it shows once)."""
+    email = f"bench-staff-{uuid.uuid4().hex[:8]}@bench.example"
+    done = subprocess.run(
+        [sys.executable, "-m", "scte.cli", "admin", "create-staff", email, "--data", str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return email, done.stdout.rsplit(": ", 1)[1].strip()
 
+
+async def people(url: str, data_dir: Path) -> dict[str, dict[str, str]]:
+    """Cookies of a member (dues paid), a company admin and staff, made through the APIs."""
+    staff_email, staff_password = create_staff(data_dir)
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        staff = await _token(client, STAFF_EMAIL, SEED_PASSWORD)
+        staff = await _token(client, staff_email, staff_password)
         made = {}
         for who in ("member", "admin"):
             email = f"bench-{who}-{uuid.uuid4().hex[:8]}@bench.example"
@@ -131,8 +144,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-async def bench(url: str, requests: int, conditions: Conditions) -> list[dict[str, Any]]:
-    cookies = await people(url)
+async def bench(url: str, data_dir: Path, requests: int, conditions: Conditions) -> list[dict[str, Any]]:
+    cookies = await people(url, data_dir)
     plan = (
         [(p, "visitor") for p in PUBLIC_PAGES]
         + [(p, "member") for p in MEMBER_PAGES]
@@ -160,6 +173,7 @@ async def bench(url: str, requests: int, conditions: Conditions) -> list[dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="a running platform's gateway (else this starts its own scte up)")
+    parser.add_argument("--data", type=Path, default=Path("./var"), help="that platform's data directory (staff)")
     parser.add_argument("--requests", type=int, default=300, help="requests per page and concurrency level")
     parser.add_argument("--quick", action="store_true", help="40 requests per page: a smoke run")
     args = parser.parse_args()
@@ -167,7 +181,7 @@ def main() -> None:
     conditions = Conditions()
     report: dict[str, Any] = {"benchmark": "pages", "requests": requests}
     if args.url:
-        report["pages"] = asyncio.run(bench(args.url.rstrip("/"), requests, conditions))
+        report["pages"] = asyncio.run(bench(args.url.rstrip("/"), args.data, requests, conditions))
     else:
         from tests.harness.platform import running_platform
 
@@ -181,7 +195,7 @@ def main() -> None:
                 return path
 
         with running_platform(_Factory(), "bench-pages") as platform:  # type: ignore[arg-type]
-            report["pages"] = asyncio.run(bench(platform.url, requests, conditions))
+            report["pages"] = asyncio.run(bench(platform.url, platform.data_dir, requests, conditions))
     report["conditions"] = conditions.report()
     conditions.say()
     print(json.dumps(report, indent=2))
