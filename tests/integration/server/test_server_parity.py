@@ -254,7 +254,6 @@ def test_star_selects_every_message_attribute(client: Any) -> None:
 # -- 13. standard queues: a message visible again comes before newer ones -----------------------------------
 
 
-@pytest.mark.xfail(reason="issue 15 point 13: comes with the depth counters", strict=True)
 def test_message_visible_again_comes_back_before_newer_ones(client: Any) -> None:
     url = client.create_queue(QueueName=fresh("redeliver"))["QueueUrl"]
     client.send_message(QueueUrl=url, MessageBody="first")
