@@ -1,23 +1,39 @@
 """End-to-end benchmark of the bus: publish (outbox) -> relay -> broker -> consumer (inbox) -> handler.
 
-    python bench/bus.py [--quick] [--events N] [--modes inprocess,http,faststream]
+    python bench/bus.py [--quick] [--events N] [--modes http,http-per-event,...] [--runs R]
 
-Prints one JSON document on stdout (machine, then one entry per mode), progress on stderr.
+Prints one JSON document on stdout (machine and conditions, then one entry per mode and run), progress
+on stderr. `--runs R` runs the whole list of modes R times, interleaved (mode 1, mode 2, ..., mode 1, ...),
+so that a machine getting busier or quieter weighs on every mode alike.
 
-Modes, each on fresh databases in a temporary directory:
-- inprocess: the `scte.queue` engine in this process (`InProcessTransport`), no HTTP;
-- http: `scte queue serve` in a subprocess, the AWS transport (aiobotocore) over loopback;
-- faststream: what a Python team would otherwise pick, FastStream with RabbitMQ (127.0.0.1:5672,
-  guest/guest): a durable queue, persistent messages with publisher confirms, ack after the handler;
-- faststream-bare (not run by default): the same with a handler that does no database work.
+A mode is `<side>[-per-event|-grouped][-full]`, each on fresh databases in a temporary directory:
+- side `http` (the headline: a networked broker, as RabbitMQ is): `scte queue serve` in a subprocess,
+  the AWS transport over loopback; side `inprocess`: the `scte.queue` engine in this process, no network;
+  side `faststream`: what a Python team would otherwise pick, FastStream 0.7.8 with RabbitMQ
+  (127.0.0.1:5672): a durable queue, persistent messages with publisher confirms, ack after the handler;
+- transactions on the consumer's side: ours by default commits the messages of one receive (up to 10)
+  in one transaction (`Consumer.handle_many`, each handler in a savepoint), `-per-event` gives every
+  event its own transaction (`Consumer(transaction_per_event=True)`). FastStream by default commits
+  once per event; FastStream has no batch subscriber for RabbitMQ (only for Kafka, Redis and NATS),
+  so `-grouped` is the nearest a FastStream user can write: handlers hand their event to a group that
+  commits up to 10 in one transaction (each in a savepoint, as ours) and return when it committed;
+- durability: by default our broker and the SQLite databases run at `synchronous=NORMAL` (a commit
+  survives a process crash, not a power loss); `-full` runs our broker at `durability=full` and every
+  SQLite database of the side (outbox, inbox, effects) at `synchronous=FULL` (fsync per commit), as
+  RabbitMQ's publisher confirms of persistent messages come after its disk write;
+- concurrency: our consumer runs `--concurrency` handlers (32); FastStream's channel gets
+  `prefetch_count` = the same number, which bounds its concurrent handlers too (aio-pika starts a
+  task per delivered, unacknowledged message);
+- `faststream-bare` (not run by default): FastStream with a handler that does no database work.
 
 The work is the same everywhere: the handler inserts one effect row into a SQLite service database
 (`scte.bus.database.sqlite_engine`, the inline driver) in a transaction that also checks and records
 the event id (our inbox; for FastStream the same check and insert in its handler). Our events are
-published through the transactional outbox (one transaction per event, as a service does: the
-primary figure) and relayed; FastStream publishes straight to the broker.
+published through the transactional outbox (one transaction per event, as a service does) and relayed;
+FastStream publishes straight to the broker. Where the two still differ is listed in docs/benchmarks.md.
 
-Load averages are recorded per mode (before and after): the figures mean little on a busy machine.
+Every mode records the load average before and after it and the CPU other processes used meanwhile
+(bench/conditions.py); a run is only called quiet when every mode ran on a quiet machine.
 
 Measured per mode: saturated throughput (`events` published by concurrent publishers as fast as they
 go, until the last is handled) with publish-to-handler latency p50/p99 under that load, and unloaded
@@ -30,7 +46,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -41,12 +56,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, bindparam, insert, select
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, bindparam, event, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bus_faststream import run_faststream
+from conditions import Conditions, rabbitmq_processes
 from scte.bus.consumer import Consumer
 from scte.bus.contracts import Event, EventRegistry
 from scte.bus.database import sessionmaker, sqlite_engine
@@ -118,9 +134,23 @@ def summary(
     return out
 
 
-async def service_db(directory: Path) -> tuple[Any, async_sessionmaker[AsyncSession]]:
+def synchronous_full(db: Any) -> None:
+    """`synchronous=FULL` on every connection of a SQLite engine (after `configure_sqlite`'s NORMAL)."""
+
+    @event.listens_for(db.sync_engine, "connect")
+    def _full(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+
+async def service_db(directory: Path, *, full: bool = False) -> tuple[Any, async_sessionmaker[AsyncSession]]:
     db = sqlite_engine(directory / "service.db")
+    if full:
+        synchronous_full(db)
     async with db.begin() as conn:
+        level = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+        assert level == (2 if full else 1), f"service database at synchronous={level}"  # FULL=2, NORMAL=1
         await conn.run_sync(bus_metadata.create_all)
         await conn.run_sync(service.create_all)
     return db, sessionmaker(db)
@@ -134,9 +164,11 @@ async def run_ours(
     publishers: int,
     latency_samples: int,
     concurrency: int,
+    per_event: bool = False,
+    full: bool = False,
     broker_cpu: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
-    db, sessions = await service_db(directory)
+    db, sessions = await service_db(directory, full=full)
     await transport.provision(TOPOLOGY)
     latencies: list[float] = []
     state = {"handled": 0, "target": 0}
@@ -161,6 +193,7 @@ async def run_ours(
         sessionmaker=sessions,
         concurrency=concurrency,
         wait_seconds=20,
+        transaction_per_event=per_event,
     )
 
     async def publish(seq: int) -> None:
@@ -211,7 +244,8 @@ async def bench_inprocess(directory: Path, **options: Any) -> dict[str, Any]:
     from scte.bus.transports.inprocess import InProcessTransport
     from scte.queue.engine import Engine, EngineConfig
 
-    engine = await Engine(EngineConfig(path=directory / "broker.db")).start()
+    durability = "full" if options.get("full") else "normal"
+    engine = await Engine(EngineConfig(path=directory / "broker.db", durability=durability)).start()
     try:
         return await run_ours(InProcessTransport(engine), directory, **options)
     finally:
@@ -232,7 +266,10 @@ async def bench_http(directory: Path, **options: Any) -> dict[str, Any]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCTE_QUEUE_")}
     server = subprocess.Popen(  # noqa: ASYNC220 - once, before anything is measured
-        [sys.executable, "-m", "scte.cli", "queue", "serve", "--port", str(port), "--data", str(directory / "broker")],
+        [
+            *(sys.executable, "-m", "scte.cli", "queue", "serve", "--port", str(port)),
+            *("--data", str(directory / "broker"), "--durability", "full" if options.get("full") else "normal"),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,  # one JSON log line per request
         stderr=subprocess.DEVNULL,
@@ -265,7 +302,7 @@ async def bench_http(directory: Path, **options: Any) -> dict[str, Any]:
 
 
 async def bench_faststream(directory: Path, **options: Any) -> dict[str, Any]:
-    db, sessions = await service_db(directory)
+    db, sessions = await service_db(directory, full=options.get("full", False))
 
     async def work(session: AsyncSession, event_id: str, seq: int, latency: float) -> None:
         # What our consumer does around the same handler: the inbox check, the effect, the inbox row;
@@ -286,10 +323,15 @@ async def bench_faststream(directory: Path, **options: Any) -> dict[str, Any]:
             events=options["events"],
             publishers=options["publishers"],
             latency_samples=options["latency_samples"],
+            prefetch=options["concurrency"],
+            grouped=options.get("grouped", False),
         )
     finally:
         await db.dispose()
-    return summary(raw["events"], raw["seconds"], raw["saturated"], raw["unloaded"], raw["cpu_seconds"])
+    result = summary(raw["events"], raw["seconds"], raw["saturated"], raw["unloaded"], raw["cpu_seconds"])
+    if raw["group_transactions"] is not None:  # saturated and unloaded together
+        result["group_transactions"] = raw["group_transactions"]
+    return result
 
 
 _SEEN = select(bus_inbox.c.event_id).where(
@@ -305,26 +347,45 @@ async def bench_faststream_bare(directory: Path, **options: Any) -> dict[str, An
     return await bench_faststream(directory, bare=True, **options)
 
 
-MODES: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
+SIDES: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "inprocess": bench_inprocess,
     "http": bench_http,
     "faststream": bench_faststream,
     "faststream-bare": bench_faststream_bare,
 }
-DEFAULT_MODES = "inprocess,http,faststream"
+DEFAULT_MODES = ",".join(
+    (
+        "http",  # the headline
+        "http-per-event",
+        "http-full",
+        "http-full-per-event",
+        "inprocess",
+        "inprocess-per-event",
+        "faststream",
+        "faststream-grouped",
+        "faststream-full",
+        "faststream-full-grouped",
+    )
+)
 
 
-def machine() -> dict[str, Any]:
-    import psutil  # type: ignore[import-untyped]
-
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-    }
+def parse_mode(mode: str) -> tuple[str, dict[str, Any]]:
+    """`http-full-per-event` -> ("http", {"full": True, "per_event": True}); refuses what does not exist."""
+    side, flags = mode, {"full": False}
+    if side.endswith("-full"):
+        side, flags["full"] = side[: -len("-full")], True
+    for suffix, key in (("-per-event", "per_event"), ("-grouped", "grouped")):
+        if side.endswith(suffix):
+            side, flags[key] = side[: -len(suffix)], True
+    if side.endswith("-full"):  # either order
+        side, flags["full"] = side[: -len("-full")], True
+    if side not in SIDES:
+        raise SystemExit(f"unknown mode {mode!r}: a side of {', '.join(SIDES)}, then -per-event/-grouped, -full")
+    if flags.get("per_event") and side.startswith("faststream"):
+        raise SystemExit(f"{mode}: FastStream commits per event by default; its batched variant is -grouped")
+    if flags.get("grouped") and not side.startswith("faststream"):
+        raise SystemExit(f"{mode}: ours groups by default; its per-event variant is -per-event")
+    return side, flags
 
 
 async def main() -> None:
@@ -333,38 +394,86 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=None)
     parser.add_argument("--latency-samples", type=int, default=None)
     parser.add_argument("--publishers", type=int, default=16)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--modes", default=DEFAULT_MODES, help=f"of {', '.join(MODES)}")
+    parser.add_argument("--concurrency", type=int, default=32, help="our consumer's; FastStream's prefetch")
+    parser.add_argument("--modes", default=DEFAULT_MODES, help=f"sides {', '.join(SIDES)} (see the docstring)")
+    parser.add_argument("--runs", type=int, default=1, help="repeat the list of modes, interleaved")
     args = parser.parse_args()
     events = args.events or (2_000 if args.quick else 20_000)
     samples = args.latency_samples or (100 if args.quick else 1_000)
+    modes = [m for m in args.modes.split(",") if m]
+    parsed = {mode: parse_mode(mode) for mode in modes}
+    conditions = Conditions()
     report: dict[str, Any] = {
         "benchmark": "bus",
-        "machine": machine(),
+        "command": " ".join(sys.argv),
         "events": events,
-        "events_per_transaction": 1,  # ours: one outbox row per business transaction, as a service publishes
+        "latency_samples": samples,
+        "events_per_publishing_transaction": 1,  # ours: one outbox row per business transaction
         "publishers": args.publishers,
         "consumer_concurrency": args.concurrency,
-        "results": {},
+        "faststream_prefetch": args.concurrency,
+        "runs": args.runs,
+        "results": {mode: [] for mode in modes},
     }
-    for mode in args.modes.split(","):
-        with tempfile.TemporaryDirectory(prefix=f"bench-bus-{mode}-") as tmp:
-            progress(f"{mode}: {events} events saturated, then {samples} unloaded")
-            options: dict[str, Any] = {"events": events, "publishers": args.publishers, "latency_samples": samples}
-            if not mode.startswith("faststream"):
-                options["concurrency"] = args.concurrency
-            load_before = [round(x, 2) for x in os.getloadavg()]
-            try:
-                report["results"][mode] = await MODES[mode](Path(tmp), **options)
-            except Exception as exc:  # one mode failing (no RabbitMQ) must not hide the others
-                progress(f"{mode} failed: {exc!r}")
-                report["results"][mode] = {"error": repr(exc)}
-            report["results"][mode]["load_average"] = {
-                "before": load_before,
-                "after": [round(x, 2) for x in os.getloadavg()],
-            }
-            progress(f"{mode}: {json.dumps(report['results'][mode])}")
+    for run in range(1, args.runs + 1):
+        for mode in modes:
+            side, flags = parsed[mode]
+            with tempfile.TemporaryDirectory(prefix=f"bench-bus-{mode}-") as tmp:
+                progress(f"run {run}, {mode}: {events} events saturated, then {samples} unloaded")
+                options: dict[str, Any] = {
+                    "events": events,
+                    "publishers": args.publishers,
+                    "latency_samples": samples,
+                    "concurrency": args.concurrency,
+                    **flags,
+                }
+                extra = rabbitmq_processes() if side.startswith("faststream") else []
+                with conditions.side(f"{mode}#{run}", extra_processes=extra) as load:
+                    try:
+                        result = await SIDES[side](Path(tmp), **options)
+                    except Exception as exc:  # one mode failing (no RabbitMQ) must not hide the others
+                        progress(f"{mode} failed: {exc!r}")
+                        result = {"error": repr(exc)}
+                result["run"] = run
+                result["transactions"] = (
+                    "one per event"
+                    if flags.get("per_event") or (side.startswith("faststream") and not flags.get("grouped"))
+                    else "one per group of up to 10 events"
+                )
+                result["durability"] = "full (fsync per commit)" if flags["full"] else "normal"
+                result["conditions"] = load
+                report["results"][mode].append(result)
+                progress(f"{mode}: {json.dumps(result)}")
+    report["ratios_in_the_same_run"] = ratios(report["results"], args.runs)
+    report["conditions"] = conditions.report()
     print(json.dumps(report, indent=2))
+    conditions.say()
+
+
+# (ours, theirs): events/s of ours over theirs, per run; the first is the headline
+COMPARISONS = (
+    ("http", "faststream"),
+    ("http-full-per-event", "faststream-full"),
+    ("http-per-event", "faststream"),
+    ("http", "faststream-grouped"),
+    ("http-full", "faststream-full-grouped"),
+    ("inprocess", "faststream"),
+    ("inprocess-per-event", "faststream"),
+)
+
+
+def ratios(results: dict[str, list[dict[str, Any]]], runs: int) -> dict[str, list[float | None]]:
+    out: dict[str, list[float | None]] = {}
+    for ours, theirs in COMPARISONS:
+        if ours not in results or theirs not in results:
+            continue
+        per_run: list[float | None] = []
+        for run in range(runs):
+            a = results[ours][run].get("events_per_second")
+            b = results[theirs][run].get("events_per_second")
+            per_run.append(round(a / b, 2) if a and b else None)
+        out[f"{ours} / {theirs}"] = per_run
+    return out
 
 
 if __name__ == "__main__":

@@ -10,9 +10,18 @@ Prints one JSON document on stdout, progress on stderr. Measurements, each on a 
 - receive latency (max 1 message, the receive alone is timed; each received message is deleted and
   replaced so the backlog stays put) with 1,000 queued messages and with a large backlog, and at each
   backlog how long `Engine.queue_gauges` (a /metrics scrape's gauges) holds the broker's loop;
-- the plain baseline: sqlite3 with WAL and synchronous=NORMAL, one table indexed on (queue_id,
-  visible_at), inserting in transactions of 10 and receiving-and-deleting in batches of 10. The engine's
-  cycles are reported as ratios of the plain cycle rate 1 / (1/inserts + 1/receive-and-delete).
+- two plain sqlite3 baselines, WAL and synchronous=NORMAL, one table indexed on (queue_id, visible_at),
+  200-byte bodies, one thread, no framework around them:
+  - serial (`plain_sqlite`): first every insert, 10 per transaction; then, per 10 messages, one
+    transaction that selects 10 visible and marks them invisible and another that deletes them: 3
+    commits per 10 messages, and a cycle rate of 1 / (1/inserts + 1/receive-and-delete);
+  - grouped commit (`plain_sqlite_grouped`): what the engine does when a producer and a consumer run
+    together, by hand: per round one transaction inserts 10, receives 10 (select and mark) and deletes
+    the 10 received the round before: 1 commit per 10 messages, the ceiling of a group-committing
+    queue on this SQLite. The engine's cycles are reported as ratios of both.
+
+`--save` also writes the JSON to bench/results/queue_engine-<UTC time>.json (every recorded run is kept).
+Around each measurement the load and the CPU of other processes are recorded (bench/conditions.py).
 """
 
 from __future__ import annotations
@@ -34,6 +43,9 @@ from typing import Any
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from conditions import Conditions
 from scte.queue import Engine, EngineConfig
 
 BODY_BYTES = 200
@@ -278,6 +290,44 @@ def plain_sqlite(db: Path, messages: int) -> dict[str, Any]:
     }
 
 
+def plain_sqlite_grouped(db: Path, messages: int) -> dict[str, Any]:
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, "
+        "visible_at INTEGER NOT NULL, body TEXT NOT NULL)"
+    )
+    conn.execute("CREATE INDEX messages_ready ON messages (queue_id, visible_at)")
+    started = time.perf_counter()
+    sent = deleted = commits = 0
+    received: list[tuple[int]] = []
+    while deleted < messages:
+        now = int(time.time() * 1000)
+        conn.execute("BEGIN IMMEDIATE")
+        if sent < messages:
+            batch = [(now, body(i)) for i in range(sent, min(messages, sent + 10))]
+            conn.executemany("INSERT INTO messages (queue_id, visible_at, body) VALUES (1, ?, ?)", batch)
+            sent += len(batch)
+        rows = conn.execute(
+            "SELECT id, body FROM messages WHERE queue_id=1 AND visible_at<=? ORDER BY visible_at LIMIT 10",
+            (now,),
+        ).fetchall()
+        conn.executemany("UPDATE messages SET visible_at=? WHERE id=?", [(now + 30_000, r[0]) for r in rows])
+        conn.executemany("DELETE FROM messages WHERE id=?", received)  # the ones received the round before
+        conn.execute("COMMIT")
+        commits += 1
+        deleted += len(received)
+        received = [(r[0],) for r in rows]
+    seconds = time.perf_counter() - started
+    conn.close()
+    return {
+        "messages": messages,
+        "commits": commits,
+        "cycle_per_s": round(messages / seconds, 1),
+    }
+
+
 # -- the run ----------------------------------------------------------------------------------------
 
 
@@ -307,9 +357,14 @@ def machine_info(root: Path) -> dict[str, Any]:
     }
 
 
+CONDITIONS: Conditions | None = None
+
+
 def timed(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     progress(f"{name} ...")
-    result = fn()
+    assert CONDITIONS is not None
+    with CONDITIONS.side(name):
+        result = fn()
     result["rss_mb_after"] = rss_mb()
     progress(f"{name}: {json.dumps(result)}")
     return result
@@ -321,7 +376,10 @@ def main() -> None:
     parser.add_argument("--messages", type=int, help="messages per cycle measurement (default 100,000)")
     parser.add_argument("--backlog", type=int, help="the large backlog (default 1,000,000)")
     parser.add_argument("--dir", type=Path, help="where the temporary databases go (default: system temp)")
+    parser.add_argument("--save", action="store_true", help="also write bench/results/queue_engine-<UTC>.json")
     args = parser.parse_args()
+    global CONDITIONS
+    CONDITIONS = Conditions()
     messages = args.messages or (20_000 if args.quick else 100_000)
     backlog = args.backlog or (100_000 if args.quick else 1_000_000)
     root = args.dir or Path(tempfile.gettempdir())
@@ -347,9 +405,12 @@ def main() -> None:
     with fresh_db(root, "latency-large") as db:
         large = timed("receive latency, large backlog", lambda: asyncio.run(receive_latency(db, backlog)))
     with fresh_db(root, "plain") as db:
-        plain = timed("plain sqlite3 baseline", lambda: plain_sqlite(db, messages))
+        plain = timed("plain sqlite3 baseline, serial", lambda: plain_sqlite(db, messages))
+    with fresh_db(root, "plain-grouped") as db:
+        grouped = timed("plain sqlite3 baseline, grouped commit", lambda: plain_sqlite_grouped(db, messages))
 
     cycle = plain["cycle_per_s"]
+    ceiling = grouped["cycle_per_s"]
     report.update(
         {
             "batched_cycle": batched,
@@ -360,17 +421,29 @@ def main() -> None:
                 "p99_large_over_small": round(large["p99_ms"] / small["p99_ms"], 2),
             },
             "plain_sqlite": plain,
+            "plain_sqlite_grouped": grouped,
             "ratios_to_plain_cycle": {
                 "batched": round(batched["messages_per_s"] / cycle, 3),
                 "unbatched": round(unbatched["messages_per_s"] / cycle, 3),
+            },
+            "ratios_to_plain_grouped_cycle": {
+                "batched": round(batched["messages_per_s"] / ceiling, 3),
+                "unbatched": round(unbatched["messages_per_s"] / ceiling, 3),
             },
             "peak_rss_mb": peak_rss_mb(),
             "largest_db_size_mb": large["db_size_mb"],
             "total_seconds": round(time.perf_counter() - started, 1),
         }
     )
-    json.dump(report, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    report["conditions"] = CONDITIONS.report()
+    report["command"] = " ".join(sys.argv)
+    text = json.dumps(report, indent=2) + "\n"
+    sys.stdout.write(text)
+    if args.save:
+        path = Path(__file__).parent / "results" / f"queue_engine-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+        path.write_text(text)
+        progress(f"saved {path}")
+    CONDITIONS.say()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
 """The seed's own claim measured: "exam passed" answered by the async flow vs a synchronous REST chain.
 
-    python bench/sync_vs_async.py [--quick] [--levels 1,4,16,64] [--sides async,sync,sync_fanout]
+    python bench/sync_vs_async.py [--quick] [--levels 1,4,16,64] [--sides async,sync,sync_fanout] [--runs 3]
 
-Prints one JSON document on stdout (machine and load average, then one entry per side), progress on
-stderr. See docs/benchmarks.md for the method and the figures.
+Prints one JSON document on stdout (machine and conditions, then per side a list with one entry per run),
+progress on stderr. `--runs R` repeats the sides R times interleaved (async, sync, sync_fanout, async, ...),
+each run on fresh directories, so that a machine getting busier or quieter weighs on every side alike.
+Both sides store through the same SQLite driver, the inline one of the services (`sqlite+scte`). Each
+side's load average before and after and the CPU other processes used meanwhile are recorded
+(bench/conditions.py); the run is called quiet only if every side ran on a quiet machine. See
+docs/benchmarks.md for the method and the figures.
 
 Sides:
 - async: the real platform, `scte up --no-seed` on a temporary data directory and free ports. The
@@ -58,6 +63,9 @@ from scte.kit.auth import TokenIssuer, generate_key_pair  # noqa: E402
 from scte.platform import SERVICES  # noqa: E402
 from scte.services.learning.seed import EXAMS  # noqa: E402
 from scte.web.mail import mail_db_path  # noqa: E402
+
+sys.path.insert(0, str(BENCH))
+from conditions import Conditions  # noqa: E402
 
 PASSWORD = "a long enough passphrase 42"
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2099, "cvc": "123"}
@@ -522,11 +530,21 @@ async def prepare_platform(p: Platform, members: int, companies: int) -> tuple[s
         async def member(i: int) -> tuple[str, str]:
             member_id, email, token = await register(f"Bench Member {i}")
             auth = {"Authorization": f"Bearer {token}"}
-            check(
+            # joining a company takes consent: invited (here by staff), accepted by the member
+            invitation = check(
                 await client.post(
-                    f"/api/companies/companies/{company_ids[i % companies]}/employees", json={}, headers=auth
+                    f"/api/companies/companies/{company_ids[i % companies]}/invitations",
+                    json={"member_id": member_id},
+                    headers={"Authorization": f"Bearer {staff}"},
                 ),
                 201,
+            )
+            check(
+                await client.post(
+                    f"/api/companies/members/{member_id}/invitations/{invitation['invitation_id']}/accept",
+                    headers=auth,
+                ),
+                200,
             )
             order = check(
                 await client.post(
@@ -653,7 +671,11 @@ class Chain:
         for role in ("learning", *CHAIN_ROLES):
             self.spawn(role)
         for role in ("learning", *CHAIN_ROLES):
-            wait_health(self.url(role) + "/health", 60, self.processes[role])
+            try:  # start-up is not measured; on a loaded machine eight processes importing FastAPI take a while
+                wait_health(self.url(role) + "/health", 180, self.processes[role])
+            except RuntimeError as exc:
+                log_text = (self.root / "logs" / f"{role}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{role}: {exc}\n{log_text}") from exc
 
     def stop_notifications(self) -> None:
         stop_process(self.processes["notifications"])
@@ -755,7 +777,9 @@ async def main() -> None:
     parser.add_argument("--companies", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--via-gateway", action="store_true", help="async side: send through the gateway")
+    parser.add_argument("--runs", type=int, default=1, help="repeat the sides this many times, interleaved")
     args = parser.parse_args()
+    conditions = Conditions()
     args.levels = [int(x) for x in (args.levels or "1,4,16,64").split(",")]
     args.per_client = args.per_client or (1 if args.quick else 10)
     args.min_requests = args.min_requests or (8 if args.quick else 200)
@@ -782,23 +806,35 @@ async def main() -> None:
             "companies": args.companies,
             "programs": len(PROGRAMS),
         },
+        "command": " ".join(sys.argv),
+        "runs": args.runs,
         "sides": {},
     }
-    with tempfile.TemporaryDirectory(prefix="scte-sync-vs-async-") as tmp:
-        root = Path(tmp)
-        for name in args.sides.split(","):
-            started = time.monotonic()
-            if name == "async":
-                result = await run_async(root, args, members)
-            elif name in ("sync", "sync_fanout"):
-                result = await run_sync(root, args, members, "serial" if name == "sync" else "fanout")
-            else:
-                raise SystemExit(f"unknown side {name}")
-            result["wall_s"] = round(time.monotonic() - started, 1)
-            result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-            report["sides"][name] = result
+    sides = args.sides.split(",")
+    for name in sides:
+        if name not in ("async", "sync", "sync_fanout"):
+            raise SystemExit(f"unknown side {name}")
+        report["sides"][name] = []
+    for run in range(1, args.runs + 1):
+        for name in sides:
+            with tempfile.TemporaryDirectory(prefix=f"scte-sync-vs-async-{run}-") as tmp:
+                root = Path(tmp)
+                started = time.monotonic()
+                log(f"run {run}: {name}")
+                with conditions.side(f"{name}#{run}") as load:
+                    if name == "async":
+                        result = await run_async(root, args, members)
+                    else:
+                        result = await run_sync(root, args, members, "serial" if name == "sync" else "fanout")
+                result["run"] = run
+                result["wall_s"] = round(time.monotonic() - started, 1)
+                result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+                result["conditions"] = load
+                report["sides"][name].append(result)
     report["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["conditions"] = conditions.report()
     print(json.dumps(report, indent=2))
+    conditions.say()
 
 
 if __name__ == "__main__":

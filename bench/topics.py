@@ -37,6 +37,7 @@ import aiohttp
 from scte.queue import Engine, EngineConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conditions import Conditions
 from queue_engine import fresh_db, machine_info, peak_rss_mb, progress
 
 BODY_BYTES = 200
@@ -209,6 +210,7 @@ def main() -> None:
     parser.add_argument("--publishes", type=int, help="publishes per measurement (default 20,000)")
     parser.add_argument("--dir", type=Path, help="where the temporary databases go (default: system temp)")
     args = parser.parse_args()
+    conditions = Conditions()
     publishes = args.publishes or (2_000 if args.quick else 20_000)
     root = args.dir or Path(tempfile.gettempdir())
     root.mkdir(parents=True, exist_ok=True)
@@ -231,7 +233,7 @@ def main() -> None:
             for batch in (False, True):
                 name = f"{where}_{'batch' if batch else 'single'}_fanout_{fanout}"
                 progress(f"{name} ...")
-                with fresh_db(root, name) as db:
+                with fresh_db(root, name) as db, conditions.side(name):
                     if where == "engine":
                         result = asyncio.run(engine_run(db, fanout, publishes, batch))
                     else:
@@ -242,8 +244,11 @@ def main() -> None:
     report["results"] = results
     report["peak_rss_mb"] = peak_rss_mb()
     report["total_seconds"] = round(time.perf_counter() - started, 1)
+    report["conditions"] = conditions.report()
+    report["command"] = " ".join(sys.argv)
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
+    conditions.say()
 
 
 if __name__ == "__main__":

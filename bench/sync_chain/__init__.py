@@ -4,7 +4,8 @@ after every downstream service has done its part, each called over HTTP in turn.
 Seven small FastAPI processes stand in for the platform's services (the platform's services have no
 synchronous "do your part now" endpoints: they react to events). Each has its own SQLite database
 opened through the same stack as the real services (`scte.kit.db.create_engine`: SQLAlchemy async,
-aiosqlite, WAL, `BEGIN IMMEDIATE`), verifies the caller's Ed25519 token like every real route, and
+the services' inline SQLite driver `sqlite+scte`, WAL, `BEGIN IMMEDIATE`), verifies the caller's
+Ed25519 token like every real route, and
 does the work the real handler does for the same event, using the real domain code where there is
 some (`score_attempt`, `award`, `milestones`, `designations`, the notification templates and the
 SMTP provider):

@@ -146,7 +146,9 @@ class Stand:
         self, role: str, data_dir: Path, public_key: Path, smtp_port: int, downstream: dict[str, str], mode: str
     ) -> None:
         self.role = role
-        self.engine: AsyncEngine = create_engine(f"sqlite+aiosqlite:///{data_dir / role}.db")
+        self.engine: AsyncEngine = create_engine(
+            f"sqlite+scte:///{data_dir / role}.db"
+        )  # the inline driver, as the services
         self.sessions: async_sessionmaker[AsyncSession] = sessionmaker(self.engine)
         self.verifier = TokenVerifier.from_file(public_key)
         self.smtp = SmtpProvider("127.0.0.1", smtp_port)

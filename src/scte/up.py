@@ -129,6 +129,8 @@ class Supervisor:
         )
         for name, info in SERVICES.items():
             env[f"SCTE_{name.upper()}_PORT"] = str(_port_env(name, info.port))
+        # links in mail (a password reset) point at the gateway unless the operator names another origin
+        env.setdefault("SCTE_PUBLIC_URL", f"http://{self.host}:{self.gateway_port}")
         if self.test_clock:
             env["SCTE_CLOCK_FILE"] = str(self.data_dir / "clock-offset")
         return env

@@ -125,6 +125,15 @@ CASES: dict[Key, Case] = {
     ("members", "GET", "/members/{member_id}/membership"): Case(
         Access.OWNER, lambda w: Req("GET", f"/members/{w.a.id}/membership")
     ),
+    ("members", "POST", "/members/{member_id}/password"): Case(
+        # with a wrong current password: A is told it is wrong (400), so A's sessions live on
+        Access.OWNER,
+        lambda w: Req(
+            "POST",
+            f"/members/{w.a.id}/password",
+            json={"current_password": "not the password 1234", "new_password": "another long passphrase 42"},
+        ),
+    ),
     # learning
     ("learning", "GET", "/courses"): Case(Access.SIGNED_IN, lambda w: Req("GET", "/courses")),
     ("learning", "GET", "/courses/{course_id}"): Case(
@@ -323,6 +332,10 @@ CASES: dict[Key, Case] = {
 EXEMPT: dict[Key, str] = {
     ("members", "POST", "/members"): "registration: opening an account needs no account",
     ("members", "POST", "/sessions"): "sign-in: how a token is obtained",
+    ("members", "POST", "/sessions/refresh"): "renewing a session: the refresh token in the body is the credential",
+    ("members", "POST", "/sessions/sign-out"): "signing out: the refresh token in the body is the credential",
+    ("members", "POST", "/password-resets"): "a forgotten password: the same answer for any address, the link by mail",
+    ("members", "POST", "/password-resets/confirm"): "a forgotten password: the mailed token is the credential",
     **{
         (service, "GET", "/health"): "liveness for the gateway and operators; tells nothing about anyone"
         for service in SERVICES
@@ -347,8 +360,10 @@ def _claims(member_id: str, **overrides: Any) -> dict[str, Any]:
         "roles": ["member", "staff"],
         "company_id": None,
         "iat": now,
-        "exp": now + 3600,
+        "exp": now + 600,
         "jti": uuid.uuid4().hex,
+        "sid": uuid.uuid4().hex,
+        "rev": 0,
     }
     claims.update(overrides)
     return claims
@@ -368,6 +383,9 @@ def bad_credentials(platform: Platform, world: World) -> dict[str, dict[str, str
     forged = jwt.encode(_claims(world.a.id), Ed25519PrivateKey.generate(), algorithm="EdDSA")
     now = int(time.time())
     expired = jwt.encode(_claims(world.a.id, iat=now - 7200, exp=now - 3600), platform_key, algorithm="EdDSA")
+    sessionless = jwt.encode(
+        {k: v for k, v in _claims(world.a.id).items() if k not in ("sid", "rev")}, platform_key, algorithm="EdDSA"
+    )
     other_audience = jwt.encode(_claims(world.a.id, aud="someone-else"), platform_key, algorithm="EdDSA")
     unsigned = _unsigned_token({"alg": "none", "typ": "JWT"}, _claims(world.a.id), lambda _data: b"")
     hs256 = _unsigned_token(
@@ -383,6 +401,7 @@ def bad_credentials(platform: Platform, world: World) -> dict[str, dict[str, str
         "another scheme": {"Authorization": f"Basic {world.a.token}"},
         "signed with another key": {"Authorization": f"Bearer {forged}"},
         "expired": {"Authorization": f"Bearer {expired}"},
+        "no session (sid, rev)": {"Authorization": f"Bearer {sessionless}"},
         "wrong audience": {"Authorization": f"Bearer {other_audience}"},
         "alg none": {"Authorization": f"Bearer {unsigned}"},
         "HS256 with the public key": {"Authorization": f"Bearer {hs256}"},
@@ -761,3 +780,89 @@ async def test_an_uninvited_company_sees_nothing_of_a_member(platform: Platform)
 
     person = await eventually(seen, what="the member visible to the company after accepting")
     assert person["email"] == member.email
+
+
+# -- revocation -----------------------------------------------------------------------------------------
+
+
+async def test_a_removed_admin_is_refused_within_a_second(platform: Platform) -> None:
+    """The reproduction: a company admin removed from the company (roles [], employment ended) went on
+    creating purchase orders and reading the company's employees and invoices with the old token for
+    up to 12 hours. Now companies' change reaches members, which revokes the admin's sessions, and
+    every service refuses the old token on its next request, within a second."""
+    staff = TokenIssuer.from_file(platform.data_dir / "keys" / "jwt-ed25519.pem").issue(
+        "e2e-staff", ["member", "staff"]
+    )
+    today = datetime.now(UTC).date()
+    validity = {"valid_from": today.isoformat(), "valid_until": (today + timedelta(days=30)).isoformat()}
+    async with platform.client() as anonymous, platform.client(staff) as staff_client:
+        tag = uuid.uuid4().hex[:8]
+        leaving, staying = await asyncio.gather(
+            _register(anonymous, f"Leaving Admin {tag}"), _register(anonymous, f"Staying Admin {tag}")
+        )
+        company_id = f"rev-{tag}"
+        r = await staff_client.post(
+            "/api/companies/companies",
+            json={"company_id": company_id, "name": company_id, "admin_member_id": leaving.id},
+        )
+        assert r.status_code == 201, r.text
+        r = await staff_client.post(f"/api/companies/companies/{company_id}/employees", json={"member_id": staying.id})
+        assert r.status_code == 201, r.text
+        r = await staff_client.put(
+            f"/api/companies/companies/{company_id}/roles/{staying.id}", json={"roles": ["admin"]}
+        )
+        assert r.status_code == 200, r.text
+
+        async def admin_session() -> dict[str, Any] | None:
+            signed = await _sign_in(anonymous, leaving.email)
+            return signed if signed["company_id"] == company_id else None
+
+        session = await eventually(admin_session, what="the leaving admin's token names the company")
+
+    attempts = {
+        "create a purchase order": lambda c, n: c.post(
+            f"/api/commerce/companies/{company_id}/purchase-orders",
+            json={"number": f"PO-REV-{n}", "limit_cents": 10_000, **validity},
+        ),
+        "read the employees": lambda c, n: c.get(f"/api/companies/companies/{company_id}/employees"),
+        "read the invoices": lambda c, n: c.get(f"/api/commerce/companies/{company_id}/invoices"),
+    }
+    async with platform.client(session["access_token"]) as admin:
+        for what, attempt in attempts.items():
+            r = await attempt(admin, 0)
+            assert r.status_code in (200, 201), f"before: {what}: {r.status_code} {r.text}"
+
+        async with platform.client(staff) as staff_client:
+            removed = await staff_client.delete(f"/api/companies/companies/{company_id}/employees/{leaving.id}")
+            assert removed.status_code == 200, removed.text
+        removed_at = time.monotonic()
+
+        answers: dict[str, tuple[float, httpx.Response]] = {}
+        n = 0
+        while len(answers) < len(attempts) and time.monotonic() - removed_at < 10:
+            n += 1
+            for what, attempt in attempts.items():
+                if what not in answers:
+                    r = await attempt(admin, n)
+                    if r.status_code != 200 and r.status_code != 201:
+                        answers[what] = (time.monotonic() - removed_at, r)
+            await asyncio.sleep(0.02)
+    print({what: round(elapsed, 3) for what, (elapsed, _r) in answers.items()})  # shown with -s
+    for what in attempts:
+        assert what in answers, f"the removed admin can still {what} 10 s later"
+        elapsed, r = answers[what]
+        assert r.status_code == 401 and "revoked" in r.json()["message"], f"{what}: {r.status_code} {r.text}"
+        assert elapsed <= 1.0, f"the removed admin could still {what} {elapsed:.2f} s after the removal"
+
+    async with platform.client() as anonymous:
+        # the session is over: its refresh token is refused too, and a new sign-in carries no role
+        refreshed = await anonymous.post(
+            "/api/members/sessions/refresh", json={"refresh_token": session["refresh_token"]}
+        )
+        assert refreshed.status_code == 401, refreshed.text
+        again = await _sign_in(anonymous, leaving.email)
+    assert again["company_id"] is None and "company_admin" not in again["roles"]
+    async with platform.client(again["access_token"]) as member:
+        for what, attempt in attempts.items():
+            r = await attempt(member, 99)
+            assert r.status_code == 403, f"signed in again, {what}: {r.status_code} {r.text}"

@@ -355,6 +355,10 @@ class Consumer:
     transaction), or any name in `dependencies`. Unknown names fail at construction, not at 3 a.m.
 
     Without a `sessionmaker` there is no inbox: effects are at least once.
+
+    On a standard queue the messages of one receive (up to 10) are handled in one transaction
+    (`handle_many`: one commit for the batch, each handler in a savepoint); `transaction_per_event=True`
+    gives each message a transaction of its own instead (what bench/bus.py compares).
     """
 
     def __init__(
@@ -375,6 +379,7 @@ class Consumer:
         wait_seconds: int = 20,
         pollers: int | None = None,
         rng: random.Random | None = None,
+        transaction_per_event: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -393,6 +398,7 @@ class Consumer:
         self.wait_seconds = wait_seconds
         self.pollers = pollers or max(1, min(4, -(-concurrency // 10)))
         self.rng = rng or random.Random()
+        self.transaction_per_event = transaction_per_event
         self.stats = ConsumerStats()
         self._routes = {t: self._route(t, h) for t, h in _normalise(handlers).items()}
         self._inline = sessionmaker is not None and closes_inline(sessionmaker.kw.get("bind"))
@@ -924,7 +930,7 @@ class Consumer:
             self.stats.received += len(messages)
             now = asyncio.get_running_loop().time()
             leases = [_Lease(message, now + self.visibility_timeout) for message in messages]
-            if self.spec.fifo or self.sessionmaker is None:
+            if self.spec.fifo or self.sessionmaker is None or self.transaction_per_event:
                 for lease in leases:
                     self._dispatch(lease)
             elif leases:

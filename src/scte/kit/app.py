@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from scte.kit.settings import Settings
 
 __all__ = [
+    "MAX_BODY_SIZE",
+    "MAX_UPLOAD_BODY_SIZE",
     "SHARED_RESPONSES",
     "ApiError",
     "BadRequest",
@@ -60,6 +62,15 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+MAX_BODY_SIZE = 1 * MIB
+"""The largest request body a route takes unless it says otherwise (JSON and forms are far smaller).
+Refused with 413 before it is read: by its Content-Length at once, a chunked body as soon as it passes
+the limit, so a large body is never buffered (FastAPI's `max_body_size`, Starlette's body limiter)."""
+MAX_UPLOAD_BODY_SIZE = 25 * MIB + 256 * 1024
+"""The body limit of a route taking a file: the largest file a service accepts (a 25 MiB PDF) and
+the multipart envelope around it. The route states it: `@router.post(..., max_body_size=...)`."""
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -255,13 +266,22 @@ def create_app(
     verifier: TokenVerifier | None = None,
     health: HealthCheck | None = None,
     version: str = "1.0.0",
+    max_body_size: int = MAX_BODY_SIZE,
 ) -> FastAPI:
     """The service's FastAPI app: its routers, `/health`, OpenAPI at `/openapi.json` and `/docs`.
 
     `domain_errors` maps the service's rule violations to a status (e.g. `{MembersError: 400}`).
     `verifier` checks tokens (it can also be set later as `app.state.token_verifier`); `health`
-    adds the service's own checks to `/health` (a `status` other than "ok" answers 503)."""
-    app = FastAPI(title=f"SCTE {service}", version=version, lifespan=lifespan, docs_url=None, redoc_url=None)
+    adds the service's own checks to `/health` (a `status` other than "ok" answers 503). A request
+    body larger than `max_body_size` (or its route's own `max_body_size`) is answered 413."""
+    app = FastAPI(
+        title=f"SCTE {service}",
+        version=version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        max_body_size=max_body_size,
+    )
     install_docs(app)
     app.state.service = service
     app.state.token_verifier = verifier

@@ -2,7 +2,13 @@
 
 Only members holds the private key; every other service holds the public key, so no service can
 mint a token and none needs to call members to check one. A token carries the member id (`sub`),
-the roles and the company the member administers, if any.
+the roles and the company the member administers, if any, and its sign-in session: the session id
+(`sid`) and the member's revocation epoch when it was issued (`rev`).
+
+Access tokens live at most 15 minutes (`MAX_ACCESS_TOKEN_TTL`); the members service renews them with
+single-use refresh tokens. A token is refused before it expires when its session was revoked: the
+runtime of every service keeps the revocations (`scte.kit.revocation`) and `require_principal` looks
+each request's token up there.
 
 In a route:
 
@@ -29,6 +35,7 @@ from fastapi import Depends, Request
 __all__ = [
     "AUDIENCE",
     "ISSUER",
+    "MAX_ACCESS_TOKEN_TTL",
     "ROLES",
     "AuthError",
     "CurrentPrincipal",
@@ -47,6 +54,9 @@ ROLES = frozenset({"member", "staff", "company_admin"})
 ISSUER = "scte-members"
 AUDIENCE = "scte"
 ALGORITHM = "EdDSA"
+MAX_ACCESS_TOKEN_TTL = timedelta(minutes=15)
+"""The longest an access token may live: a revocation the services have not heard of (their queue
+down) is still bounded by it."""
 
 
 class AuthError(Exception):
@@ -64,6 +74,10 @@ class Principal:
     member_id: str
     roles: frozenset[str]
     company_id: str | None = None
+    session_id: str | None = None
+    """The sign-in session the token belongs to (revoked as a whole)."""
+    epoch: int = 0
+    """The member's revocation epoch when the token was issued."""
 
     @property
     def is_staff(self) -> bool:
@@ -119,19 +133,21 @@ def _public_pem(key: Ed25519PublicKey) -> bytes:
 class TokenIssuer:
     """Signs tokens (the members service)."""
 
-    def __init__(self, private_key: Ed25519PrivateKey, *, ttl: timedelta = timedelta(hours=12)) -> None:
+    def __init__(self, private_key: Ed25519PrivateKey, *, ttl: timedelta = MAX_ACCESS_TOKEN_TTL) -> None:
+        if not timedelta(0) < ttl <= MAX_ACCESS_TOKEN_TTL:
+            raise ValueError(f"an access token lives more than 0 s and at most {MAX_ACCESS_TOKEN_TTL}, not {ttl}")
         self._key = private_key
         self.ttl = ttl
 
     @classmethod
-    def from_pem(cls, pem: bytes, *, ttl: timedelta = timedelta(hours=12)) -> TokenIssuer:
+    def from_pem(cls, pem: bytes, *, ttl: timedelta = MAX_ACCESS_TOKEN_TTL) -> TokenIssuer:
         key = serialization.load_pem_private_key(pem, password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise ValueError("the signing key is not an Ed25519 private key")
         return cls(key, ttl=ttl)
 
     @classmethod
-    def from_file(cls, path: Path, *, ttl: timedelta = timedelta(hours=12)) -> TokenIssuer:
+    def from_file(cls, path: Path, *, ttl: timedelta = MAX_ACCESS_TOKEN_TTL) -> TokenIssuer:
         return cls.from_pem(path.read_bytes(), ttl=ttl)
 
     def public_key(self) -> Ed25519PublicKey:
@@ -147,9 +163,12 @@ class TokenIssuer:
         roles: Iterable[str] = ("member",),
         company_id: str | None = None,
         *,
+        session_id: str | None = None,
+        epoch: int = 0,
         now: datetime | None = None,
     ) -> str:
-        """A signed token for this member."""
+        """A signed access token for this member, in `session_id` (the members service's sessions; a
+        fresh id otherwise, for tools and tests: a session nobody can renew) at revocation `epoch`."""
         role_set = sorted(set(roles))
         unknown = set(role_set) - ROLES
         if unknown:
@@ -164,6 +183,8 @@ class TokenIssuer:
             "iat": int(issued.timestamp()),
             "exp": int((issued + self.ttl).timestamp()),
             "jti": uuid.uuid4().hex,
+            "sid": session_id or uuid.uuid4().hex,
+            "rev": epoch,
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
@@ -196,7 +217,7 @@ class TokenVerifier:
                 audience=AUDIENCE,
                 issuer=ISSUER,
                 leeway=self.leeway,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                options={"require": ["exp", "iat", "sub", "iss", "aud", "sid", "rev"]},
             )
         except jwt.PyJWTError as exc:
             raise AuthError(f"invalid token: {exc}") from None
@@ -206,7 +227,18 @@ class TokenVerifier:
             raise AuthError("invalid token: roles")
         if company is not None and not isinstance(company, str):
             raise AuthError("invalid token: company_id")
-        return Principal(member_id=str(claims["sub"]), roles=frozenset(roles) & ROLES, company_id=company)
+        session_id, epoch = claims["sid"], claims["rev"]
+        if not isinstance(session_id, str) or not session_id:
+            raise AuthError("invalid token: sid")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise AuthError("invalid token: rev")
+        return Principal(
+            member_id=str(claims["sub"]),
+            roles=frozenset(roles) & ROLES,
+            company_id=company,
+            session_id=session_id,
+            epoch=epoch,
+        )
 
 
 # -- FastAPI dependencies --------------------------------------------------------------------------------
@@ -219,13 +251,21 @@ def _verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
+RevokedCheck = Callable[[Principal], Awaitable[bool]]
+"""`app.state.revocations`: True when a principal's session is revoked (set by the service runtime)."""
+
+
 async def require_principal(request: Request) -> Principal:
-    """The caller, from `Authorization: Bearer <token>`; 401 without a valid one."""
+    """The caller, from `Authorization: Bearer <token>`; 401 without a valid one, or when the token's
+    session was revoked (signed out, password changed, roles taken away)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("sign in first: send Authorization: Bearer <token>")
     principal = _verifier(request).verify(token.strip())
+    revoked: RevokedCheck | None = getattr(request.app.state, "revocations", None)
+    if revoked is not None and await revoked(principal):
+        raise AuthError("this session was signed out or revoked: sign in again")
     request.state.principal = principal
     return principal
 

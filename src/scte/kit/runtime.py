@@ -39,10 +39,12 @@ from scte.bus.publisher import OutboxRelay, Publisher
 from scte.bus.scheduler import SchedulerLoop
 from scte.bus.storage import bus_outbox
 from scte.bus.topology import QueueSpec, TopicSpec, Topology
+from scte.contracts.members import MemberSessionsRevoked
 from scte.kit.app import ServiceContext, create_app
 from scte.kit.auth import TokenIssuer, TokenVerifier, generate_key_pair
 from scte.kit.clock import Clock
 from scte.kit.db import create_engine, sessionmaker, upgrade
+from scte.kit.revocation import RevocationCheck, on_sessions_revoked, receives_revocations
 from scte.kit.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -99,6 +101,10 @@ class ServiceRuntime:
         self.settings = settings or get_settings()
         self.queue = queue
         self.handlers = dict(handlers or {})
+        if self.handlers and receives_revocations(queue):
+            # every service keeps the members service's session revocations (scte.kit.revocation);
+            # one running its own consumer adds the handler itself (store_revocation)
+            self.handlers.setdefault(MemberSessionsRevoked, on_sessions_revoked)
         self.migrations = migrations
         self.dependencies = dict(dependencies or {})
         self.issues_tokens = issues_tokens
@@ -164,6 +170,7 @@ class ServiceRuntime:
         )
         self.context = context
         self.app.state.context = context
+        self.app.state.revocations = RevocationCheck(sessions)
         if self.on_start is not None:
             await self.on_start(context)
         relay.start()
@@ -223,6 +230,7 @@ class ServiceRuntime:
             self.scheduler = None
         context, self.context = self.context, None
         self.app.state.context = None
+        self.app.state.revocations = None
         if context is not None:
             await step("the last outbox delivery", context.relay.run_once())  # what the final requests wrote
             await step("the outbox relay", context.relay.stop(timeout=remaining()))

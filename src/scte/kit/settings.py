@@ -49,7 +49,14 @@ class Settings(BaseSettings):
     """PEM file of the Ed25519 signing key (members only); default `<data_dir>/keys/jwt-ed25519.pem`."""
     auth_public_key: Path | None = None
     """PEM file of the verification key (every service); default `<data_dir>/keys/jwt-ed25519.pub.pem`."""
-    token_ttl_seconds: int = 12 * 3600
+    token_ttl_seconds: int = Field(default=900, ge=1, le=900)
+    """Lifetime of an access token: at most 15 minutes (refresh tokens renew it)."""
+    refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    """A refresh token unused this long expires (each use replaces it with a new one)."""
+    session_max_age_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    """A sign-in session ends this long after the sign-in, however often it was refreshed."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Where people reach the platform (the gateway): links in mail (password reset) start with it."""
 
     clock_offset_seconds: float = 0.0
     """Added to the wall clock: tests of schedules (expiry reminders) run months ahead."""

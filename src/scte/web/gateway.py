@@ -7,14 +7,19 @@ checks no tokens: each service verifies the token it is given.
 
 Every other path is the website (`scte.web.site`): the member portal at `/`, `/company`, `/staff`,
 pages rendered here from the services' APIs, called over the same connections.
+
+Request bodies are streamed to the service, never buffered here, and limited as the services limit
+them (`MAX_BODY_SIZE`, `MAX_UPLOAD_BODY_SIZE` for the upload routes in `UPLOAD_ROUTES`): a larger
+Content-Length is answered 413 at once, a chunked body as soon as it passes the limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,16 +28,19 @@ import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from scte.kit.app import error_body
+from scte.kit.app import MAX_BODY_SIZE, MAX_UPLOAD_BODY_SIZE, error_body
 from scte.kit.settings import Settings, get_settings
 from scte.platform import GATEWAY_PORT, SERVICES
 
-__all__ = ["create_gateway", "main", "service_urls"]
+__all__ = ["UPLOAD_ROUTES", "create_gateway", "main", "service_urls"]
 
 log = logging.getLogger(__name__)
 
 _FORWARDED_REQUEST_HEADERS = ("authorization", "content-type", "accept", "accept-language", "if-none-match")
+UPLOAD_ROUTES: tuple[tuple[str, str], ...] = (("POST", "/api/media/media"),)
+"""The routes that take a file, with MAX_UPLOAD_BODY_SIZE; every other route takes MAX_BODY_SIZE."""
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "content-encoding"}
 )
@@ -76,7 +84,7 @@ def create_gateway(
             await asyncio.gather(*(c.aclose() for c in clients.values()))
             clients.clear()
 
-    app = FastAPI(title="SCTE gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="SCTE gateway", lifespan=lifespan, docs_url=None, redoc_url=None, max_body_size=MAX_BODY_SIZE)
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -97,20 +105,21 @@ def create_gateway(
     async def index() -> dict[str, Any]:
         return {"services": {name: f"/api/{name}/" for name in routes}}
 
-    @app.api_route("/api/{service}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
-    async def proxy(service: str, path: str, request: Request) -> Response:
+    async def forward(service: str, path: str, request: Request) -> Response:
         client = clients.get(service)
         if client is None:
             return JSONResponse(error_body("not_found", f"no service {service!r}"), status_code=404)
         headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED_REQUEST_HEADERS}
         headers["x-forwarded-prefix"] = f"/api/{service}"
-        body = await request.body()
+        has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+        if "content-length" in request.headers:
+            headers["content-length"] = request.headers["content-length"]
         try:
             upstream = await client.request(
                 request.method,
                 "/" + path,
                 params=httpx.QueryParams(str(request.query_params)),
-                content=body,
+                content=request.stream() if has_body else None,  # streamed through the body limit
                 headers=headers,
             )
         except httpx.TimeoutException:
@@ -120,6 +129,35 @@ def create_gateway(
             return JSONResponse(error_body("unavailable", f"{service} is not reachable now"), status_code=503)
         out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
         return Response(content=upstream.content, status_code=upstream.status_code, headers=out_headers)
+
+    def upload_route(service: str, path: str) -> Callable[[Request], Awaitable[Response]]:
+        async def upload(request: Request) -> Response:
+            return await forward(service, path, request)
+
+        return upload
+
+    async def too_large(request: Request, exc: Exception) -> Response:
+        """The services' uniform body for an API body over the limit; the website's pages answer theirs."""
+        pages = app.exception_handlers.get(StarletteHTTPException)
+        if not request.url.path.startswith("/api/") and pages is not None:
+            answer = pages(request, exc)
+            return await answer if inspect.isawaitable(answer) else answer
+        return JSONResponse(error_body("request_entity_too_large", str(getattr(exc, "detail", exc))), status_code=413)
+
+    app.add_exception_handler(413, too_large)
+    for method, route in UPLOAD_ROUTES:
+        service, path = route.removeprefix("/api/").split("/", 1)
+        app.add_api_route(
+            route,
+            upload_route(service, path),
+            methods=[method],
+            max_body_size=MAX_UPLOAD_BODY_SIZE,
+            include_in_schema=False,
+        )
+
+    @app.api_route("/api/{service}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+    async def proxy(service: str, path: str, request: Request) -> Response:
+        return await forward(service, path, request)
 
     if data_dir is not None:
         from scte.web import company, portal, staff

@@ -275,3 +275,25 @@ def test_lambda_handler_is_a_plain_function_with_its_own_event_loop() -> None:
     assert handler({"Records": records}, None) == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
     assert handler({"Records": []}, None) == {"batchItemFailures": []}
     assert calls == [["m1", "m2"], []]
+
+
+@pytest.mark.parametrize("per_event", [False, True])
+async def test_a_receive_is_one_transaction_unless_each_event_gets_its_own(bus: BusHarness, per_event: bool) -> None:
+    # Handlers of one transaction share its session: distinct sessions = transactions.
+    sessions: list[Any] = []
+
+    async def record(session: Any) -> None:
+        sessions.append(session)
+
+    consumer = bus.consumer("plain", {Job: record}, concurrency=10, wait_seconds=1, transaction_per_event=per_event)
+    await bus.transport.send("plain", [encode(Job(key=f"k{i}"), source="t")[1] for i in range(10)])
+    await consumer.start()
+    try:
+        await eventually(lambda: _truthy(len(sessions) == 10))
+    finally:
+        await consumer.stop()
+    transactions = len({id(s) for s in sessions})
+    if per_event:
+        assert transactions == 10
+    else:  # the ten came in one or a few receives, each handled in one transaction
+        assert transactions < 10, consumer.stats

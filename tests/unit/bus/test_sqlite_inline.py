@@ -71,27 +71,31 @@ async def test_a_lock_held_by_another_process_is_waited_for_without_blocking_the
     other.execute("CREATE TABLE t (x INTEGER)")
     other.execute("BEGIN IMMEDIATE")
     ticks = 0
+    released = False
 
     async def ticker() -> None:
-        nonlocal ticks
-        while True:
+        # The other process lets go only after the loop has turned 10 times: were the waiting BEGIN
+        # blocking the loop, this would never run and the BEGIN would time out (5 s) instead.
+        nonlocal ticks, released
+        while ticks < 10:
             await asyncio.sleep(0.005)
             ticks += 1
+        other.commit()
+        released = True
 
-    ticking = asyncio.create_task(ticker())
-    asyncio.get_running_loop().call_later(0.2, other.commit)
+    ticking: asyncio.Task[None] | None = None
     try:
         async with sqlite_inline.connect(path, timeout=5, isolation_level=None) as db:
-            started = asyncio.get_running_loop().time()
+            ticking = asyncio.create_task(ticker())  # first runs when the BEGIN below waits
             await db.execute("BEGIN IMMEDIATE")
-            waited = asyncio.get_running_loop().time() - started
+            assert released  # it waited for the lock, while the loop ran
             await db.execute("INSERT INTO t VALUES (1)")
             await db.commit()
     finally:
-        ticking.cancel()
+        if ticking is not None:
+            ticking.cancel()
         other.close()
-    assert 0.15 < waited < 2
-    assert ticks >= 10  # the loop ran while the statement waited
+    assert ticks == 10
 
 
 async def test_a_lock_held_too_long_times_out(tmp_path: Path) -> None:

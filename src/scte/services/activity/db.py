@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Column, Index, MetaData, String, Table, Text
 
 from scte.bus.storage import UtcDateTime, include_in
+from scte.kit.revocation import include_revocations
 
 __all__ = ["entries", "metadata"]
 
@@ -24,3 +25,4 @@ entries = Table(
 )
 
 include_in(metadata)
+include_revocations(metadata)

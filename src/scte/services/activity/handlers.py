@@ -14,6 +14,8 @@ import scte.contracts  # noqa: F401  (registers the catalogue)
 from scte.bus.contracts import Event, registry
 from scte.bus.envelope import Envelope
 from scte.contracts.activity import ActivityRecorded
+from scte.contracts.members import MemberSessionsRevoked
+from scte.kit.revocation import store_revocation
 
 from .domain import BUSINESS_EVENT_KINDS, ActivityEntry, ActivityKind, entry_for_business_event
 from .writer import ActivityWriter
@@ -63,5 +65,6 @@ async def on_business_event(event: Event, envelope: Envelope, writer: ActivityWr
 
 HANDLERS: dict[str | type[Event], Any] = {
     ActivityRecorded: on_activity_recorded,
+    MemberSessionsRevoked: store_revocation,  # the API refuses revoked sessions (scte.kit.revocation)
     **{event_type: on_business_event for event_type in BUSINESS_EVENT_KINDS if event_type in registry.types()},
 }

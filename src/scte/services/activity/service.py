@@ -15,6 +15,7 @@ from scte.bus.topology import QueueSpec, Subscription
 from scte.bus.transport import Transport
 from scte.kit.app import ServiceContext
 from scte.kit.clock import Clock
+from scte.kit.revocation import with_revocations
 from scte.kit.runtime import ServiceRuntime
 from scte.kit.settings import Settings
 
@@ -43,7 +44,7 @@ def _subscriptions() -> tuple[Subscription, ...]:
     return tuple(Subscription(t, event_types=tuple(sorted(types))) for t, types in sorted(by_topic.items()))
 
 
-QUEUE = QueueSpec("activity", subscriptions=_subscriptions(), visibility_timeout=60)
+QUEUE = with_revocations(QueueSpec("activity", subscriptions=_subscriptions(), visibility_timeout=60))
 """Standard: entries carry their own time, so order of arrival does not matter."""
 
 PURGE_EVERY = timedelta(hours=1)
@@ -57,7 +58,7 @@ async def consume(context: ServiceContext) -> None:
         context.topology,
         queue=QUEUE.name,
         handlers=handlers.HANDLERS,
-        dependencies={"writer": writer},
+        dependencies={"writer": writer, "sessionmaker": context.sessionmaker},
         concurrency=200,  # many handlers wait on one batch
         name="activity",
     )

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Column, Date, ForeignKey, Index, Integer, MetaData, String, Table
 
 from scte.bus.storage import UtcDateTime, include_in
+from scte.kit.revocation import include_revocations
 
 from .domain import Certification, Program, UnitCredit, UnitLedger, UnitSource
 
@@ -65,6 +66,7 @@ renewals = Table(
 )
 
 include_in(metadata)
+include_revocations(metadata)
 
 
 def row_to_certification(row: Mapping[Any, Any]) -> Certification:

@@ -7,6 +7,7 @@ from scte.bus.transport import Transport
 from scte.contracts.learning import CourseCompleted, EventAttended, ExamPassed
 from scte.contracts.members import MembershipRenewed, MembershipStarted
 from scte.kit.clock import Clock
+from scte.kit.revocation import with_revocations
 from scte.kit.runtime import ServiceRuntime
 from scte.kit.settings import Settings
 
@@ -15,15 +16,17 @@ from .domain import CertificationError
 
 __all__ = ["QUEUE", "build_runtime", "main"]
 
-QUEUE = QueueSpec(
-    "certification",
-    fifo=True,
-    subscriptions=(
-        Subscription(
-            "learning", event_types=(ExamPassed.event_type, CourseCompleted.event_type, EventAttended.event_type)
+QUEUE = with_revocations(
+    QueueSpec(
+        "certification",
+        fifo=True,
+        subscriptions=(
+            Subscription(
+                "learning", event_types=(ExamPassed.event_type, CourseCompleted.event_type, EventAttended.event_type)
+            ),
+            Subscription("members", event_types=(MembershipStarted.event_type, MembershipRenewed.event_type)),
         ),
-        Subscription("members", event_types=(MembershipStarted.event_type, MembershipRenewed.event_type)),
-    ),
+    )
 )
 """FIFO: one member's exams, credits and milestones are handled in order (an award before the credit
 that may meet its requirement). Milestones arrive on this queue from the service's own scheduler."""

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Column, Date, ForeignKey, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text
 
 from scte.bus.storage import UtcDateTime, include_in
+from scte.kit.revocation import include_revocations
 
 from .domain import Order, OrderLine, OrderStatus, PaymentMethod, PoCharge, ProductKind, PurchaseOrder
 
@@ -134,6 +135,7 @@ invoice_runs = Table(
 """One scheduled invoicing run per month that had charges (asked for by its first charge)."""
 
 include_in(metadata)
+include_revocations(metadata)
 
 
 def to_order(row: Mapping[Any, Any], lines: Sequence[Mapping[Any, Any]]) -> Order:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from scte.bus.topology import QueueSpec
 from scte.bus.transport import Transport
 from scte.kit.clock import Clock
+from scte.kit.revocation import with_revocations
 from scte.kit.runtime import ServiceRuntime
 from scte.kit.settings import Settings
 
@@ -13,7 +14,7 @@ from .domain import CommerceError
 
 __all__ = ["QUEUE", "build_runtime", "main"]
 
-QUEUE = QueueSpec("commerce")
+QUEUE = with_revocations(QueueSpec("commerce"))
 """Commerce reacts to no other service: its queue only receives its own scheduled invoicing runs."""
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 
 from scte.bus.storage import UtcDateTime, include_in
+from scte.kit.revocation import include_revocations
 
 __all__ = [
     "cert_views",
@@ -128,3 +129,4 @@ rollups = Table(
 """The last published rollup per company: a new one is published only when it differs."""
 
 include_in(metadata)
+include_revocations(metadata)

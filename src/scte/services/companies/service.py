@@ -5,6 +5,7 @@ from __future__ import annotations
 from scte.bus.topology import QueueSpec, Subscription
 from scte.bus.transport import Transport
 from scte.kit.clock import Clock
+from scte.kit.revocation import with_revocations
 from scte.kit.runtime import ServiceRuntime
 from scte.kit.settings import Settings
 
@@ -21,10 +22,12 @@ def _types(topic: str) -> tuple[str, ...]:
 
 _PREFIXES = {"certification": {"certification"}, "members": {"member"}, "commerce": {"order", "po"}}
 
-QUEUE = QueueSpec(
-    "companies",
-    fifo=True,
-    subscriptions=tuple(Subscription(topic, event_types=_types(topic)) for topic in _PREFIXES),
+QUEUE = with_revocations(
+    QueueSpec(
+        "companies",
+        fifo=True,
+        subscriptions=tuple(Subscription(topic, event_types=_types(topic)) for topic in _PREFIXES),
+    )
 )
 """FIFO: a member's certification events must apply in order (an expiry after its award)."""
 

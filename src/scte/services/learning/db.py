@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 
 from scte.bus.storage import UtcDateTime, include_in
+from scte.kit.revocation import include_revocations
 
 from .domain import Completion, Course, CourseState, Enrollment, EnrollmentState
 
@@ -117,6 +118,7 @@ attempts = Table(
 )
 
 include_in(metadata)
+include_revocations(metadata)
 
 
 def row_to_course(row: Mapping[Any, Any]) -> Course:

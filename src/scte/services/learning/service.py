@@ -7,6 +7,7 @@ from scte.bus.transport import Transport
 from scte.contracts.commerce import OrderPaid
 from scte.kit.app import ServiceContext
 from scte.kit.clock import Clock
+from scte.kit.revocation import with_revocations
 from scte.kit.runtime import ServiceRuntime
 from scte.kit.settings import Settings
 
@@ -16,9 +17,11 @@ from .seed import seed
 
 __all__ = ["QUEUE", "build_runtime", "main"]
 
-QUEUE = QueueSpec(
-    "learning",
-    subscriptions=(Subscription("commerce", event_types=(OrderPaid.event_type,)),),
+QUEUE = with_revocations(
+    QueueSpec(
+        "learning",
+        subscriptions=(Subscription("commerce", event_types=(OrderPaid.event_type,)),),
+    )
 )
 """Paid orders grant seats and exam attempts; their order does not matter (one order, one message)."""
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scte.contracts.media import MediaUploaded
-from scte.kit.app import Context, DbSession, NotFound, ServiceContext
+from scte.kit.app import MAX_UPLOAD_BODY_SIZE, Context, DbSession, NotFound, ServiceContext
 from scte.kit.auth import CurrentPrincipal, Principal
 
 from .db import media, renditions
@@ -122,7 +122,12 @@ async def _out(session: AsyncSession, row: Any) -> MediaOut:
     )
 
 
-@router.post("/media", status_code=201, summary="Upload an image or a PDF (multipart: file, title)")
+@router.post(
+    "/media",
+    status_code=201,
+    summary="Upload an image or a PDF (multipart: file, title)",
+    max_body_size=MAX_UPLOAD_BODY_SIZE,
+)
 async def upload(
     ctx: Context,
     session: DbSession,

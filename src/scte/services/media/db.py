@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text
 
 from scte.bus.storage import UtcDateTime, include_in
+from scte.kit.revocation import include_revocations
 
 __all__ = ["media", "metadata", "renditions"]
 
@@ -44,3 +45,4 @@ renditions = Table(
 )
 
 include_in(metadata)
+include_revocations(metadata)

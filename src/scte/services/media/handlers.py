@@ -1,5 +1,6 @@
 """The media worker: media.uploaded (its own event) -> renditions on disk -> media.processed, or
-media.processing_failed for a file that cannot be processed. Runs in the bus inbox's transaction;
+media.processing_failed for a file that cannot be processed. Images are decoded by `ImageWorkers`,
+in worker processes, so the service's own loop keeps answering. Runs in the bus inbox's transaction;
 the files are written before the rows, and rewriting them on a redelivery is harmless."""
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from scte.kit.clock import Clock
 
 from .db import media, renditions
 from .domain import UploadRejected, storage_key
-from .processing import make_renditions
 from .storage import FileStorage
+from .workers import ImageWorkers
 
 __all__ = ["HANDLERS", "TOPIC", "on_media_uploaded"]
 
@@ -25,7 +26,12 @@ TOPIC = "media"
 
 
 async def on_media_uploaded(
-    event: MediaUploaded, session: AsyncSession, publish: Publish, clock: Clock, storage: FileStorage
+    event: MediaUploaded,
+    session: AsyncSession,
+    publish: Publish,
+    clock: Clock,
+    storage: FileStorage,
+    images: ImageWorkers,
 ) -> None:
     status = await session.scalar(select(media.c.status).where(media.c.media_id == event.media_id))
     if status is None or status != "uploaded":
@@ -33,7 +39,7 @@ async def on_media_uploaded(
     now = clock.now()
     try:
         data = await asyncio.to_thread(storage.read, event.storage_key)
-        size, made = await asyncio.to_thread(make_renditions, data, event.content_type)
+        size, made = await images.renditions(data, event.content_type)  # in a worker process
     except (UploadRejected, OSError) as exc:
         await session.execute(
             update(media).where(media.c.media_id == event.media_id).values(status="failed", error=str(exc))

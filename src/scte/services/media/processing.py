@@ -2,7 +2,8 @@
 
 Renditions are JPEG, or PNG when the original has transparency (a JPEG would paint it black).
 The pixel count is checked from the header before any decoding, so a decompression bomb is refused
-without allocating its pixels."""
+without allocating its pixels. This runs in a worker process (`workers.ImageWorkers`), never in the
+service's own."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
-from .domain import Fit, UploadRejected, plan_renditions
+from .domain import MAX_PIXELS, Fit, UploadRejected, plan_renditions
 
-__all__ = ["Made", "make_renditions"]
+__all__ = ["TOO_MUCH_MEMORY", "Made", "make_renditions"]
+
+TOO_MUCH_MEMORY = "the image needs more memory to decode than an upload may use"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ def make_renditions(data: bytes, content_type: str) -> tuple[tuple[int, int] | N
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's guard (the workers' budget)
+        raise UploadRejected(f"the image has more than {MAX_PIXELS} pixels") from None
     except Exception as exc:
         raise UploadRejected(f"the image cannot be read: {exc}") from exc
     plan = plan_renditions(content_type, width, height)  # refuses > MAX_PIXELS before decoding
@@ -41,6 +46,8 @@ def make_renditions(data: bytes, content_type: str) -> tuple[tuple[int, int] | N
             opened.seek(0)
             image = ImageOps.exif_transpose(opened)
             image.load()
+    except MemoryError:
+        raise UploadRejected(TOO_MUCH_MEMORY) from None
     except Exception as exc:
         raise UploadRejected(f"the image cannot be decoded: {exc}") from exc
     alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)

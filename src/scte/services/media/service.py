@@ -7,19 +7,23 @@ from scte.bus.topology import QueueSpec, Subscription
 from scte.bus.transport import Transport
 from scte.contracts.media import MediaUploaded
 from scte.kit.clock import Clock
+from scte.kit.revocation import with_revocations
 from scte.kit.runtime import ServiceRuntime
 from scte.kit.settings import Settings, get_settings
 
 from . import api, handlers
 from .domain import UploadRejected
 from .storage import FileStorage
+from .workers import ImageWorkers
 
 __all__ = ["QUEUE", "build_runtime", "main"]
 
-QUEUE = QueueSpec(
-    "media",
-    subscriptions=(Subscription("media", event_types=(MediaUploaded.event_type,)),),
-    visibility_timeout=120,  # a large image takes a while
+QUEUE = with_revocations(
+    QueueSpec(
+        "media",
+        subscriptions=(Subscription("media", event_types=(MediaUploaded.event_type,)),),
+        visibility_timeout=120,  # a large image takes a while
+    )
 )
 
 
@@ -35,7 +39,7 @@ def build_runtime(
         handlers=handlers.HANDLERS,
         migrations="scte.services.media",
         domain_errors={UploadRejected: 400},
-        dependencies={"storage": FileStorage(settings.service_dir("media"))},
+        dependencies={"storage": FileStorage(settings.service_dir("media")), "images": ImageWorkers()},
         concurrency=4,
         clock=clock,
         transport=transport,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -28,6 +28,7 @@ from scte.kit.bounds import INT_MAX
 from . import domain
 from .db import members
 from .handlers import TOPIC, load_membership
+from .sessions import TokenOut, start_session
 
 __all__ = ["hash_password", "router"]
 
@@ -107,15 +108,6 @@ class MemberOut(BaseModel):
     designations: list[str]
     registered_at: datetime
     updated_at: datetime
-
-
-class TokenOut(BaseModel):
-    access_token: str
-    token_type: Literal["bearer"] = "bearer"
-    expires_in: int
-    member_id: str
-    roles: list[str]
-    company_id: str | None
 
 
 class MemberPage(BaseModel):
@@ -202,7 +194,10 @@ def _profile_event(member_id: str, profile: domain.Profile, now: datetime) -> Me
     )
 
 
-@router.post("/sessions", summary="Sign in: a token for the other services (no token needed)")
+@router.post(
+    "/sessions",
+    summary="Sign in: a new session's access token (for every service) and refresh token (no token needed)",
+)
 async def sign_in(body: SignInIn, ctx: Context, session: DbSession) -> TokenOut:
     if ctx.issuer is None:
         raise ServiceUnavailable("sign-in is not configured (no signing key)")
@@ -220,17 +215,8 @@ async def sign_in(body: SignInIn, ctx: Context, session: DbSession) -> TokenOut:
         new_hash = await asyncio.to_thread(hash_password, body.password)
         async with session.begin():
             await session.execute(update(members).where(members.c.id == row["id"]).values(password_hash=new_hash))
-    roles = list(row["roles"] or ["member"])
-    # Token lifetimes are real time, as every service verifies them on the wall clock: a token dated
-    # on a moved platform clock (the test clock) would be refused as "not yet valid".
-    token = ctx.issuer.issue(row["id"], roles, row["company_id"])
-    return TokenOut(
-        access_token=token,
-        expires_in=int(ctx.issuer.ttl.total_seconds()),
-        member_id=row["id"],
-        roles=roles,
-        company_id=row["company_id"],
-    )
+    # the session's tokens; lifetimes are real time (scte.services.members.sessions)
+    return await start_session(ctx, session, row["id"])
 
 
 @router.get("/me", summary="The signed-in member's own record")

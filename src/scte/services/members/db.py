@@ -13,6 +13,7 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -20,8 +21,17 @@ from sqlalchemy import (
 )
 
 from scte.bus.storage import UtcDateTime, include_in
+from scte.kit.revocation import include_revocations
 
-__all__ = ["member_certifications", "members", "memberships", "metadata"]
+__all__ = [
+    "member_certifications",
+    "member_sessions",
+    "members",
+    "memberships",
+    "metadata",
+    "password_resets",
+    "refresh_tokens",
+]
 
 metadata = MetaData()
 
@@ -69,4 +79,45 @@ member_certifications = Table(
     Index("ix_member_certifications_member", "member_id"),
 )
 
+# -- sign-in sessions (scte.services.members.sessions, .passwords) ----------------------------------------
+# Secrets (refresh tokens, reset tokens) are stored as SHA-256 hex digests: they are 256-bit random
+# values, so a fast hash is enough, and a copy of the database lets nobody in.
+
+member_sessions = Table(
+    "member_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True, comment="the sid claim of the session's access tokens"),
+    Column("member_id", String(64), ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
+    Column("epoch", Integer, nullable=False, comment="the member's revocation epoch at sign-in"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, comment="absolute end, however often refreshed"),
+    Column("last_refreshed_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("revoked_reason", String(32), nullable=True),
+    Index("ix_member_sessions_member", "member_id"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True, comment="sha256 hex of the opaque token"),
+    Column("session_id", String(64), ForeignKey("member_sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("issued_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True, comment="rotated: presenting it again revokes the session"),
+    Index("ix_refresh_tokens_session", "session_id"),
+)
+
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("token_hash", String(64), primary_key=True, comment="sha256 hex of the mailed token"),
+    Column("member_id", String(64), ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True, comment="single use: set when used or superseded"),
+    Index("ix_password_resets_member", "member_id"),
+)
+
 include_in(metadata)
+include_revocations(metadata)

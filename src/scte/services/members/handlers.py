@@ -2,7 +2,8 @@
 
 - order.paid with dues lines: the membership starts or is renewed (domain.pay_dues);
 - certification.*: the certifications read model, hence the designations;
-- company.roles_changed: the company_admin role carried in the member's next token.
+- company.roles_changed, company.employment_changed: the company_admin role carried in the member's
+  next token; when it is taken away, every session of the member is revoked at once (sessions.py).
 
 Whenever a member's standing or designations change, member.status_changed is published.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,12 +27,13 @@ from scte.contracts.certification import (
     CertificationRenewed,
 )
 from scte.contracts.commerce import OrderPaid
-from scte.contracts.companies import CompanyRolesChanged
+from scte.contracts.companies import CompanyEmploymentChanged, CompanyRolesChanged
 from scte.contracts.members import MembershipLapsed, MembershipRenewed, MembershipStarted, MemberStatusChanged
 from scte.kit.clock import Clock
 
 from . import domain
 from .db import member_certifications, members, memberships
+from .sessions import revoke_all_sessions
 
 __all__ = ["HANDLERS", "TOPIC", "Publish", "load_membership", "refresh_standing"]
 
@@ -227,8 +229,11 @@ async def on_emeritus_granted(
 # -- company roles ------------------------------------------------------------------------------------------
 
 
-async def on_company_roles_changed(event: CompanyRolesChanged, session: AsyncSession, clock: Clock) -> None:
-    """The member's next token says whether they administer the company."""
+async def on_company_roles_changed(
+    event: CompanyRolesChanged, session: AsyncSession, publish: Publish, clock: Clock
+) -> None:
+    """The member's next token says whether they administer the company; the tokens naming them its
+    administrator stop working at once when they no longer are."""
     row = (
         await session.execute(select(members.c.roles, members.c.company_id).where(members.c.id == event.member_id))
     ).first()
@@ -243,11 +248,46 @@ async def on_company_roles_changed(event: CompanyRolesChanged, session: AsyncSes
     elif company_id == event.company_id:
         roles.discard("company_admin")
         company_id = None
+    await _set_company_roles(session, event.member_id, row, roles, company_id, publish, clock, "company_role_removed")
+
+
+async def on_employment_changed(
+    event: CompanyEmploymentChanged, session: AsyncSession, publish: Publish, clock: Clock
+) -> None:
+    """An employment ended: the member administers that company no longer (companies takes the roles
+    away first; this holds even if an event between was lost to a dead-letter queue)."""
+    if event.employed:
+        return
+    row = (
+        await session.execute(select(members.c.roles, members.c.company_id).where(members.c.id == event.member_id))
+    ).first()
+    if row is None or row.company_id != event.company_id:
+        return
+    roles = set(row.roles or ["member"]) - {"company_admin"}
+    await _set_company_roles(session, event.member_id, row, roles, None, publish, clock, "employment_ended")
+
+
+async def _set_company_roles(
+    session: AsyncSession,
+    member_id: str,
+    row: Any,
+    roles: set[str],
+    company_id: str | None,
+    publish: Publish,
+    clock: Clock,
+    reason: Literal["company_role_removed", "employment_ended"],
+) -> None:
+    before = set(row.roles or ["member"])
+    if roles == before and company_id == row.company_id:
+        return
     await session.execute(
         update(members)
-        .where(members.c.id == event.member_id)
+        .where(members.c.id == member_id)
         .values(roles=sorted(roles), company_id=company_id, updated_at=clock.now())
     )
+    lost_admin = "company_admin" in before and row.company_id is not None and company_id != row.company_id
+    if lost_admin:
+        await revoke_all_sessions(publish, session, member_id, reason)
 
 
 # -- the daily sweep ---------------------------------------------------------------------------------------
@@ -289,4 +329,5 @@ HANDLERS: dict[str | type[Event], Callable[..., Awaitable[None]]] = {
     CertificationLapsed: on_certification_lapsed,
     CertificationEmeritusGranted: on_emeritus_granted,
     CompanyRolesChanged: on_company_roles_changed,
+    CompanyEmploymentChanged: on_employment_changed,
 }

@@ -14,12 +14,12 @@ from scte.contracts.certification import (
     CertificationRenewed,
 )
 from scte.contracts.commerce import OrderPaid
-from scte.contracts.companies import CompanyRolesChanged
+from scte.contracts.companies import CompanyEmploymentChanged, CompanyRolesChanged
 from scte.kit.app import ServiceContext
 from scte.kit.runtime import ServiceRuntime
 from scte.kit.settings import Settings
 
-from . import api, handlers
+from . import api, handlers, passwords, sessions
 from .domain import MembersError
 
 __all__ = ["NAME", "QUEUE", "build_runtime", "main"]
@@ -43,7 +43,7 @@ QUEUE = QueueSpec(
                 CertificationEmeritusGranted.event_type,
             ),
         ),
-        Subscription("companies", event_types=(CompanyRolesChanged.event_type,)),
+        Subscription("companies", event_types=(CompanyRolesChanged.event_type, CompanyEmploymentChanged.event_type)),
     ),
 )
 
@@ -64,7 +64,7 @@ def build_runtime(settings: Settings | None = None) -> ServiceRuntime:
     return ServiceRuntime(
         NAME,
         settings,
-        routers=[api.router],
+        routers=[api.router, sessions.router, passwords.router],
         queue=QUEUE,
         handlers=handlers.HANDLERS,
         migrations="scte.services.members",

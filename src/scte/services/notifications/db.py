@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import JSON, Column, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text
 
 from scte.bus.storage import UtcDateTime, include_in
+from scte.kit.revocation import include_revocations
 
 __all__ = ["company_admins", "deliveries", "employments", "metadata", "preferences", "recipients"]
 
@@ -76,3 +77,4 @@ deliveries = Table(
 then the dispatcher sends it; a failed send stays pending with a later `next_attempt_at`."""
 
 include_in(metadata)
+include_revocations(metadata)

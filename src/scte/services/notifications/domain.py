@@ -70,6 +70,7 @@ T, C, L, S = Category.TRANSACTIONAL, Category.CERTIFICATION, Category.LEARNING, 
 
 ROUTES: Mapping[str, tuple[Route, ...]] = {
     "member.registered.v1": (_r("welcome", M, T),),
+    "member.password_reset_requested.v1": (_r("password_reset", M, T),),
     "membership.started.v1": (_r("membership_started", M, S),),
     "membership.renewed.v1": (_r("membership_renewed", M, S),),
     "membership.lapsed.v1": (_r("membership_lapsed", M, S),),

@@ -7,6 +7,7 @@ from scte.bus.topology import QueueSpec, Subscription
 from scte.bus.transport import Transport
 from scte.kit.app import ServiceContext
 from scte.kit.clock import Clock
+from scte.kit.revocation import with_revocations
 from scte.kit.runtime import ServiceRuntime
 from scte.kit.settings import Settings
 
@@ -40,7 +41,7 @@ def _subscriptions() -> tuple[Subscription, ...]:
     return tuple(Subscription(topic, event_types=tuple(sorted(types))) for topic, types in sorted(by_topic.items()))
 
 
-QUEUE = QueueSpec("notifications", subscriptions=_subscriptions(), visibility_timeout=60)
+QUEUE = with_revocations(QueueSpec("notifications", subscriptions=_subscriptions(), visibility_timeout=60))
 """Standard (not FIFO): notices are independent; the handler only writes the delivery log."""
 
 

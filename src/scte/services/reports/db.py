@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Integer, MetaData, PrimaryKeyConstraint, String, Table
 
 from scte.bus.storage import UtcDateTime, include_in
+from scte.kit.revocation import include_revocations
 
 __all__ = ["award_counts", "completion_counts", "member_statuses", "metadata", "report_runs", "revenue"]
 
@@ -58,3 +59,4 @@ report_runs = Table(
 """Reports generated on request (report.ready): their CSV file is kept under the data directory."""
 
 include_in(metadata)
+include_revocations(metadata)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from scte.bus.topology import QueueSpec, Subscription
 from scte.bus.transport import Transport
 from scte.kit.clock import Clock
+from scte.kit.revocation import with_revocations
 from scte.kit.runtime import ServiceRuntime
 from scte.kit.settings import Settings
 
@@ -12,15 +13,17 @@ from . import api, handlers
 
 __all__ = ["QUEUE", "build_runtime", "main"]
 
-QUEUE = QueueSpec(
-    "reports",
-    fifo=True,
-    subscriptions=(
-        Subscription("members", event_types=("member.registered.v1", "member.status_changed.v1")),
-        Subscription("certification", event_types=("certification.awarded.v1",)),
-        Subscription("commerce", event_types=("order.paid.v1",)),
-        Subscription("learning", event_types=("course.completed.v1",)),
-    ),
+QUEUE = with_revocations(
+    QueueSpec(
+        "reports",
+        fifo=True,
+        subscriptions=(
+            Subscription("members", event_types=("member.registered.v1", "member.status_changed.v1")),
+            Subscription("certification", event_types=("certification.awarded.v1",)),
+            Subscription("commerce", event_types=("order.paid.v1",)),
+            Subscription("learning", event_types=("course.completed.v1",)),
+        ),
+    )
 )
 """FIFO: a member's registration must not overtake their later status changes."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, Index, MetaData, String, Table, Text
 
 from scte.bus.storage import UtcDateTime, include_in
+from scte.kit.revocation import include_revocations
 
 __all__ = ["documents", "member_certifications", "members", "metadata"]
 
@@ -55,3 +56,4 @@ documents = Table(
 )
 
 include_in(metadata)
+include_revocations(metadata)

@@ -70,7 +70,10 @@ async def test_handlers_on_both_databases(runtime: ServiceRuntime, client: httpx
         await handlers.on_certification_awarded(awarded("c1", jane, "BPI"), session, publish, clock)
         await handlers.on_certification_awarded(awarded("c2", jane, "BDS"), session, publish, clock)
         await handlers.on_company_roles_changed(
-            CompanyRolesChanged(company_id="acme", member_id=jane, roles=("admin",), changed_at=NOW), session, clock
+            CompanyRolesChanged(company_id="acme", member_id=jane, roles=("admin",), changed_at=NOW),
+            session,
+            publish,
+            clock,
         )
     kinds = [type(e).__name__ for e in publish.events]
     assert kinds == ["MembershipStarted", "MemberStatusChanged", "MemberStatusChanged", "MemberStatusChanged"]

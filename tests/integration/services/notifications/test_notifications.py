@@ -263,3 +263,30 @@ async def test_an_invited_member_is_mailed_the_invitation(service: Any, smtp: In
     body = mail.get_body(("plain",))
     assert body is not None and "2026-03-24" in body.get_content() and "accept" in body.get_content()
     assert len(smtp.messages) == 2  # the welcome and the invitation: nothing for the one naming nobody
+
+
+async def test_a_password_reset_link_is_mailed_as_text_and_html(service: Any, smtp: Inbox) -> None:
+    """member.password_reset_requested reaches the member by mail (transactional: whatever their
+    preferences), the link in both parts."""
+    from datetime import timedelta
+
+    from scte.contracts.members import PasswordResetRequested
+
+    await service.publish(registered("m1", "ada@example.com"), topic="members")
+    link = "https://scte.example/password-reset?token=abc-DEF_123"
+    await service.publish(
+        PasswordResetRequested(
+            member_id="m1", reset_url=link, expires_at=NOW + timedelta(minutes=30), requested_at=NOW
+        ),
+        topic="members",
+    )
+
+    async def reset_mails() -> list[EmailMessage]:
+        return [m for m in smtp.to("ada@example.com") if "password" in m["Subject"]]
+
+    [mail] = await service.eventually(reset_mails)
+    assert mail["Subject"] == "Choose a new SCTE password"
+    text = mail.get_body(("plain",))
+    html = mail.get_body(("html",))
+    assert text is not None and link in text.get_content() and "30 minutes" in text.get_content()
+    assert html is not None and f'href="{link}"' in html.get_content()

@@ -1,0 +1,161 @@
+"""What every benchmark records about the machine it ran on and how busy it was, side by side.
+
+    conditions = Conditions()
+    with conditions.side("ours"):
+        ...                         # one side of a comparison
+    with conditions.side("theirs", extra_processes=rabbitmq_processes()):
+        ...
+    report["conditions"] = conditions.report()   # machine, every side, and the verdict
+
+Per side: the load average before and after, and the CPU that processes *outside* the benchmark used
+meanwhile (the whole machine's busy CPU from /proc/stat minus this process, its children and the
+side's `extra_processes`, e.g. RabbitMQ's Erlang VM), in cores. The load average counts the
+benchmark's own processes too (a side that keeps two cores busy raises it towards 2 by itself), so
+the verdict rests on the load *before* each side and on the others' CPU *during* it:
+
+- quiet: before every side the 1-minute load average was at most QUIET_LOAD_PER_CORE per core, and
+  during every side other processes used at most QUIET_OTHERS_SHARE of the machine's cores;
+- otherwise not quiet, with the reasons; `assert_quiet_or_say_so` prints them on stderr, and a report
+  is never labelled quiet when it was not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sqlite3
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import psutil
+
+QUIET_LOAD_PER_CORE = 0.25
+"""1-minute load average per core at most, before a side, for the run to count as quiet."""
+QUIET_OTHERS_SHARE = 0.10
+"""Share of the machine's cores at most that other processes may use during a side."""
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """The machine: CPU model, cores, memory, OS, Python and SQLite versions."""
+    return {
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy since boot (all cores)."""
+    t = psutil.cpu_times()
+    return float(t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0))
+
+
+def _own_seconds(extra: Iterable[psutil.Process]) -> float:
+    """CPU seconds of this process, its children (live, and those reaped), and `extra`."""
+    total = 0.0
+    me = psutil.Process()
+    times = me.cpu_times()
+    total += times.user + times.system + times.children_user + times.children_system
+    others = {p.pid: p for p in extra}
+    others.update((p.pid, p) for p in me.children(recursive=True))  # a server we started is counted once
+    for process in others.values():
+        with contextlib.suppress(psutil.Error):
+            t = process.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def processes_named(*names: str) -> list[psutil.Process]:
+    """Running processes with one of these names (a broker the benchmark uses but did not start)."""
+    found = []
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] in names:
+            found.append(process)
+    return found
+
+
+def rabbitmq_processes() -> list[psutil.Process]:
+    return processes_named("beam.smp", "erl_child_setup", "epmd")
+
+
+class Conditions:
+    """The machine and, per side of a comparison, how busy it was (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self.machine = machine()
+        self.cores = int(self.machine["cores"] or 1)
+        self.sides: dict[str, dict[str, Any]] = {}
+        self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    @contextlib.contextmanager
+    def side(self, name: str, extra_processes: Iterable[psutil.Process] = ()) -> Iterator[dict[str, Any]]:
+        """Record the load around one side; `extra_processes` count as the side's own (not others')."""
+        extra = list(extra_processes)
+        record: dict[str, Any] = {"load_average_before": load_average()}
+        busy, own, wall = _busy_seconds(), _own_seconds(extra), time.monotonic()
+        try:
+            yield record
+        finally:
+            wall = time.monotonic() - wall
+            others = max(0.0, (_busy_seconds() - busy) - (_own_seconds(extra) - own))
+            record["load_average_after"] = load_average()
+            record["seconds"] = round(wall, 2)
+            # /proc/stat counts in ticks (10 ms): over a short side the figure is coarse, never above the cores
+            record["others_cpu_cores"] = round(min(float(self.cores), others / wall), 2) if wall > 0 else 0.0
+            record["quiet"], record["not_quiet_because"] = self._verdict(record)
+            self.sides[name] = record
+
+    def _verdict(self, record: dict[str, Any]) -> tuple[bool, list[str]]:
+        reasons = []
+        before, load_limit = record["load_average_before"][0], QUIET_LOAD_PER_CORE * self.cores
+        if before > load_limit:
+            reasons.append(f"1-min load average {before} before the side (quiet: <= {load_limit})")
+        others, others_limit = record["others_cpu_cores"], QUIET_OTHERS_SHARE * self.cores
+        if others > others_limit:
+            reasons.append(f"other processes used {others} cores during the side (quiet: <= {others_limit})")
+        return not reasons, reasons
+
+    @property
+    def quiet(self) -> bool:
+        return bool(self.sides) and all(side["quiet"] for side in self.sides.values())
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "started_at": self.started_at,
+            "quiet": self.quiet,
+            "quiet_rule": (
+                f"before each side 1-min load <= {QUIET_LOAD_PER_CORE} per core, and during each side other"
+                f" processes <= {QUIET_OTHERS_SHARE:.0%} of the cores"
+            ),
+            "sides": self.sides,
+        }
+
+    def say(self) -> None:
+        """On stderr: whether the run was quiet, and if not, which sides and why."""
+        if self.quiet:
+            print("conditions: quiet run", file=sys.stderr, flush=True)
+            return
+        print("conditions: NOT a quiet run; the figures are of a busy machine:", file=sys.stderr)
+        for name, side in self.sides.items():
+            for reason in side["not_quiet_because"]:
+                print(f"  {name}: {reason}", file=sys.stderr)
+        sys.stderr.flush()

@@ -1,0 +1,33 @@
+"""auth revocations: the sign-in sessions the members service revoked (scte.kit.revocation)
+
+Revision ID: a645adf01500
+Revises: e8941b4e4cc2
+Create Date: 2026-12-07 20:16:33.395869
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "a645adf01500"
+down_revision: str | None = "e8941b4e4cc2"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "auth_revocations",
+        sa.Column("member_id", sa.String(length=128), nullable=False),
+        sa.Column(
+            "session_id", sa.String(length=128), nullable=False, comment="'' = every session of the member below epoch"
+        ),
+        sa.Column("epoch", sa.Integer(), nullable=False, comment="tokens whose rev claim is below this are revoked"),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("member_id", "session_id"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("auth_revocations")
