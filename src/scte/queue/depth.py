@@ -99,6 +99,26 @@ class Depths:
                     depth.zeroed.append((kind, visible_at))
                 return
 
+    def show_rows(self, depth: QueueDepth, visible_ats: list[int], now: int) -> None:
+        """`show` for each of the deleted rows' `visible_at`: a DeleteMessageBatch's rows were usually received
+        together, so they share one entry and this is one journal entry, not one per message."""
+        first = visible_ats[0]
+        if first > now and all(v == first for v in visible_ats):
+            pending = depth.pending[INFLIGHT]
+            count = pending.get(first)
+            n = len(visible_ats)
+            if count is not None and count >= n:
+                pending[first] = count - n
+                depth.hidden[INFLIGHT] -= n
+                self.journal.append((depth, INFLIGHT, first, -n))
+                if count == n:
+                    if not depth.zeroed:
+                        self._zeroed.append(depth)
+                    depth.zeroed.append((INFLIGHT, first))
+                return
+        for visible_at in visible_ats:
+            self.show(depth, visible_at, now)
+
     def replace(self, queue_id: int, depth: QueueDepth | None) -> None:
         """The queue's counts start afresh (a new or purged queue), or end (None: a deleted queue)."""
         old = self.queues.pop(queue_id, None)

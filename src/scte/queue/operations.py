@@ -510,7 +510,9 @@ class Operations:
         meta.refresh(self.account, self.region)
         self.queues[name] = meta
         self.by_id[qid] = meta
-        self.depths.replace(qid, QueueDepth())
+        depth = QueueDepth()
+        depth.oldest = (self.next_id, 0)  # its messages will have ids from there
+        self.depths.replace(qid, depth)
         return name
 
     def delete_queue(self, conn: sqlite3.Connection, name: str) -> None:
@@ -645,7 +647,9 @@ class Operations:
         # AWS: after a purge, a message may be sent again with a deduplication id used before it.
         conn.execute("DELETE FROM dedup WHERE queue_id=?", (meta.id,))
         conn.execute("DELETE FROM receive_attempts WHERE queue_id=?", (meta.id,))
-        self.depths.replace(meta.id, QueueDepth())  # empty now
+        depth = QueueDepth()  # empty now
+        depth.oldest = (self.next_id, 0)  # later messages have ids from there
+        self.depths.replace(meta.id, depth)
 
     def dead_letter_sources(self, name: str) -> list[str]:
         meta = self.queue(name)
@@ -1270,18 +1274,15 @@ class Operations:
                 doomed.append(row_id)
             out.append(None)
         if doomed:
-            depths = self.depths
-            depth = depths.queues[meta.id]
-            gone = 0
+            visible_ats: list[int] = []
             for start in range(0, len(doomed), _ROWS_PER_STATEMENT):
                 chunk = doomed[start : start + _ROWS_PER_STATEMENT]
                 # The rows' visible_at: a message deleted while in flight leaves the in-flight count.
-                for (visible_at,) in conn.execute(_delete_rows(len(chunk)), (*chunk, meta.id)):
-                    gone += 1
-                    if visible_at > now:
-                        depths.show(depth, visible_at, now)
-            if gone:
-                depths.add(depth, -gone)
+                visible_ats += [v for (v,) in conn.execute(_delete_rows(len(chunk)), (*chunk, meta.id))]
+            if visible_ats:
+                depth = self.depths.queues[meta.id]
+                self.depths.add(depth, -len(visible_ats))
+                self.depths.show_rows(depth, visible_ats, now)
         return out
 
     def change_visibility(
