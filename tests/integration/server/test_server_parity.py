@@ -419,3 +419,28 @@ def test_empty_xml_result_is_an_empty_element(server: Server, sqs: Any) -> None:
 def test_get_caller_identity_outside_test_mode(server: Server) -> None:
     sts = boto3.client("sts", endpoint_url=server.endpoint, region_name=REGION, **CREDENTIALS)
     assert sts.get_caller_identity()["Account"] == ACCOUNT
+
+
+def test_get_caller_identity_is_verified_under_strict_auth(tmp_path: Any) -> None:
+    from server_harness import start_server
+
+    strict = start_server(tmp_path / "strict", "--auth", "strict", "--access-key", "AKIDPARITY:parity-secret")
+    try:
+
+        def sts(key: str, secret: str) -> Any:
+            return boto3.client(
+                "sts",
+                endpoint_url=strict.endpoint,
+                region_name=REGION,
+                aws_access_key_id=key,
+                aws_secret_access_key=secret,
+            )
+
+        assert sts("AKIDPARITY", "parity-secret").get_caller_identity()["Account"] == ACCOUNT
+        with pytest.raises(ClientError) as exc:
+            sts("AKIDPARITY", "wrong").get_caller_identity()
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        status, _body = query_call(strict, "POST", {"Action": "GetCallerIdentity", "Version": "2011-06-15"})
+        assert status == 403  # unsigned
+    finally:
+        strict.stop()
