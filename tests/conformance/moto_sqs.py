@@ -14,8 +14,9 @@ default moto server address), and queue URLs take the host the client used. When
 machine, the gate runs itself in a network namespace of its own (`unshare -n`, loopback only), where 5000
 is free; without `unshare`, it takes a free port and deselects the tests that hard-code 5000, saying so.
 
-A deselection line that matches no collected test, or an ignored file that does not exist, fails the gate
-(deselection_guard.py): a stale line would otherwise be ignored silently.
+A deselection line that matches no collected test or also drops tests it does not name, or an ignored file
+that does not exist, fails the gate (deselection_guard.py): pytest would ignore a stale line silently and
+deselect by prefix.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from scte.kit.auth import AuthError, Forbidden, TokenIssuer, TokenVerifier
 from scte.kit.docs import install_docs
@@ -243,6 +244,11 @@ def _install_error_handlers(app: FastAPI, domain_errors: Mapping[type[Exception]
 
         return handler
 
+    async def client_gone(request: Request, _exc: Exception) -> JSONResponse:
+        # not a fault of ours: the client (or the gateway, refusing a body over its limit) hung up mid-body
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("client_disconnected", "the request body did not arrive whole"), 400)
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse(error_body("internal_error", "something went wrong on our side"), status_code=500)
@@ -254,6 +260,7 @@ def _install_error_handlers(app: FastAPI, domain_errors: Mapping[type[Exception]
     app.add_exception_handler(StarletteHTTPException, http_error)
     for error_type, status in domain_errors.items():
         app.add_exception_handler(error_type, domain(status))
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, unexpected)
 
 

@@ -93,6 +93,7 @@ class ServiceRuntime:
         issues_tokens: bool = False,
         background: Sequence[BackgroundTask] = (),
         on_start: Callable[[ServiceContext], Awaitable[None]] | None = None,
+        on_stop: Callable[[ServiceContext], Awaitable[None]] | None = None,
         concurrency: int = 10,
         transport: Transport | None = None,
         clock: Clock | None = None,
@@ -110,6 +111,7 @@ class ServiceRuntime:
         self.issues_tokens = issues_tokens
         self.background = list(background)
         self.on_start = on_start
+        self.on_stop = on_stop
         self.concurrency = concurrency
         self.transport: Transport | None = transport
         self._own_transport = transport is None
@@ -228,6 +230,8 @@ class ServiceRuntime:
         if self.scheduler is not None:
             await step("the scheduler", self.scheduler.stop())
             self.scheduler = None
+        if self.on_stop is not None and self.context is not None:  # the handlers are done with its parts
+            await step("the service's own parts", self.on_stop(self.context))
         context, self.context = self.context, None
         self.app.state.context = None
         self.app.state.revocations = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from scte.bus.topology import QueueSpec, Subscription
 from scte.bus.transport import Transport
 from scte.contracts.media import MediaUploaded
+from scte.kit.app import ServiceContext
 from scte.kit.clock import Clock
 from scte.kit.revocation import with_revocations
 from scte.kit.runtime import ServiceRuntime
@@ -31,6 +32,7 @@ def build_runtime(
     settings: Settings | None = None, *, clock: Clock | None = None, transport: Transport | None = None
 ) -> ServiceRuntime:
     settings = settings or get_settings()
+    images = ImageWorkers()
     return ServiceRuntime(
         "media",
         settings,
@@ -39,11 +41,18 @@ def build_runtime(
         handlers=handlers.HANDLERS,
         migrations="scte.services.media",
         domain_errors={UploadRejected: 400},
-        dependencies={"storage": FileStorage(settings.service_dir("media")), "images": ImageWorkers()},
+        dependencies={"storage": FileStorage(settings.service_dir("media")), "images": images},
+        on_stop=_stop_workers,
         concurrency=4,
         clock=clock,
         transport=transport,
     )
+
+
+async def _stop_workers(context: ServiceContext) -> None:
+    images = context.extras["images"]
+    assert isinstance(images, ImageWorkers)
+    await images.aclose()
 
 
 def main() -> None:

@@ -84,6 +84,13 @@ class ImageWorkers:
                 raise UploadRejected("the image could not be processed within the limits of a worker") from None
 
     def close(self) -> None:
+        """Stop the workers without waiting (after a broken pool, in tests)."""
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        """Stop the workers once the image in hand is done (the service's stop)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)

@@ -70,7 +70,7 @@ def build_runtime(settings: Settings | None = None) -> ServiceRuntime:
         migrations="scte.services.members",
         domain_errors={MembersError: 400},
         issues_tokens=True,
-        background=[membership_sweep],
+        background=[membership_sweep, sessions.session_sweep],
     )
 
 

@@ -22,7 +22,9 @@ Routes (no access token needed: the refresh token is the credential):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,7 +33,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scte.bus.storage import utcnow
@@ -41,7 +43,7 @@ from scte.kit.auth import AuthError
 from scte.kit.db import serialize
 from scte.kit.revocation import MEMBERS_TOPIC, current_epoch, record_revocation
 
-from .db import member_sessions, members, refresh_tokens
+from .db import member_sessions, members, password_resets, refresh_tokens
 
 __all__ = [
     "REFRESH_TOKEN_BYTES",
@@ -49,12 +51,16 @@ __all__ = [
     "TokenOut",
     "hash_secret",
     "new_secret",
+    "prune_sessions",
     "refresh_session",
     "revoke_all_sessions",
     "revoke_session",
     "router",
+    "session_sweep",
     "start_session",
 ]
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["sessions"])
 
@@ -277,6 +283,37 @@ async def revoke_all_sessions(publish: Publish, session: AsyncSession, member_id
         topic=TOPIC,
     )
     return epoch
+
+
+# -- clearing away -------------------------------------------------------------------------------------
+
+ENDED_RETENTION = timedelta(days=1)
+"""Ended sessions (and spent reset tokens) are kept a day: a reused refresh token is told the session
+was revoked rather than that it is unknown, and the audit trail shows recent sign-outs."""
+SWEEP_INTERVAL_SECONDS = 3600.0
+
+
+async def prune_sessions(session: AsyncSession, now: datetime) -> int:
+    """Delete sessions ended more than ENDED_RETENTION ago with their refresh tokens, and old reset
+    tokens (in the caller's transaction); the number of sessions deleted."""
+    cutoff = now - ENDED_RETENTION
+    ended = select(member_sessions.c.id).where(
+        or_(member_sessions.c.expires_at < cutoff, member_sessions.c.revoked_at < cutoff)
+    )
+    await session.execute(delete(refresh_tokens).where(refresh_tokens.c.session_id.in_(ended)))
+    gone = await session.execute(delete(member_sessions).where(member_sessions.c.id.in_(ended)))
+    await session.execute(delete(password_resets).where(password_resets.c.expires_at < cutoff))
+    return int(gone.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def session_sweep(context: ServiceContext) -> None:
+    """Background task of the members service: prune ended sessions every hour."""
+    while True:
+        async with context.sessionmaker() as session, session.begin():
+            pruned = await prune_sessions(session, utcnow())
+        if pruned:
+            log.info("session sweep: %d ended session(s) deleted", pruned)
+        await asyncio.sleep(float(context.extras.get("session_sweep_interval_seconds", SWEEP_INTERVAL_SECONDS)))
 
 
 # -- routes ---------------------------------------------------------------------------------------------

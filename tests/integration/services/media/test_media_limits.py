@@ -80,11 +80,13 @@ async def test_a_worker_out_of_memory_fails_that_image_only() -> None:
         workers.close()
 
 
-async def test_decoding_runs_in_another_process() -> None:
+async def test_decoding_runs_in_another_process_which_stops_with_the_service() -> None:
     workers = ImageWorkers()
     try:
         loop = asyncio.get_running_loop()
         pid = await loop.run_in_executor(workers._executor(), os.getpid)
         assert pid != os.getpid()
     finally:
-        workers.close()
+        await workers.aclose()  # what the media service's stop does (ServiceRuntime's on_stop)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

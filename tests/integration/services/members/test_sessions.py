@@ -19,7 +19,7 @@ from scte.kit.runtime import ServiceRuntime
 from scte.kit.testing import bearer
 from scte.services.members import handlers
 from scte.services.members.db import member_sessions, refresh_tokens
-from scte.services.members.sessions import hash_secret
+from scte.services.members.sessions import hash_secret, prune_sessions
 
 from .test_members_api import PASSWORD, register
 
@@ -224,3 +224,23 @@ async def test_an_ended_employment_revokes_an_admins_sessions(
         await handlers.on_employment_changed(ended, session, publish, clock)
     assert [e.reason for e in publish.events] == ["employment_ended"]
     assert refused(await me(client, tokens), "revoked")
+
+
+async def test_ended_sessions_are_pruned_a_day_later(client: httpx.AsyncClient, runtime: ServiceRuntime) -> None:
+    await register(client)
+    kept, signed_out, expired = await sign_in(client), await sign_in(client), await sign_in(client)
+    await client.post("/sessions/sign-out", json={"refresh_token": signed_out["refresh_token"]})
+    assert runtime.context is not None
+    async with runtime.context.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(member_sessions)
+            .where(member_sessions.c.id == expired["session_id"])
+            .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+        assert await prune_sessions(session, datetime.now(UTC)) == 0  # ended, but less than a day ago
+        assert await prune_sessions(session, datetime.now(UTC) + timedelta(days=1, minutes=1)) == 2
+    async with runtime.context.engine.connect() as conn:
+        sessions_left = set((await conn.execute(select(member_sessions.c.id))).scalars())
+        tokens_left = set((await conn.execute(select(refresh_tokens.c.session_id))).scalars())
+    assert sessions_left == tokens_left == {kept["session_id"]}
+    assert (await me(client, kept)).status_code == 200
