@@ -12,6 +12,10 @@ at a time (`<data>/run/up.lock`), so `scte down --data DIR` finds it. The data d
 owner's only (0700, files 0600: the umask of every child is 077), and `processes.json` holds no
 credential from the environment (`scte.supervision.datadir`).
 
+The broker runs SigV4 strict: each service has its own key, generated on the first start and kept 0600
+under `<data>/keys/broker/` (`scte.deploy.broker_keys`), and the topics' and queues' policies derived from
+the topology (`scte.deploy.policies`) say what each may do; `scte up` itself provisions with the owner's key.
+
 Ports come from the environment when set (`SCTE_GATEWAY_PORT`, `SCTE_BROKER_PORT`, `SCTE_SMTP_PORT`,
 `SCTE_<SERVICE>_PORT`), else the platform's defaults. `<data>/run/processes.json` lists the children
 (pid, command, environment) so a test can stop one service and start it again.
@@ -36,7 +40,10 @@ from rich.console import Console
 from rich.table import Table
 
 import scte
+from scte.deploy.broker_keys import ADMIN, broker_file, ensure_keys, identity_dir, read_key
+from scte.deploy.policies import apply_policies, platform_policies
 from scte.platform import BROKER_PORT, GATEWAY_PORT, SERVICES, SMTP_PORT, available_services, topology
+from scte.queue.server.config import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
 from scte.supervision.datadir import public_environment, secure_data_dir
 from scte.supervision.instance import AlreadyRunning, InstanceLock, process_started
 from scte.supervision.launch import launcher_argv
@@ -125,6 +132,11 @@ class Supervisor:
                 "SCTE_GATEWAY_PORT": str(self.gateway_port),
                 "SCTE_GATEWAY_SERVICES": ",".join(self.services),
                 "SCTE_LOG_LEVEL": self.log_level,
+                # each service reads its own broker key from <dir>/<service>.json (a path, not a secret)
+                "SCTE_BROKER_IDENTITY_DIR": str(identity_dir(self.data_dir)),
+                # the topology and its policies are provisioned by `scte up` with the owner's key: a
+                # service's key may use its topic and its queues, not create or change them
+                "SCTE_PROVISION_ON_START": "false",
             }
         )
         for name, info in SERVICES.items():
@@ -203,6 +215,7 @@ class Supervisor:
 
     def start(self) -> None:
         from scte.kit.auth import generate_key_pair
+        from scte.kit.forwarding import ensure_gateway_secret, gateway_secret_path
         from scte.kit.settings import Settings
 
         self._check_ports_free()
@@ -210,6 +223,7 @@ class Supervisor:
             if name not in self.services:
                 console.print(f"[yellow]warning:[/] service {name} has no service.py yet; not started")
         py = sys.executable
+        ensure_keys(self.data_dir, self.services, DEFAULT_ACCOUNT_ID)
         broker = Child(
             "broker",
             [
@@ -226,6 +240,11 @@ class Supervisor:
                 str(self.data_dir / "queue"),
                 "--log-level",
                 "warning",
+                # SigV4 verified, every key's principal checked against the topic's or queue's policy
+                "--auth",
+                "strict",
+                "--credentials",
+                str(broker_file(self.data_dir)),
             ],
             self.broker_port,
             None,
@@ -236,6 +255,7 @@ class Supervisor:
         settings = Settings(data_dir=self.data_dir)
         if generate_key_pair(settings.private_key_path, settings.public_key_path):
             console.print(f"generated the token signing key pair in {settings.private_key_path.parent}")
+        ensure_gateway_secret(gateway_secret_path(settings))  # the gateway proves the visitor's address with it
         mail = Child("mail", [py, "-m", "scte.web.mail", str(self.data_dir), str(self.smtp_port)], self.smtp_port, None)
         self._spawn(mail)
         for name in self.services:
@@ -261,13 +281,24 @@ class Supervisor:
         self._wait_ready(gateway)
 
     async def _provision(self) -> None:
+        """The topology, then the policies derived from it (`scte.deploy.policies`), with the owner's key."""
         from scte.bus.transports.aws import AwsTransport
 
-        transport = AwsTransport(endpoint_url=f"http://{self.host}:{self.broker_port}")
+        endpoint = f"http://{self.host}:{self.broker_port}"
+        admin_file = identity_dir(self.data_dir) / f"{ADMIN}.json"
+        transport = AwsTransport(endpoint_url=endpoint, region=DEFAULT_REGION, credentials_file=admin_file)
         try:
             await transport.provision(topology(self.services))
         finally:
             await transport.close()
+        admin = read_key(admin_file)
+        policies = platform_policies(self.services, account=DEFAULT_ACCOUNT_ID, region=DEFAULT_REGION)
+        await apply_policies(
+            policies,
+            endpoint_url=endpoint,
+            region=DEFAULT_REGION,
+            access_key=(admin.access_key_id, admin.secret_access_key),
+        )
 
     def seed_if_first_start(self) -> None:
         marker = self.data_dir / SEEDED_MARKER
@@ -278,11 +309,23 @@ class Supervisor:
         console.print("first start: loading the seed data ...")
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("SCTE_")})
         report = asyncio.run(seed(f"http://{self.host}:{self.gateway_port}", self.data_dir))
-        marker.write_text(json.dumps(report.__dict__, indent=2), encoding="utf-8")
+        # the marker holds counts only (no password), readable by the install's owner alone
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(report.public(), out, indent=2)
         console.print(
             f"seeded {report.members} members, {report.courses} courses, {report.companies} companies"
             + (f" (skipped: {'; '.join(report.skipped)})" if report.skipped else "")
         )
+        if report.staff_password is not None:
+            # Shown here once and kept nowhere: `scte admin reset-password` makes a new one.
+            console.print(
+                f"staff sign-in: {report.staff_email}  password: {report.staff_password}\n"
+                "  (shown once, not stored: keep it now; `scte admin reset-password "
+                f"{report.staff_email}` sets a new one)",
+                soft_wrap=True,
+                highlight=False,
+            )
 
     def print_table(self) -> None:
         table = Table(title="SCTE Platform is up", show_lines=False)
@@ -299,9 +342,6 @@ class Supervisor:
             }.get(child.name, f"http://{self.host}:{child.port}/docs")
             table.add_row(child.name, where, str(child.process.pid if child.process else ""))
         table.add_row("data", str(self.data_dir), "")
-        marker = self.data_dir / SEEDED_MARKER
-        if marker.exists():
-            table.add_row("seeded staff sign-in", "staff@scte.example / scte-demo-password-2026", "")
         console.print(table)
         console.print("Ctrl-C stops everything.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import Page, expect
 from tests.harness.browser import Browsing
 from tests.harness.people import (
@@ -17,6 +18,8 @@ from tests.harness.people import (
     sign_in,
     sign_out,
 )
+
+pytestmark = pytest.mark.xdist_group("browser")  # one worker, one `scte up` (with `--dist loadgroup`)
 
 PRIVATE_PAGES = ["/account", "/orders", "/company", "/staff"]
 

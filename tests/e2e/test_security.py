@@ -782,6 +782,64 @@ async def test_an_uninvited_company_sees_nothing_of_a_member(platform: Platform)
     assert person["email"] == member.email
 
 
+async def test_a_forged_exam_result_is_refused_by_the_broker(platform: Platform) -> None:
+    """Broker access control. Reproduction: with boto3 and dummy keys, an `exam.passed.v1` envelope (its ce-*
+    attributes, the group a fresh member's id) published to `learning.fifo` gave the member an active BCE
+    certification. Now the broker checks SigV4 against per-install keys and the topic's policy: dummy keys
+    are unknown, and another service's real key may not publish to learning's topic. Nothing is delivered."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from scte.bus.envelope import encode
+    from scte.contracts.learning import ExamPassed
+
+    async with platform.client() as anonymous:
+        member = await _register(anonymous, "Forged Fay")
+    forged = ExamPassed(
+        attempt_id=str(uuid.uuid4()),
+        member_id=member.id,
+        program="BCE",
+        score_percent=99,
+        taken_at=datetime.now(UTC),
+    )
+    _envelope, message = encode(forged, source="learning")
+    publish = {
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:learning.fifo",
+        "Message": message.body,
+        "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in message.attributes.items()},
+        "MessageGroupId": member.id,
+        "MessageDeduplicationId": str(uuid.uuid4()),
+    }
+    endpoint = platform.registry()["env"]["AWS_ENDPOINT_URL"]
+    media_key = json.loads((platform.data_dir / "keys" / "broker" / "media.json").read_text())
+    attempts = {
+        "dummy keys": ("AKIDEXAMPLE", "dummy-secret", "InvalidClientTokenId"),
+        "the media service's key": (
+            media_key["aws_access_key_id"],
+            media_key["aws_secret_access_key"],
+            "AuthorizationError",
+        ),
+    }
+    for what, (key, secret, expected) in attempts.items():
+        sns = boto3.client(
+            "sns", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=key, aws_secret_access_key=secret
+        )
+        try:
+            sns.publish(**publish)
+        except ClientError as exc:
+            error = exc.response["Error"]["Code"]
+            assert error == expected, f"{what}: {error}"
+            assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        else:
+            raise AssertionError(f"the broker accepted a forged exam.passed.v1 published with {what}")
+
+    await asyncio.sleep(3)  # what a delivered forgery took to become a certification
+    async with platform.client(member.token) as client:
+        r = await client.get(f"/api/certification/members/{member.id}/certifications")
+        assert r.status_code == 200, r.text
+        assert r.json() == [], r.json()
+
+
 # -- revocation -----------------------------------------------------------------------------------------
 
 
@@ -866,3 +924,28 @@ async def test_a_removed_admin_is_refused_within_a_second(platform: Platform) ->
         for what, attempt in attempts.items():
             r = await attempt(member, 99)
             assert r.status_code == 403, f"signed in again, {what}: {r.status_code} {r.text}"
+
+
+# -- abuse limits ---------------------------------------------------------------------------------------
+
+
+async def test_wrong_passwords_are_answered_429_and_then_the_right_one_too(platform: Platform) -> None:
+    """Before: 200 wrong passwords in a row were all answered 401 and the right one worked at once."""
+    # from a loopback address of its own (127.0.0.x), so the per-address counts of other tests stay apart
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.22")
+    async with httpx.AsyncClient(base_url=platform.url, transport=transport, timeout=60) as client:
+        email = f"{uuid.uuid4().hex[:10]}@e2e.example"
+        created = await client.post(
+            "/api/members/members", json={"email": email, "password": PASSWORD, "display_name": "Lim Ited"}
+        )
+        assert created.status_code == 201, created.text
+        statuses: list[int] = []
+        for i in range(200):
+            r = await client.post("/api/members/sessions", json={"email": email, "password": f"wrong guess {i}"})
+            statuses.append(r.status_code)
+        assert statuses[:5] == [401] * 5
+        assert set(statuses[5:]) == {429}
+        right = await client.post("/api/members/sessions", json={"email": email, "password": PASSWORD})
+        assert right.status_code == 429, right.text
+        assert 0 < int(right.headers["retry-after"]) <= 900
+        assert right.json()["error"] == "too_many_requests"

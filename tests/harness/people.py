@@ -15,7 +15,20 @@ from dataclasses import dataclass
 
 from playwright.sync_api import Page, expect
 
-__all__ = ["GOOD_CARD", "Person", "eventually_on_page", "new_person", "pay_by_card", "register", "sign_in", "sign_out"]
+__all__ = [
+    "GOOD_CARD",
+    "Person",
+    "buy_and_pay",
+    "eventually_on_page",
+    "new_person",
+    "open_staff_member_page",
+    "pay_by_card",
+    "record_exam_pass",
+    "register",
+    "sign_in",
+    "sign_out",
+    "staff_person",
+]
 
 GOOD_CARD = {"number": "4242 4242 4242 4242", "exp_month": "12", "exp_year": "2099", "cvc": "123"}
 DECLINED_CARD = "4000000000000002"
@@ -76,7 +89,7 @@ def pay_by_card(page: Page, card: dict[str, str] | None = None) -> None:
     page.get_by_role("button", name="Pay now").click()
 
 
-def eventually_on_page(page: Page, check: Callable[[Page], bool], *, timeout: float = 60.0, what: str = "") -> None:
+def eventually_on_page(page: Page, check: Callable[[Page], bool], *, timeout: float = 120.0, what: str = "") -> None:
     """Reload until `check(page)` holds: the pages show what the services know, and the services learn
     from messages a moment after the click."""
     deadline = time.monotonic() + timeout
@@ -87,3 +100,40 @@ def eventually_on_page(page: Page, check: Callable[[Page], bool], *, timeout: fl
             raise AssertionError(f"not within {timeout} s on {page.url}: {what}")
         time.sleep(0.5)
         page.reload()
+
+
+def staff_person() -> Person:
+    """The install's staff account (the seed's; one place to change when staff accounts are made otherwise)."""
+    from scte.seed import SEED_PASSWORD, STAFF_EMAIL
+
+    return Person(STAFF_EMAIL, SEED_PASSWORD, "SCTE Staff")
+
+
+def open_staff_member_page(staff: Page, person: Person) -> str:
+    """From the staff member list (newest first), the person's page; their member number."""
+    staff.goto("/staff")
+    staff.get_by_role("link", name=person.display_name, exact=True).first.click()
+    expect(staff.get_by_role("heading", level=1)).to_have_text(person.display_name)
+    return staff.locator("#member-id").inner_text().strip()
+
+
+def record_exam_pass(staff: Page, person: Person, exam: str) -> None:
+    """Staff record a full-marks result for `exam` on the person's page (as the test centre would)."""
+    open_staff_member_page(staff, person)
+    option = staff.locator("#exam_id option", has_text=f"{exam}: ")
+    label = option.inner_text()
+    questions = re.search(r"\((\d+) questions\)", label)
+    assert questions, label
+    staff.get_by_label("Exam").select_option(value=exam)
+    staff.get_by_label("Correct answers").fill(questions.group(1))
+    staff.get_by_role("button", name="Record result").click()
+    expect(staff).to_have_url(re.compile(r"notice=attempt$"))
+
+
+def buy_and_pay(page: Page, path: str, button: str) -> None:
+    """Press `button` on `path` (an order is placed) and pay it by card."""
+    page.goto(path)
+    page.get_by_role("button", name=button).click()
+    expect(page).to_have_url(re.compile(r"/orders/[^/]+/pay$"))
+    pay_by_card(page)
+    expect(page).to_have_url(re.compile(r"/account\?notice=paid$"))

@@ -172,7 +172,7 @@ class ServiceRuntime:
         )
         self.context = context
         self.app.state.context = context
-        self.app.state.revocations = RevocationCheck(sessions)
+        self.app.state.revocations = RevocationCheck(engine)
         if self.on_start is not None:
             await self.on_start(context)
         relay.start()
@@ -307,7 +307,12 @@ class ServiceRuntime:
         if settings.transport == "aws":
             from scte.bus.transports.aws import AwsTransport
 
-            return AwsTransport(settings.queue_prefix, settings.aws_endpoint_url, topology=self.topology)
+            return AwsTransport(
+                settings.queue_prefix,
+                settings.aws_endpoint_url,
+                topology=self.topology,
+                credentials_file=settings.broker_key_file(self.name),
+            )
         from scte.bus.transports.inprocess import InProcessTransport
         from scte.queue.engine import Engine, EngineConfig
 

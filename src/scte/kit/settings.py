@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     """Prefix of physical queue and topic names (several platforms on one broker or AWS account)."""
     provision_on_start: bool = True
     """Each service provisions its own queue and subscriptions when it starts (idempotent)."""
+    broker_identity_dir: Path | None = None
+    """Directory of the services' broker key files (`<service>.json`, written by `scte up`); unset: the
+    usual AWS credential chain (or placeholders for a local broker that checks none)."""
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
@@ -86,6 +89,10 @@ class Settings(BaseSettings):
             return self.ports[service]
         given = os.environ.get(_env_name(service, "PORT"))
         return int(given) if given else default
+
+    def broker_key_file(self, service: str) -> Path | None:
+        """The service's broker key file, when `scte up` gave the services one each."""
+        return self.broker_identity_dir / f"{service}.json" if self.broker_identity_dir is not None else None
 
     def service_dir(self, service: str) -> Path:
         """A directory of the service's own files (uploads, renditions...)."""

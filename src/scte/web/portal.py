@@ -8,18 +8,21 @@ token again on every call).
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from scte.kit.auth import AuthError
-from scte.web.client import ServiceError
+from scte.web.client import ServiceDown, ServiceError
 from scte.web.forms import errors_from, required, text
 from scte.web.session import safe_next
 from scte.web.site import Page, member_page, visitor_page
 
 __all__ = ["router"]
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
@@ -130,20 +133,117 @@ async def sign_in(page: Visitor) -> Response:
 
 async def _sign_in_and_go(page: Page, email: str, password: str, target: str) -> Response:
     answer = await page.services.with_token(None).post("members", "/sessions", {"email": email, "password": password})
-    token = str(answer["access_token"])
+    _start(page, answer)
+    return page.redirect(target)
+
+
+def _start(page: Page, answer: dict[str, Any]) -> None:
+    """A new session from the members service's tokens (sign-in, password change)."""
     try:
-        principal = page.site.keeper.verify(token)
+        principal = page.site.keeper.verify(str(answer["access_token"]))
     except AuthError:
         raise ServiceError(401, "unauthorized", "the sign-in could not be checked") from None
-    page.site.keeper.signed_in(page.session, token, principal, int(answer.get("expires_in", 3600)))
-    return page.redirect(target)
+    page.site.keeper.signed_in(page.session, answer, principal)
 
 
 @router.post("/sign-out")
 async def sign_out(page: Visitor) -> Response:
     await page.form()
+    if page.session.refresh_token:  # the session ends at the members service too, not only in this browser
+        try:
+            await page.services.with_token(None).call(
+                "POST", "members", "/sessions/sign-out", json={"refresh_token": page.session.refresh_token}
+            )
+        except (ServiceError, ServiceDown) as exc:
+            log.warning("sign-out: the members service did not end the session: %s", exc)
     page.site.keeper.signed_out(page.session)
     return page.redirect("/?notice=signed-out")
+
+
+# -- passwords: change (signed in), forgotten (a link by mail), reset (from the link) --------------------
+
+
+@router.get("/password")
+async def password_form(page: Member) -> Response:
+    return page.render("portal/password.html", title="Change your password", errors={})
+
+
+@router.post("/password")
+async def change_password(page: Member) -> Response:
+    form = await page.form()
+    current, new = _raw(form, "current_password"), _raw(form, "new_password")
+    errors = required(
+        {"current_password": current, "new_password": new},
+        {"current_password": "your current password", "new_password": "a new password"},
+    )
+    if not errors:
+        body = {"current_password": current, "new_password": new}
+        try:
+            answer = await page.services.post("members", f"/members/{page.member_id}/password", body)
+            _start(page, answer)
+            return page.redirect("/account?notice=password")
+        except ServiceError as exc:
+            if exc.status in (401, 403) and "current" not in exc.message:
+                raise
+            errors = errors_from(
+                exc,
+                ("current_password", "new_password"),
+                {"current": "current_password", "new": "new_password", "password": "new_password"},
+            )
+    return page.render("portal/password.html", status=400, title="Change your password", errors=errors)
+
+
+@router.get("/password/forgot")
+async def forgot_form(page: Visitor) -> Response:
+    return page.render("portal/forgot.html", title="Reset your password", errors={}, values={})
+
+
+@router.post("/password/forgot")
+async def forgot(page: Visitor) -> Response:
+    form = await page.form()
+    email = text(form, "email", 254)
+    errors = required({"email": email}, {"email": "your email address"})
+    if not errors:
+        try:
+            await page.services.with_token(None).post("members", "/password-resets", {"email": email})
+            return page.redirect("/sign-in?notice=reset-sent")
+        except ServiceError as exc:
+            errors = errors_from(exc, ("email",))
+    return page.render(
+        "portal/forgot.html", status=400, title="Reset your password", errors=errors, values={"email": email}
+    )
+
+
+@router.get("/password-reset")
+async def reset_form(page: Visitor, token: str = "") -> Response:
+    return page.render("portal/reset.html", title="Choose a new password", errors={}, token=token[:256])
+
+
+@router.post("/password-reset")
+async def reset(page: Visitor) -> Response:
+    form = await page.form()
+    token, new = text(form, "token", 256), _raw(form, "new_password")
+    errors = required({"new_password": new}, {"new_password": "a new password"})
+    if not token:
+        errors["new_password"] = "This reset link is not complete: ask for a new one"
+    if not errors:
+        try:
+            await page.services.with_token(None).post(
+                "members", "/password-resets/confirm", {"token": token, "new_password": new}
+            )
+            page.site.keeper.signed_out(page.session)  # every session ended: sign in with the new password
+            return page.redirect("/sign-in?notice=password-reset")
+        except ServiceError as exc:
+            errors = errors_from(
+                exc, ("new_password",), {"password": "new_password", "token": "new_password", "link": "new_password"}
+            )
+    return page.render("portal/reset.html", status=400, title="Choose a new password", errors=errors, token=token)
+
+
+def _raw(form: Any, name: str) -> str:
+    """A password field as typed (not stripped: spaces may be part of it)."""
+    value = form.get(name)
+    return value[:1000] if isinstance(value, str) else ""
 
 
 # -- the account dashboard ----------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """The browser's session: sign-in cookies and CSRF tokens.
 
-A signed-in browser holds the members service's access token in an HttpOnly, SameSite=Lax cookie
-(`scte_session`), so no script can read it and no other site's form or image sends it along with a
-POST. The gateway verifies the token with the public key (it cannot mint one) to know who is there
-and which pages they may open; every service verifies it again on each call.
+A signed-in browser holds the members service's short-lived access token (`scte_session`) and its
+rotating refresh token (`scte_refresh`) in HttpOnly, SameSite=Lax cookies, so no script can read them
+and no other site's form or image sends them along with a POST. The gateway verifies the access token
+with the public key (it cannot mint one) to know who is there and which pages they may open; every
+service verifies it again on each call. When it has expired, the site trades the refresh token for a
+new pair (`scte.web.site.Site.page`); signing out ends the session at the members service.
 
 CSRF: every browser gets a random value in a second HttpOnly cookie (`scte_csrf`); each form carries
 HMAC(install secret, that value) in a hidden field, and a POST whose field does not match is refused
@@ -28,6 +30,7 @@ from scte.kit.auth import AuthError, Principal, TokenVerifier
 __all__ = [
     "CSRF_COOKIE",
     "CSRF_FIELD",
+    "REFRESH_COOKIE",
     "SESSION_COOKIE",
     "CsrfError",
     "SessionKeeper",
@@ -37,6 +40,7 @@ __all__ = [
 ]
 
 SESSION_COOKIE = "scte_session"
+REFRESH_COOKIE = "scte_refresh"
 CSRF_COOKIE = "scte_csrf"
 CSRF_FIELD = "csrf_token"
 
@@ -81,6 +85,7 @@ class WebSession:
     csrf_seed: str
     csrf_token: str
     new_seed: bool = False
+    refresh_token: str | None = None
     """The browser had no CSRF cookie yet: the response sets it."""
     cookies_to_set: dict[str, tuple[str, int | None]] = field(default_factory=dict)
 
@@ -120,7 +125,10 @@ class SessionKeeper:
         new_seed = len(seed) < 20
         if new_seed:
             seed = secrets.token_urlsafe(32)
-        session = WebSession(token, principal, seed, self._csrf_for(seed), new_seed)
+        refresh = request.cookies.get(REFRESH_COOKIE) or None
+        if refresh is not None and len(refresh) > 256:
+            refresh = None
+        session = WebSession(token, principal, seed, self._csrf_for(seed), new_seed, refresh)
         request.state.web_session = session
         return session
 
@@ -130,21 +138,34 @@ class SessionKeeper:
         if not seed or not isinstance(submitted, str) or not hmac.compare_digest(submitted, self._csrf_for(seed)):
             raise CsrfError("the form's security token is missing or out of date")
 
-    def signed_in(self, session: WebSession, token: str, principal: Principal, max_age: int) -> None:
-        """Remember the sign-in; a new CSRF value (the old page's forms stop working)."""
+    def signed_in(
+        self, session: WebSession, answer: dict[str, object], principal: Principal, *, renew_csrf: bool = True
+    ) -> None:
+        """Remember the members service's tokens (a sign-in's or a refresh's answer). A sign-in also gets
+        a new CSRF value (the forms of the page before it stop working); a refresh keeps it."""
+        token = str(answer["access_token"])
+        refresh = answer.get("refresh_token")
+        lifetime = answer.get("refresh_expires_in") or answer.get("expires_in") or 900
+        max_age = int(lifetime) if isinstance(lifetime, int | str) else 900
         session.token = token
         session.principal = principal
-        session.csrf_seed = secrets.token_urlsafe(32)
-        session.csrf_token = self._csrf_for(session.csrf_seed)
         session.cookies_to_set[SESSION_COOKIE] = (token, max_age)
-        session.cookies_to_set[CSRF_COOKIE] = (session.csrf_seed, None)
+        if isinstance(refresh, str) and refresh:
+            session.refresh_token = refresh
+            session.cookies_to_set[REFRESH_COOKIE] = (refresh, max_age)
+        if renew_csrf:
+            session.csrf_seed = secrets.token_urlsafe(32)
+            session.csrf_token = self._csrf_for(session.csrf_seed)
+            session.cookies_to_set[CSRF_COOKIE] = (session.csrf_seed, None)
 
     def signed_out(self, session: WebSession) -> None:
         session.token = None
         session.principal = None
+        session.refresh_token = None
         session.csrf_seed = secrets.token_urlsafe(32)
         session.csrf_token = self._csrf_for(session.csrf_seed)
         session.cookies_to_set[SESSION_COOKIE] = ("", 0)
+        session.cookies_to_set[REFRESH_COOKIE] = ("", 0)
         session.cookies_to_set[CSRF_COOKIE] = (session.csrf_seed, None)
 
     def verify(self, token: str) -> Principal:

@@ -17,10 +17,12 @@ handling to the gateway app.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,8 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scte.kit.app import error_body
-from scte.kit.auth import TokenVerifier
+from scte.kit.auth import AuthError, TokenVerifier
+from scte.kit.forwarding import forwarded_headers, gateway_secret_path, read_gateway_secret
 from scte.web.assets import Assets
 from scte.web.client import ServiceDown, ServiceError, Services
 from scte.web.session import CSRF_FIELD, CsrfError, SessionKeeper, WebSession, load_secret, safe_next
@@ -51,6 +54,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+REFRESH_SHARE = 30.0
 
 _PAGE_HEADERS = {
     # Our own scripts and styles only (no inline script, nothing from another origin); no framing.
@@ -84,6 +88,10 @@ class Site:
     assets: Assets
     keeper: SessionKeeper
     clients: Mapping[str, httpx.AsyncClient]
+    gateway_secret: str | None = None
+    """Proves to the services the visitor's address the pages forward (scte.kit.forwarding)."""
+    refreshes: dict[str, tuple[float, asyncio.Future[dict[str, Any] | None]]] = field(default_factory=dict)
+    """Refresh token -> (when, the members service's answer): see `resume`."""
 
     @classmethod
     def create(
@@ -94,6 +102,7 @@ class Site:
         verifier: TokenVerifier | None,
         assets: Assets | None = None,
         secure_cookies: bool = False,
+        gateway_secret: str | None = None,
     ) -> Site:
         env = Environment(
             loader=FileSystemLoader(TEMPLATES),
@@ -101,14 +110,60 @@ class Site:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        site = cls(env, assets or Assets(), SessionKeeper(secret, verifier, secure=secure_cookies), clients)
+        site = cls(
+            env, assets or Assets(), SessionKeeper(secret, verifier, secure=secure_cookies), clients, gateway_secret
+        )
         env.globals["asset"] = site.assets.url
         env.filters["quote"] = lambda value: urllib.parse.quote(str(value), safe="")
         return site
 
     def page(self, request: Request) -> Page:
+        """The page as the cookies say (no call to any service: error pages use it)."""
         session = self.keeper.read(request)
-        return Page(self, request, session, Services(self.clients, session.token))
+        forwarded = forwarded_headers(request.client.host if request.client else None, self.gateway_secret)
+        return Page(self, request, session, Services(self.clients, session.token, forwarded))
+
+    async def resume(self, request: Request) -> Page:
+        """The page, its session renewed first when the access token has expired and a refresh token is
+        there. A refresh token works once, and a browser asks for a page and its images at the same
+        moment: one exchange per refresh token, whose answer the other requests of that moment share
+        (kept REFRESH_SHARE seconds), so the browser never presents a used token (which would end the
+        session)."""
+        page = self.page(request)
+        session = page.session
+        if session.principal is not None or not session.refresh_token:
+            return page
+        answer = await self._refreshed(session.refresh_token)
+        principal = None
+        if answer is not None:
+            try:
+                principal = self.keeper.verify(str(answer["access_token"]))
+            except AuthError:
+                principal = None
+        if answer is None or principal is None:
+            self.keeper.signed_out(session)
+        else:
+            self.keeper.signed_in(session, answer, principal, renew_csrf=False)
+        page.services = page.services.with_token(session.token)  # keeps the visitor's forwarded address
+        return page
+
+    async def _refreshed(self, refresh_token: str) -> dict[str, Any] | None:
+        now = time.monotonic()
+        for key, (when, _) in list(self.refreshes.items()):
+            if now - when > REFRESH_SHARE:
+                del self.refreshes[key]
+        known = self.refreshes.get(refresh_token)
+        if known is not None:
+            return await asyncio.shield(known[1])
+        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self.refreshes[refresh_token] = (now, future)
+        try:
+            answer = await Services(self.clients).post("members", "/sessions/refresh", {"refresh_token": refresh_token})
+            future.set_result(answer if isinstance(answer, dict) else None)
+        except (ServiceError, ServiceDown) as exc:
+            log.info("session refresh refused: %s", exc)
+            future.set_result(None)
+        return future.result()
 
 
 @dataclass
@@ -163,12 +218,12 @@ def _site(request: Request) -> Site:
 
 async def visitor_page(request: Request) -> Page:
     """Anyone may open this page."""
-    return _site(request).page(request)
+    return await _site(request).resume(request)
 
 
 async def member_page(request: Request) -> Page:
     """Anyone signed in; others go to sign-in and come back here after it."""
-    page = _site(request).page(request)
+    page = await _site(request).resume(request)
     if not page.session.signed_in:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(target if request.method == "GET" else request.url.path)
@@ -261,4 +316,5 @@ def build_site(clients: Mapping[str, httpx.AsyncClient], data_dir: Path, public_
     except OSError:
         log.warning("no public key at %s: nobody can sign in to the website", public_key)
     secret = load_secret(data_dir / "web" / "secret")
-    return Site.create(clients, secret=secret, verifier=verifier)
+    gateway_secret = read_gateway_secret(gateway_secret_path(data_dir))
+    return Site.create(clients, secret=secret, verifier=verifier, gateway_secret=gateway_secret)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -20,6 +21,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
 from scte.bus.transport import IncomingMessage, OutgoingMessage, TransportError
+from scte.bus.transports._credentials import FileCredentials
 from scte.bus.transports._provision import (
     MAX_SNS_BATCH_BYTES,
     RECEIVE_SYSTEM_ATTRIBUTES,
@@ -141,11 +143,15 @@ class AwsTransport:
         max_attempts: int = 3,
         max_pool_connections: int = 50,
         direct_calls: bool = True,
+        credentials_file: Path | None = None,
     ) -> None:
         self.prefix = prefix
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self._credentials = (aws_access_key_id, aws_secret_access_key)
+        # a key file (`scte up`'s per-service key), read again when it changes: a rotated key is taken up
+        self._key_file = FileCredentials(credentials_file) if credentials_file is not None else None
+        self._client_key: str | None = None  # the access key the aiobotocore clients were made with
         self._config = AioConfig(
             connect_timeout=connect_timeout,
             read_timeout=30,  # above the 20 s long poll
@@ -177,6 +183,9 @@ class AwsTransport:
     # -- clients and names -----------------------------------------------------------------------------
 
     async def _client(self, service: str) -> Any:
+        key_file = self._key_file
+        if key_file is not None and key_file.current()[0] != self._client_key:
+            self._clients = {}  # the key was rotated: new clients (the old ones close with the transport)
         client = self._clients.get(service)
         if client is not None:
             return client
@@ -186,6 +195,9 @@ class AwsTransport:
             if service not in self._clients:
                 session = get_session()
                 key, secret = self._credentials
+                if key_file is not None:
+                    key, secret, _token = key_file.current()
+                    self._client_key = key
                 if key is None and self.endpoint_url and await session.get_credentials() is None:
                     key, secret = "scte-local", "scte-local"  # a local broker: any credentials will do
                 self._clients[service] = await self._stack.enter_async_context(
@@ -202,6 +214,8 @@ class AwsTransport:
 
     async def _signing_credentials(self) -> Credentials:
         """The credentials of the direct client, resolved as aiobotocore resolves them."""
+        if self._key_file is not None:
+            return self._key_file.current()
         resolved = self._resolved
         if resolved is None:
             async with self._lock:

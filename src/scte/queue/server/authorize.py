@@ -18,6 +18,7 @@ here, in strict mode: the emulator mode (`--auth any`) enforces nothing and keep
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -61,7 +62,7 @@ def _queue_of(ctx: RequestContext, action: str, params: Mapping[str, Any]) -> st
     if not isinstance(url, str):
         return None
     try:
-        return queue_name_from_url(url, ctx.account_id)
+        return _queue_name(url, ctx.account_id)
     except SqsError:
         return None
 
@@ -99,10 +100,21 @@ def authorize_sqs(principal: Principal, action: str, params: Mapping[str, Any], 
         if principal.admin:
             return
         raise access_denied(f"Access to {action} is denied for {principal.arn}.")
-    arn = f"arn:aws:sqs:{engine.region}:{ctx.account_id}:{name}"
-    request = Request(principal, "sqs:" + _SQS_AS.get(action, action), arn)
-    if not allows(engine.queue_policy(name), request):
+    if not _queue_allows(engine.queue_policy(name), principal, action, engine.region, ctx.account_id, name):
         raise access_denied(f"Access to the resource {ctx.queue_url(name)} is denied.")
+
+
+@functools.lru_cache(maxsize=16384)
+def _queue_allows(policy: str | None, principal: Principal, action: str, region: str, account: str, name: str) -> bool:
+    """`allows` for an SQS action on a queue, cached as it is asked: the same service making the same call on
+    the same queue (with the same policy) is one look-up, without building the ARN and the request."""
+    arn = f"arn:aws:sqs:{region}:{account}:{name}"
+    return allows(policy, Request(principal, "sqs:" + _SQS_AS.get(action, action), arn))
+
+
+@functools.lru_cache(maxsize=4096)
+def _queue_name(url: str, account_id: str) -> str:
+    return queue_name_from_url(url, account_id)  # raises (uncached) for a URL that names no queue of ours
 
 
 def _sns_resource(action: str, params: Mapping[str, Any], topic_arn: Any) -> str | None:

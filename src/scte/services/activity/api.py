@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from scte.kit.app import DbSession
 from scte.kit.auth import CurrentPrincipal, ensure_self_or_staff
+from scte.kit.bounds import IsoInstant
 
 from .db import entries
 
@@ -35,7 +36,7 @@ async def member_activity(
     session: DbSession,
     principal: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[AwareDatetime | None, Query(description="only entries before this instant (paging)")] = None,
+    before: Annotated[IsoInstant | None, Query(description="only entries before this instant (paging)")] = None,
     kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
 ) -> list[EntryOut]:
     ensure_self_or_staff(principal, member_id)

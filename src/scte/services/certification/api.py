@@ -20,6 +20,7 @@ from scte.bus.envelope import Envelope
 from scte.bus.scheduler import schedule as schedule_event
 from scte.kit.app import Context, DbSession, ServiceContext
 from scte.kit.auth import CurrentPrincipal, Principal, ensure_self_or_staff, require_role
+from scte.kit.bounds import IsoDate
 
 from . import db
 from .domain import (
@@ -201,7 +202,7 @@ async def staff_list(
     session: DbSession,
     program: Annotated[Program | None, Query()] = None,
     status: Annotated[CertificationStatus | None, Query()] = None,
-    expiring_before: Annotated[date | None, Query()] = None,
+    expiring_before: Annotated[IsoDate | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[CertificationOut]:
     query = select(db.certifications).order_by(db.certifications.c.expires_on, db.certifications.c.certification_id)

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +19,7 @@ from scte.bus.consumer import Publish, Schedule
 from scte.bus.contracts import Event
 from scte.bus.envelope import Envelope
 from scte.bus.scheduler import schedule as schedule_event
-from scte.kit.app import ApiError, BadRequest, Context, DbSession, ServiceContext
+from scte.kit.app import ApiError, BadRequest, Context, DbSession, ErrorOut, ServiceContext
 from scte.kit.auth import (
     CurrentPrincipal,
     Forbidden,
@@ -28,7 +28,7 @@ from scte.kit.auth import (
     ensure_self_or_staff,
     require_role,
 )
-from scte.kit.bounds import StoredCents
+from scte.kit.bounds import IsoDate, StoredCents
 
 from . import db
 from .domain import ProductKind
@@ -91,7 +91,7 @@ class LineIn(Model):
     reference: Id | None = None
     """What is bought: a course id (seat), a program code (exam fee), a certification id (renewal
     fee); for dues the member (defaults to the buyer or the beneficiary)."""
-    quantity: Annotated[int, Field(ge=1, le=100)] = 1
+    quantity: Annotated[int, Strict(), Field(ge=1, le=100)] = 1
     beneficiary_id: Id | None = None
 
 
@@ -123,8 +123,8 @@ class OrderOut(BaseModel):
 
 class CardIn(Model):
     number: Annotated[str, Field(min_length=12, max_length=19)]
-    exp_month: Annotated[int, Field(ge=1, le=12)]
-    exp_year: Annotated[int, Field(ge=2000, le=2100)]
+    exp_month: Annotated[int, Strict(), Field(ge=1, le=12)]
+    exp_year: Annotated[int, Strict(), Field(ge=2000, le=2100)]
     cvc: Annotated[str, Field(min_length=3, max_length=4)]
 
 
@@ -136,8 +136,8 @@ class PurchaseOrderIn(Model):
     number: Annotated[str, Field(min_length=1, max_length=64)]
     limit_cents: StoredCents
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
-    valid_from: date
-    valid_until: date
+    valid_from: IsoDate
+    valid_until: IsoDate
 
 
 class PurchaseOrderOut(BaseModel):
@@ -260,7 +260,11 @@ async def member_orders(member_id: IdPath, principal: CurrentPrincipal, session:
     return [_order_out((await get_order(session, i))[1]) for i in ids]
 
 
-@router.post("/orders/{order_id}/pay", summary="Pay an order by card (402 when declined)")
+@router.post(
+    "/orders/{order_id}/pay",
+    summary="Pay an order by card (402 when declined)",
+    responses={402: {"model": ErrorOut, "description": "The card was declined"}},
+)
 async def pay(order_id: IdPath, body: PayIn, principal: CurrentPrincipal, ctx: Context, session: DbSession) -> OrderOut:
     card = CardPayment(body.card.number.replace(" ", ""), body.card.exp_month, body.card.exp_year, body.card.cvc)
     async with session.begin():

@@ -21,6 +21,7 @@ from scte.bus.contracts import Event
 from scte.contracts.companies import CompanyEmploymentChanged, CompanyRolesChanged
 from scte.kit.app import BadRequest, Conflict, Context, DbSession, NotFound, ServiceContext
 from scte.kit.auth import CurrentPrincipal, Forbidden, Principal, require_role
+from scte.kit.bounds import IsoDate
 from scte.kit.db import serialize
 
 from .db import cert_views, companies, company_roles, employments, member_views
@@ -66,7 +67,7 @@ class CompanyOut(BaseModel):
 class EmploymentIn(Model):
     member_id: Id
     """Whom to link."""
-    started_on: date | None = None
+    started_on: IsoDate | None = None
 
 
 class EmployeeOut(BaseModel):

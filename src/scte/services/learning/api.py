@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +21,7 @@ from scte.bus.contracts import Event
 from scte.bus.envelope import Envelope
 from scte.kit.app import BadRequest, Context, DbSession, ServiceContext
 from scte.kit.auth import CurrentPrincipal, Principal, ensure_self_or_staff, require_role
-from scte.kit.bounds import Count, PositiveCount
+from scte.kit.bounds import Count, IsoInstant, PositiveCount
 
 from . import db
 from .domain import CourseState
@@ -59,7 +59,7 @@ class Model(BaseModel):
 class CourseIn(Model):
     title: Annotated[str, Field(min_length=1, max_length=200)]
     description: Annotated[str, Field(max_length=5000)] = ""
-    units: Annotated[int, Field(ge=0, le=100)]
+    units: Annotated[int, Strict(), Field(ge=0, le=100)]
     state: CourseState = CourseState.OPEN
     capacity: PositiveCount | None = None
 
@@ -76,7 +76,7 @@ class CourseOut(BaseModel):
 
 class ExamIn(Model):
     title: Annotated[str, Field(min_length=1, max_length=200)]
-    questions: Annotated[int, Field(ge=1, le=1000)]
+    questions: Annotated[int, Strict(), Field(ge=1, le=1000)]
 
 
 class ExamOut(BaseModel):
@@ -101,7 +101,7 @@ class EnrollmentOut(BaseModel):
 class CompletionIn(Model):
     member_id: Id
     course_id: Id
-    completed_at: AwareDatetime | None = None
+    completed_at: IsoInstant | None = None
     """When the course was finished; now when not given."""
 
 
@@ -121,7 +121,7 @@ class AttemptIn(Model):
     """Correct answers."""
     questions: PositiveCount | None = None
     """The exam's question count (checked against the exam when given)."""
-    taken_at: AwareDatetime | None = None
+    taken_at: IsoInstant | None = None
 
 
 class AttemptOut(BaseModel):

@@ -13,15 +13,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Path, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scte.contracts.media import MediaUploaded
-from scte.kit.app import MAX_UPLOAD_BODY_SIZE, Context, DbSession, NotFound, ServiceContext
-from scte.kit.auth import CurrentPrincipal, Principal
+from scte.kit.app import MAX_UPLOAD_BODY_SIZE, Context, DbSession, ErrorOut, NotFound, ServiceContext
+from scte.kit.auth import CurrentPrincipal, Principal, ensure_self_or_staff
 
 from .db import media, renditions
 from .domain import MAX_BYTES, UploadRejected, storage_key, validate_upload
@@ -33,6 +33,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["media"])
 
 IdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+MemberPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
 CHUNK = 1024 * 1024
 
 
@@ -47,7 +48,9 @@ class RenditionOut(BaseModel):
 
 class MediaOut(BaseModel):
     media_id: str
-    owner_id: str
+    owner_id: str | None
+    """Shown to the uploader and staff only: a processed upload is visible to every signed-in member,
+    and its owner's member id would name a member who chose not to be listed in the directory."""
     filename: str
     title: str
     content_type: str
@@ -89,13 +92,13 @@ async def _load(session: AsyncSession, media_id: str, principal: Principal) -> A
     return row
 
 
-async def _out(session: AsyncSession, row: Any) -> MediaOut:
+async def _out(session: AsyncSession, row: Any, principal: Principal) -> MediaOut:
     made = await session.execute(
         select(renditions).where(renditions.c.media_id == row.media_id).order_by(renditions.c.width)
     )
     return MediaOut(
         media_id=row.media_id,
-        owner_id=row.owner_id,
+        owner_id=row.owner_id if principal.member_id == row.owner_id or principal.is_staff else None,
         filename=row.filename,
         title=row.title,
         content_type=row.content_type,
@@ -126,6 +129,7 @@ async def _out(session: AsyncSession, row: Any) -> MediaOut:
     "/media",
     status_code=201,
     summary="Upload an image or a PDF (multipart: file, title)",
+    responses={415: {"model": ErrorOut, "description": "A type that cannot be uploaded"}},
     max_body_size=MAX_UPLOAD_BODY_SIZE,
 )
 async def upload(
@@ -179,7 +183,7 @@ async def upload(
             topic=TOPIC,
         )
         row = (await session.execute(select(media).where(media.c.media_id == media_id))).one()
-        return await _out(session, row)
+        return await _out(session, row, principal)
 
 
 def _rejected(message: str, status: int) -> Exception:
@@ -192,7 +196,7 @@ def _rejected(message: str, status: int) -> Exception:
 
 @router.get("/media/{media_id}", summary="An upload: its state and renditions")
 async def get_media(media_id: IdPath, session: DbSession, principal: CurrentPrincipal) -> MediaOut:
-    return await _out(session, await _load(session, media_id, principal))
+    return await _out(session, await _load(session, media_id, principal), principal)
 
 
 @router.get("/media/{media_id}/original", summary="The uploaded file", response_class=FileResponse)
@@ -220,3 +224,22 @@ async def rendition(
     if row is None:
         raise NotFound(f"media {media_id} has no {name} rendition (yet)")
     return FileResponse(_storage(ctx).path(row.storage_key), media_type=row.content_type)
+
+
+@router.get("/members/{member_id}/media", summary="A member's uploads, newest first (self or staff)")
+async def member_media(
+    member_id: MemberPath,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=200)] = 60,
+) -> list[MediaOut]:
+    ensure_self_or_staff(principal, member_id)
+    rows = (
+        await session.execute(
+            select(media)
+            .where(media.c.owner_id == member_id)
+            .order_by(media.c.uploaded_at.desc(), media.c.media_id)
+            .limit(limit)
+        )
+    ).all()
+    return [await _out(session, row, principal) for row in rows]

@@ -17,6 +17,10 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["search"])
 
+PUBLIC_DETAILS = frozenset({"designations", "units", "thumbnail"})
+"""What of a document's stored details any signed-in member may read; anything else the index holds
+(an upload's owner_id, indexed by earlier versions) stays out of the answer."""
+
 
 class HitOut(BaseModel):
     kind: str
@@ -48,7 +52,8 @@ async def search(
     for hit in hits:
         extra = dict(hit.extra)
         facets = {str(k): str(v) for k, v in (extra.pop("facets", {}) or {}).items()}
+        details = {k: v for k, v in extra.items() if k in PUBLIC_DETAILS}
         results.append(
-            HitOut(kind=hit.kind, id=hit.entity_id, title=hit.title, summary=hit.body, facets=facets, details=extra)
+            HitOut(kind=hit.kind, id=hit.entity_id, title=hit.title, summary=hit.body, facets=facets, details=details)
         )
     return ResultsOut(query=q, results=results)

@@ -120,7 +120,9 @@ async def on_media_processed(event: MediaProcessed, session: AsyncSession, clock
     title = event.title or event.media_id
     doc = media_document(event.media_id, title, title, event.content_type)
     thumb = next((r.storage_key for r in event.renditions if r.name == "thumb"), None)
-    await index.upsert(session, doc, event.media_id, clock.now(), owner_id=event.owner_id, thumbnail=thumb)
+    # not the owner's id: every signed-in member reads the results, and it would name members who are
+    # not listed in the directory
+    await index.upsert(session, doc, event.media_id, clock.now(), thumbnail=thumb)
 
 
 HANDLERS: dict[str | type[Event], Handler] = {

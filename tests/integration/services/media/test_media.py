@@ -86,3 +86,35 @@ async def test_bad_uploads_are_refused_with_a_message(service: Any) -> None:
     assert r.status_code == 422
     r = await service.client.get(f"/media/{'0' * 32}", headers=service.auth("m1"))
     assert r.status_code == 404 and r.json()["message"]
+
+
+async def test_a_member_lists_their_own_uploads_only(service: Any) -> None:
+    first = (await upload(service, image(), title="First")).json()["media_id"]
+    second = (await upload(service, image(), title="Second")).json()["media_id"]
+    await upload(service, image(), member="m2", title="Someone else's")
+    r = await service.client.get("/members/m1/media", headers=service.auth("m1"))
+    assert r.status_code == 200, r.text
+    assert {m["media_id"] for m in r.json()} == {first, second}
+    assert all(m["owner_id"] == "m1" for m in r.json())
+    r = await service.client.get("/members/m1/media", headers=service.auth("m2"))
+    assert r.status_code == 403
+    r = await service.client.get("/members/m1/media")
+    assert r.status_code == 401
+    r = await service.client.get("/members/m1/media?limit=0", headers=service.auth("m1"))
+    assert r.status_code == 422
+
+
+async def test_an_uploads_owner_is_named_to_the_owner_and_staff_only(service: Any) -> None:
+    """A processed upload is visible to every signed-in member; its owner_id named its uploader even
+    when they are not listed in the directory."""
+    r = await upload(service, image(), member="unlisted-7")
+    assert r.status_code == 201, r.text
+    assert r.json()["owner_id"] == "unlisted-7"
+    media_id = r.json()["media_id"]
+    await service.eventually(lambda: processed(service, media_id, member="unlisted-7"))
+    seen_by_other = await service.client.get(f"/media/{media_id}", headers=service.auth("m2"))
+    assert seen_by_other.status_code == 200 and seen_by_other.json()["owner_id"] is None
+    assert "unlisted-7" not in seen_by_other.text
+    own = await service.client.get(f"/media/{media_id}", headers=service.auth("unlisted-7"))
+    assert own.json()["owner_id"] == "unlisted-7"
+    assert (await service.client.get(f"/media/{media_id}", headers=service.staff())).json()["owner_id"] == "unlisted-7"

@@ -172,3 +172,27 @@ async def test_health_and_openapi(client: httpx.AsyncClient) -> None:
     assert health.json()["database"] == "ok"
     schema = (await client.get("/openapi.json")).json()
     assert "/members/{member_id}" in schema["paths"]
+
+
+async def test_staff_set_a_members_roles_and_nobody_else_may(
+    client: httpx.AsyncClient, runtime: ServiceRuntime
+) -> None:
+    jane = await register(client)
+    staff = issuer(runtime.settings).issue("staff-1", ["member", "staff"])
+    made = await client.put(f"/members/{jane['id']}/roles", json={"roles": ["staff"]}, headers=bearer(staff))
+    assert made.status_code == 200, made.text
+    assert made.json()["roles"] == ["member", "staff"]
+    token = await sign_in(client)
+    assert (await client.get("/members", headers=bearer(token))).status_code == 200  # the new token carries it
+    back = await client.put(f"/members/{jane['id']}/roles", json={"roles": ["member"]}, headers=bearer(staff))
+    assert back.json()["roles"] == ["member"]
+    member = await sign_in(client)
+    refused = await client.put(f"/members/{jane['id']}/roles", json={"roles": ["staff"]}, headers=bearer(member))
+    assert refused.status_code == 403
+    assert (await client.put(f"/members/{jane['id']}/roles", json={"roles": ["staff"]})).status_code == 401
+    bad = await client.put(f"/members/{jane['id']}/roles", json={"roles": ["company_admin"]}, headers=bearer(staff))
+    assert bad.status_code == 422
+    missing = await client.put("/members/nobody/roles", json={"roles": []}, headers=bearer(staff))
+    assert missing.status_code == 404
+    self_demote = await client.put("/members/staff-1/roles", json={"roles": []}, headers=bearer(staff))
+    assert self_demote.status_code == 400

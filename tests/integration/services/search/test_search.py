@@ -150,3 +150,38 @@ async def _found(service: Any) -> bool:
 
 async def _processed(service: Any, n: int) -> bool:
     return bool(await service.processed() >= n)
+
+
+async def test_a_media_hit_does_not_name_its_uploader(service: Any) -> None:
+    """Search results showed `details.owner_id` of an upload: the member id of its uploader, listed in
+    the directory or not. Neither a new document nor one indexed by an earlier version shows it."""
+    from scte.services.search import index
+    from scte.services.search.domain import media_document
+
+    await service.publish(
+        MediaProcessed(
+            media_id="md2",
+            owner_id="unlisted-1",
+            title="Coax connector",
+            content_type="image/jpeg",
+            renditions=(),
+            processed_at=NOW,
+        ),
+        topic="media",
+    )
+
+    async def hit() -> Any:
+        r = await service.client.get("/search", params={"q": "coax"}, headers=service.auth("m9"))
+        return r.json()["results"]
+
+    [found] = await service.eventually(hit)
+    assert found["id"] == "md2" and "owner_id" not in found["details"]
+    # a document indexed with the owner's id (as before) does not show it either
+    context = service.runtime.context
+    async with context.sessionmaker() as session, session.begin():
+        doc = media_document("md3", "Legacy amplifier", "Legacy amplifier", "image/jpeg")
+        await index.upsert(session, doc, "md3", NOW, owner_id="unlisted-2", thumbnail="md/md3/thumb.jpg")
+    r = await service.client.get("/search", params={"q": "amplifier"}, headers=service.auth("m9"))
+    [legacy] = r.json()["results"]
+    assert legacy["details"] == {"thumbnail": "md/md3/thumb.jpg"}
+    assert "unlisted-2" not in r.text
