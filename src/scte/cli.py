@@ -1,4 +1,5 @@
-"""The `scte` command: `scte up`, `scte down`, `scte seed`, `scte queue serve`, `scte contracts asyncapi`."""
+"""The `scte` command: `scte up`, `scte down`, `scte seed`, `scte admin ...`, `scte queue serve`,
+`scte contracts asyncapi`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ queue_app = typer.Typer(no_args_is_help=True, help="The SQS-compatible broker.")
 app.add_typer(queue_app, name="queue")
 contracts_app = typer.Typer(no_args_is_help=True, help="The message contracts: events and topology.")
 app.add_typer(contracts_app, name="contracts")
-admin_app = typer.Typer(no_args_is_help=True, help="Administration of an install (keys, accounts).")
+admin_app = typer.Typer(no_args_is_help=True, help="Administration of an install (keys, accounts), on its host.")
 app.add_typer(admin_app, name="admin")
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).")]
@@ -207,6 +208,47 @@ def seed_command(
     typer.echo(f"seeded {report.members} members, {report.courses} courses, {report.companies} companies")
     for skipped in report.skipped:
         typer.echo(f"skipped: {skipped}", err=True)
+
+
+@admin_app.command("create-staff")
+def admin_create_staff(
+    email: Annotated[str, typer.Argument(help="The new staff member's e-mail address (their sign-in name).")],
+    name: Annotated[str, typer.Option("--name", help="Their display name.")] = "SCTE Staff",
+    data: PlatformDataOpt = None,
+) -> None:
+    """Create a staff account with a random password, shown once."""
+    import asyncio
+    import os
+
+    from scte.admin import AdminError, create_staff
+
+    directory = data or Path(os.environ.get("SCTE_DATA_DIR", "./var"))
+    try:
+        account = asyncio.run(create_staff(directory, email, name))
+    except AdminError as exc:
+        typer.echo(f"scte admin: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"staff account {account.email} created; password (shown once, not stored): {account.password}")
+
+
+@admin_app.command("reset-password")
+def admin_reset_password(
+    email: Annotated[str, typer.Argument(help="The account's e-mail address.")],
+    data: PlatformDataOpt = None,
+) -> None:
+    """Give an account a new random password, shown once (the old one stops working)."""
+    import asyncio
+    import os
+
+    from scte.admin import AdminError, reset_password
+
+    directory = data or Path(os.environ.get("SCTE_DATA_DIR", "./var"))
+    try:
+        account = asyncio.run(reset_password(directory, email))
+    except AdminError as exc:
+        typer.echo(f"scte admin: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"new password for {account.email} (shown once, not stored): {account.password}")
 
 
 @admin_app.command("rotate-broker-key")

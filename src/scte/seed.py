@@ -1,18 +1,20 @@
 """`scte seed`: demonstration data for a fresh platform.
 
-- members: a staff account and a few hundred generated members, written by the members service's own
-  code into its database (with their member.registered events in its outbox, so every other service
-  hears of them as of anyone who registered);
+- members: the staff account (a random password, returned in the report for `scte up` to show once,
+  stored only as its hash) and a few hundred generated demo members that cannot sign in (an
+  unusable hash: no install has a known credential), written by the members service's own code into
+  its database (with their member.registered events in its outbox, so every other service hears of
+  them as of anyone who registered);
 - courses (about 20, with their recertification-unit values) and companies (a few, each with an
   admin and employees) through the gateway's REST API, as staff;
 - certification programs are SCTE's real ones and come with the certification service (its domain).
 
-Deterministic: the same members, courses and companies on every fresh start.
+Names, courses and companies are the same on every fresh start; member ids come from the operating
+system's CSPRNG (uuid4), so no two installs share one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -23,11 +25,9 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-__all__ = ["COURSES", "SEED_PASSWORD", "STAFF_EMAIL", "SeedReport", "seed"]
+__all__ = ["COURSES", "STAFF_EMAIL", "SeedReport", "seed"]
 
 STAFF_EMAIL = "staff@scte.example"
-SEED_PASSWORD = "scte-demo-password-2026"
-"""The password of every seeded account (a demo system; change it after the first sign-in)."""
 
 _FIRST = [
     "Alex",
@@ -118,37 +118,45 @@ _COMPANIES = ("Comcast Demo", "Charter Demo", "Cox Demo", "Rogers Demo", "Libert
 @dataclass
 class SeedReport:
     staff_email: str = STAFF_EMAIL
-    password: str = SEED_PASSWORD
+    staff_password: str | None = field(default=None, repr=False)
+    """The staff account's password when this seed created it: shown once, never written anywhere."""
     members: int = 0
     courses: int = 0
     companies: int = 0
     skipped: list[str] = field(default_factory=list)
 
+    def public(self) -> dict[str, object]:
+        """What may be written down (the `.seeded` marker): everything but the password."""
+        return {
+            "staff_email": self.staff_email,
+            "members": self.members,
+            "courses": self.courses,
+            "companies": self.companies,
+            "skipped": list(self.skipped),
+        }
+
 
 async def _seed_members(settings: Any, count: int, rng: random.Random) -> tuple[list[str], str]:
-    """The staff account and `count` members, through the members service's code; (member ids, staff id)."""
+    """`count` demo members, through the members service's code; (member ids, staff id if staff exists)."""
     from scte.bus.publisher import Publisher
     from scte.bus.topology import Topology
     from scte.contracts.members import MemberProfileUpdated, MemberRegistered
     from scte.kit.db import create_engine, sessionmaker, upgrade
     from scte.platform import TOPICS
-    from scte.services.members.api import hash_password
     from scte.services.members.db import members
+    from scte.services.members.hashing import UNUSABLE_HASH
 
     url = settings.database_url("members")
     await upgrade("scte.services.members", url)
     engine = create_engine(url)
     publisher = Publisher("members", Topology(TOPICS))
-    shared_hash = await asyncio.to_thread(hash_password, SEED_PASSWORD)
     now = datetime.now(UTC)
     ids: list[str] = []
     staff_id = ""
     try:
         async with sessionmaker(engine)() as session, session.begin():
             existing = set((await session.execute(select(members.c.email))).scalars())
-            people: list[tuple[str, str, list[str], tuple[str, str] | None]] = [
-                (STAFF_EMAIL, "SCTE Staff", ["member", "staff"], None)
-            ]
+            people: list[tuple[str, str, list[str], tuple[str, str] | None]] = []
             for i in range(count):
                 first, last = rng.choice(_FIRST), rng.choice(_LAST)
                 people.append(
@@ -157,13 +165,13 @@ async def _seed_members(settings: Any, count: int, rng: random.Random) -> tuple[
             for email, name, roles, place in people:
                 if email in existing:
                     continue
-                member_id = uuid.UUID(int=rng.getrandbits(128)).hex
+                member_id = uuid.uuid4().hex  # os.urandom: not guessable, not shared between installs
                 listed = place is not None and rng.random() < 0.7
                 await session.execute(
                     members.insert().values(
                         id=member_id,
                         email=email,
-                        password_hash=shared_hash,
+                        password_hash=UNUSABLE_HASH,  # demo members do not sign in
                         display_name=name,
                         city=place[0] if place else None,
                         country=place[1] if place else None,
@@ -194,14 +202,8 @@ async def _seed_members(settings: Any, count: int, rng: random.Random) -> tuple[
                         ),
                         topic="members",
                     )
-                if "staff" in roles:
-                    staff_id = member_id
-                else:
-                    ids.append(member_id)
-            if not staff_id:
-                staff_id = str(
-                    await session.scalar(select(members.c.id).where(members.c.email == STAFF_EMAIL)) or "staff"
-                )
+                ids.append(member_id)
+            staff_id = str(await session.scalar(select(members.c.id).where(members.c.email == STAFF_EMAIL)) or "")
     finally:
         await engine.dispose()
     return ids, staff_id
@@ -209,12 +211,18 @@ async def _seed_members(settings: Any, count: int, rng: random.Random) -> tuple[
 
 async def seed(gateway_url: str, data_dir: Path, *, members: int = 300) -> SeedReport:
     """Load the demonstration data into a running platform (`scte up` calls it on first start)."""
+    from scte.admin import AdminError, create_staff
     from scte.kit.auth import TokenIssuer
     from scte.kit.settings import Settings
 
     settings = Settings(data_dir=data_dir)
     rng = random.Random(6)
     report = SeedReport()
+    try:
+        staff = await create_staff(data_dir, STAFF_EMAIL)
+        report.staff_password = staff.password
+    except AdminError:
+        pass  # made by an earlier, interrupted seed: its password was shown then
     member_ids, staff_id = await _seed_members(settings, members, rng)
     report.members = len(member_ids)
     token = TokenIssuer.from_file(settings.private_key_path).issue(staff_id, ["member", "staff"])

@@ -215,6 +215,7 @@ class Supervisor:
 
     def start(self) -> None:
         from scte.kit.auth import generate_key_pair
+        from scte.kit.forwarding import ensure_gateway_secret, gateway_secret_path
         from scte.kit.settings import Settings
 
         self._check_ports_free()
@@ -254,6 +255,7 @@ class Supervisor:
         settings = Settings(data_dir=self.data_dir)
         if generate_key_pair(settings.private_key_path, settings.public_key_path):
             console.print(f"generated the token signing key pair in {settings.private_key_path.parent}")
+        ensure_gateway_secret(gateway_secret_path(settings))  # the gateway proves the visitor's address with it
         mail = Child("mail", [py, "-m", "scte.web.mail", str(self.data_dir), str(self.smtp_port)], self.smtp_port, None)
         self._spawn(mail)
         for name in self.services:
@@ -307,11 +309,23 @@ class Supervisor:
         console.print("first start: loading the seed data ...")
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("SCTE_")})
         report = asyncio.run(seed(f"http://{self.host}:{self.gateway_port}", self.data_dir))
-        marker.write_text(json.dumps(report.__dict__, indent=2), encoding="utf-8")
+        # the marker holds counts only (no password), readable by the install's owner alone
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(report.public(), out, indent=2)
         console.print(
             f"seeded {report.members} members, {report.courses} courses, {report.companies} companies"
             + (f" (skipped: {'; '.join(report.skipped)})" if report.skipped else "")
         )
+        if report.staff_password is not None:
+            # Shown here once and kept nowhere: `scte admin reset-password` makes a new one.
+            console.print(
+                f"staff sign-in: {report.staff_email}  password: {report.staff_password}\n"
+                "  (shown once, not stored: keep it now; `scte admin reset-password "
+                f"{report.staff_email}` sets a new one)",
+                soft_wrap=True,
+                highlight=False,
+            )
 
     def print_table(self) -> None:
         table = Table(title="SCTE Platform is up", show_lines=False)
@@ -328,9 +342,6 @@ class Supervisor:
             }.get(child.name, f"http://{self.host}:{child.port}/docs")
             table.add_row(child.name, where, str(child.process.pid if child.process else ""))
         table.add_row("data", str(self.data_dir), "")
-        marker = self.data_dir / SEEDED_MARKER
-        if marker.exists():
-            table.add_row("seeded staff sign-in", "staff@scte.example / scte-demo-password-2026", "")
         console.print(table)
         console.print("Ctrl-C stops everything.")
 

@@ -185,8 +185,9 @@ async def test_a_stopped_service_delays_work_but_not_the_member(platform: Platfo
     await eventually(listed, what="directory entry indexed before search stops")
     platform.stop_service(stopped)
     try:
-        took = await pass_exam(platform, member_id, token)
-        assert took < 5.0  # answered at once: nothing waits on the stopped service
+        # Answered (201) while the service is stopped: nothing in the request waits on it. (Not timed: on a
+        # busy machine any request can take seconds; a call to the stopped service would fail, not be slow.)
+        await pass_exam(platform, member_id, token)
         if stopped == "notifications":
             # the result went through the rest of the system (search shows it), yet no mail: nobody to send it
             await eventually(found, timeout=90, what="certification indexed while notifications is stopped")

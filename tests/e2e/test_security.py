@@ -924,3 +924,28 @@ async def test_a_removed_admin_is_refused_within_a_second(platform: Platform) ->
         for what, attempt in attempts.items():
             r = await attempt(member, 99)
             assert r.status_code == 403, f"signed in again, {what}: {r.status_code} {r.text}"
+
+
+# -- abuse limits ---------------------------------------------------------------------------------------
+
+
+async def test_wrong_passwords_are_answered_429_and_then_the_right_one_too(platform: Platform) -> None:
+    """Before: 200 wrong passwords in a row were all answered 401 and the right one worked at once."""
+    # from a loopback address of its own (127.0.0.x), so the per-address counts of other tests stay apart
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.22")
+    async with httpx.AsyncClient(base_url=platform.url, transport=transport, timeout=60) as client:
+        email = f"{uuid.uuid4().hex[:10]}@e2e.example"
+        created = await client.post(
+            "/api/members/members", json={"email": email, "password": PASSWORD, "display_name": "Lim Ited"}
+        )
+        assert created.status_code == 201, created.text
+        statuses: list[int] = []
+        for i in range(200):
+            r = await client.post("/api/members/sessions", json={"email": email, "password": f"wrong guess {i}"})
+            statuses.append(r.status_code)
+        assert statuses[:5] == [401] * 5
+        assert set(statuses[5:]) == {429}
+        right = await client.post("/api/members/sessions", json={"email": email, "password": PASSWORD})
+        assert right.status_code == 429, right.text
+        assert 0 < int(right.headers["retry-after"]) <= 900
+        assert right.json()["error"] == "too_many_requests"

@@ -57,12 +57,19 @@ def _field_errors(details: object) -> dict[str, str]:
 class Services:
     """The service APIs as one person sees them (their token, if any)."""
 
-    def __init__(self, clients: Mapping[str, httpx.AsyncClient], token: str | None = None) -> None:
+    def __init__(
+        self,
+        clients: Mapping[str, httpx.AsyncClient],
+        token: str | None = None,
+        forwarded: Mapping[str, str] | None = None,
+    ) -> None:
         self._clients = clients
         self.token = token
+        # the visitor's address, as the gateway states it (scte.kit.forwarding): sign-in limits key on it
+        self._forwarded = dict(forwarded or {})
 
     def with_token(self, token: str | None) -> Services:
-        return Services(self._clients, token)
+        return Services(self._clients, token, self._forwarded)
 
     async def call(
         self,
@@ -79,7 +86,9 @@ class Services:
         client = self._clients.get(service)
         if client is None:
             raise ServiceDown(service, "not running")
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = dict(self._forwarded)
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
         try:
             response = await client.request(

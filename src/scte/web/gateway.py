@@ -11,6 +11,10 @@ pages rendered here from the services' APIs, called over the same connections.
 Request bodies are streamed to the service, never buffered here, and limited as the services limit
 them (`MAX_BODY_SIZE`, `MAX_UPLOAD_BODY_SIZE` for the upload routes in `UPLOAD_ROUTES`): a larger
 Content-Length is answered 413 at once, a chunked body as soon as it passes the limit.
+
+The gateway states the visitor's address to the services: `X-Forwarded-For` set to the address the
+request came from (a visitor's own header is never passed on) with the install's gateway secret, the
+only proof the services believe (scte.kit.forwarding); their per-address limits key on it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scte.kit.app import MAX_BODY_SIZE, MAX_UPLOAD_BODY_SIZE, error_body
+from scte.kit.forwarding import forwarded_headers, gateway_secret_path, read_gateway_secret
 from scte.kit.settings import Settings, get_settings
 from scte.platform import GATEWAY_PORT, SERVICES
 
@@ -65,9 +70,11 @@ def create_gateway(
     transport: httpx.AsyncBaseTransport | None = None,
     data_dir: Path | None = None,
     public_key: Path | None = None,
+    gateway_secret: str | None = None,
 ) -> FastAPI:
     """The gateway app routing to `urls` (service name -> base URL); with `data_dir` (the install's
-    secrets) and `public_key` (to know who signed in), the website too."""
+    secrets) and `public_key` (to know who signed in), the website too; with `gateway_secret`, the
+    services believe the visitor's address it forwards."""
     routes = dict(urls)
     clients: dict[str, httpx.AsyncClient] = {}
 
@@ -111,6 +118,7 @@ def create_gateway(
             return JSONResponse(error_body("not_found", f"no service {service!r}"), status_code=404)
         headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED_REQUEST_HEADERS}
         headers["x-forwarded-prefix"] = f"/api/{service}"
+        headers.update(forwarded_headers(request.client.host if request.client else None, gateway_secret))
         has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
         if "content-length" in request.headers:
             headers["content-length"] = request.headers["content-length"]
@@ -174,7 +182,12 @@ def main() -> None:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s gateway %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to a service is noise, and costs
-    app = create_gateway(service_urls(settings), data_dir=settings.data_dir, public_key=settings.public_key_path)
+    app = create_gateway(
+        service_urls(settings),
+        data_dir=settings.data_dir,
+        public_key=settings.public_key_path,
+        gateway_secret=read_gateway_secret(gateway_secret_path(settings)),
+    )
     uvicorn.run(
         app, host=settings.host, port=settings.port("gateway", GATEWAY_PORT), log_level="warning", access_log=False
     )

@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scte.kit.app import error_body
 from scte.kit.auth import AuthError, TokenVerifier
+from scte.kit.forwarding import forwarded_headers, gateway_secret_path, read_gateway_secret
 from scte.web.assets import Assets
 from scte.web.client import ServiceDown, ServiceError, Services
 from scte.web.session import CSRF_FIELD, CsrfError, SessionKeeper, WebSession, load_secret, safe_next
@@ -87,6 +88,8 @@ class Site:
     assets: Assets
     keeper: SessionKeeper
     clients: Mapping[str, httpx.AsyncClient]
+    gateway_secret: str | None = None
+    """Proves to the services the visitor's address the pages forward (scte.kit.forwarding)."""
     refreshes: dict[str, tuple[float, asyncio.Future[dict[str, Any] | None]]] = field(default_factory=dict)
     """Refresh token -> (when, the members service's answer): see `resume`."""
 
@@ -99,6 +102,7 @@ class Site:
         verifier: TokenVerifier | None,
         assets: Assets | None = None,
         secure_cookies: bool = False,
+        gateway_secret: str | None = None,
     ) -> Site:
         env = Environment(
             loader=FileSystemLoader(TEMPLATES),
@@ -106,7 +110,9 @@ class Site:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        site = cls(env, assets or Assets(), SessionKeeper(secret, verifier, secure=secure_cookies), clients)
+        site = cls(
+            env, assets or Assets(), SessionKeeper(secret, verifier, secure=secure_cookies), clients, gateway_secret
+        )
         env.globals["asset"] = site.assets.url
         env.filters["quote"] = lambda value: urllib.parse.quote(str(value), safe="")
         return site
@@ -114,7 +120,8 @@ class Site:
     def page(self, request: Request) -> Page:
         """The page as the cookies say (no call to any service: error pages use it)."""
         session = self.keeper.read(request)
-        return Page(self, request, session, Services(self.clients, session.token))
+        forwarded = forwarded_headers(request.client.host if request.client else None, self.gateway_secret)
+        return Page(self, request, session, Services(self.clients, session.token, forwarded))
 
     async def resume(self, request: Request) -> Page:
         """The page, its session renewed first when the access token has expired and a refresh token is
@@ -137,7 +144,7 @@ class Site:
             self.keeper.signed_out(session)
         else:
             self.keeper.signed_in(session, answer, principal, renew_csrf=False)
-        page.services = Services(self.clients, session.token)
+        page.services = page.services.with_token(session.token)  # keeps the visitor's forwarded address
         return page
 
     async def _refreshed(self, refresh_token: str) -> dict[str, Any] | None:
@@ -309,4 +316,5 @@ def build_site(clients: Mapping[str, httpx.AsyncClient], data_dir: Path, public_
     except OSError:
         log.warning("no public key at %s: nobody can sign in to the website", public_key)
     secret = load_secret(data_dir / "web" / "secret")
-    return Site.create(clients, secret=secret, verifier=verifier)
+    gateway_secret = read_gateway_secret(gateway_secret_path(data_dir))
+    return Site.create(clients, secret=secret, verifier=verifier, gateway_secret=gateway_secret)

@@ -1,5 +1,5 @@
 """Members rules: yearly terms, grace and lapse, renewal from the current end or the payment day,
-designations, profiles and the password policy."""
+designations, profiles (the password policy: test_members_password_policy.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from scte.services.members.domain import (
     lapses_on,
     member_status,
     normalize_email,
-    password_problems,
     pay_dues,
     validate_profile,
 )
@@ -128,32 +127,3 @@ def test_profile_rules(name: str, country: str | None, message: str) -> None:
     with pytest.raises(MembersError, match=message):
         validate_profile(Profile("m-1", "jd@x.org", name, country=country))
     validate_profile(Profile("m-1", "jd@x.org", "x" * 100))
-
-
-# --- passwords -------------------------------------------------------------------------------------
-
-
-def test_a_long_unusual_password_is_accepted() -> None:
-    assert password_problems("correct horse battery staple", "jane@example.com", "Jane Doe") == []
-
-
-@pytest.mark.parametrize(
-    ("password", "problem"),
-    [
-        ("short-pass1", "at least 12"),
-        ("x" * 129, "at most 128"),
-        ("Password1234", "too common"),
-        ("aaaaaaaaaaaaaa", "single character"),
-        ("my-janedoe-secret", "email"),
-        ("I am Jane Doe!!", "name"),
-    ],
-)
-def test_password_problems(password: str, problem: str) -> None:
-    problems = password_problems(password, "janedoe@example.com", "Jane Doe")
-    assert any(problem in p for p in problems), problems
-
-
-def test_password_length_boundary() -> None:
-    assert password_problems("k" * 11 + "!") == []
-    assert password_problems("k" * 10 + "!") != []
-    assert password_problems("k" * 127 + "!") == []

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from scte.queue.policy import Principal
 
@@ -149,6 +150,10 @@ class KeyStore(Mapping[str, str]):
         return identity.principal if identity is not None else None
 
     # Mapping[str, str]: the secrets, as the verifier reads them
+    def get(self, access_key: str, default: Any = None) -> Any:  # Mapping.get goes through __getitem__ and a raise
+        identity = self.identity(access_key)
+        return identity.secret if identity is not None else default
+
     def __getitem__(self, access_key: str) -> str:
         identity = self.identity(access_key)
         if identity is None:

@@ -11,10 +11,8 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -24,30 +22,32 @@ from scte.contracts.members import MemberProfileUpdated, MemberRegistered
 from scte.kit.app import Conflict, Context, DbSession, NotFound, ServiceUnavailable
 from scte.kit.auth import AuthError, CurrentPrincipal, Principal, ensure_self_or_staff, require_role
 from scte.kit.bounds import INT_MAX, StrictFlag
+from scte.kit.forwarding import ClientAddress
 
 from . import domain
 from .db import members
 from .handlers import TOPIC, load_membership
+from .hashing import HashingPool, hash_password
+from .limits import AbuseLimits
 from .sessions import TokenOut, start_session
 
 __all__ = ["hash_password", "router"]
 
 router = APIRouter(tags=["members"])
 
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a real password, used to even out sign-in timing")
+
+def hashing_pool(ctx: Context) -> HashingPool:
+    pool = ctx.extras.get("hashing")
+    if not isinstance(pool, HashingPool):  # a runtime built without one (tests of other parts)
+        pool = ctx.extras["hashing"] = HashingPool()
+    return pool
 
 
-def hash_password(password: str) -> str:
-    """argon2id with the library's recommended parameters."""
-    return _hasher.hash(password)
-
-
-def _verify_password(stored: str, password: str) -> bool:
-    try:
-        return _hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return False
+def abuse_limits(ctx: Context) -> AbuseLimits:
+    limits = ctx.extras.get("abuse_limits")
+    if not isinstance(limits, AbuseLimits):
+        limits = ctx.extras["abuse_limits"] = AbuseLimits()
+    return limits
 
 
 # -- models ---------------------------------------------------------------------------------------------
@@ -57,9 +57,17 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+Password = Annotated[
+    str,
+    # taken exactly as typed: a trimmed password would accept " secret" for "secret " (no silent trimming)
+    StringConstraints(strip_whitespace=False),
+    Field(min_length=1, max_length=domain.PASSWORD_MAX_LENGTH),
+]
+
+
 class RegisterIn(_In):
     email: Annotated[str, Field(min_length=3, max_length=254)]
-    password: Annotated[str, Field(min_length=1, max_length=domain.PASSWORD_MAX_LENGTH)]
+    password: Password
     display_name: Annotated[str, Field(min_length=1, max_length=domain.DISPLAY_NAME_MAX)]
     city: Annotated[str | None, Field(max_length=100)] = None
     country: Annotated[str | None, Field(max_length=2)] = None
@@ -68,7 +76,7 @@ class RegisterIn(_In):
 
 class SignInIn(_In):
     email: Annotated[str, Field(min_length=1, max_length=254)]
-    password: Annotated[str, Field(min_length=1, max_length=domain.PASSWORD_MAX_LENGTH)]
+    password: Password
 
 
 class ProfilePatch(_In):
@@ -137,15 +145,16 @@ def _out(row: object) -> MemberOut:
 
 
 @router.post("/members", status_code=201, summary="Register an account (no token needed)")
-async def register(body: RegisterIn, ctx: Context, session: DbSession) -> MemberOut:
+async def register(body: RegisterIn, ctx: Context, session: DbSession, address: ClientAddress) -> MemberOut:
+    await abuse_limits(ctx).before_registration(address)
     member_id = uuid.uuid4().hex
     profile = domain.validate_profile(
         domain.Profile(member_id, body.email, body.display_name, body.city, body.country, body.listed_in_directory)
     )
-    problems = domain.password_problems(body.password, profile.email, profile.display_name)
+    problems = await asyncio.to_thread(domain.password_problems, body.password, profile.email, profile.display_name)
     if problems:
         raise domain.MembersError("password: " + "; ".join(problems))
-    password_hash = await asyncio.to_thread(hash_password, body.password)
+    password_hash = await hashing_pool(ctx).hash(body.password)
     now = ctx.clock.now()
     try:
         async with session.begin():
@@ -198,21 +207,27 @@ def _profile_event(member_id: str, profile: domain.Profile, now: datetime) -> Me
     "/sessions",
     summary="Sign in: a new session's access token (for every service) and refresh token (no token needed)",
 )
-async def sign_in(body: SignInIn, ctx: Context, session: DbSession) -> TokenOut:
+async def sign_in(body: SignInIn, ctx: Context, session: DbSession, address: ClientAddress) -> TokenOut:
     if ctx.issuer is None:
         raise ServiceUnavailable("sign-in is not configured (no signing key)")
     try:
-        email = domain.normalize_email(body.email)
+        email: str | None = domain.normalize_email(body.email)
     except domain.MembersError:
-        email = ""
-    row = (await session.execute(select(members).where(members.c.email == email))).mappings().first()
+        email = None
+    limits = abuse_limits(ctx)
+    await limits.before_sign_in(email, address)
+    row = (await session.execute(select(members).where(members.c.email == (email or "")))).mappings().first()
     await session.rollback()
-    stored = row["password_hash"] if row is not None else _DUMMY_HASH
-    valid = await asyncio.to_thread(_verify_password, stored, body.password)
+    valid, needs_rehash = await hashing_pool(ctx).verify(
+        row["password_hash"] if row is not None else None, body.password
+    )
     if row is None or not valid:
+        await limits.sign_in_failed(address)
         raise AuthError("wrong email or password")
-    if _hasher.check_needs_rehash(stored):
-        new_hash = await asyncio.to_thread(hash_password, body.password)
+    assert email is not None
+    await limits.sign_in_succeeded(email)
+    if needs_rehash:
+        new_hash = await hashing_pool(ctx).hash(body.password)
         async with session.begin():
             await session.execute(update(members).where(members.c.id == row["id"]).values(password_hash=new_hash))
     # the session's tokens; lifetimes are real time (scte.services.members.sessions)

@@ -14,10 +14,17 @@ from __future__ import annotations
 
 import calendar
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
+
+from email_validator import EmailNotValidError, validate_email
+
+from .password_policy import MAX_LENGTH as PASSWORD_MAX_LENGTH
+from .password_policy import MIN_LENGTH as PASSWORD_MIN_LENGTH
+from .password_policy import password_problems
 
 __all__ = [
     "GRACE_PERIOD",
@@ -37,13 +44,12 @@ __all__ = [
     "normalize_email",
     "password_problems",
     "pay_dues",
+    "text_problem",
     "validate_profile",
 ]
 
 TERM_MONTHS = 12
 GRACE_PERIOD = timedelta(days=30)
-PASSWORD_MIN_LENGTH = 12
-PASSWORD_MAX_LENGTH = 128
 
 
 class MembersError(ValueError):
@@ -141,7 +147,6 @@ def display_with_designations(display_name: str, held: Iterable[HeldCertificatio
 
 # --- profile ---------------------------------------------------------------------------------------
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DISPLAY_NAME_MAX = 100
 
 
@@ -157,16 +162,45 @@ class Profile:
 
 
 def normalize_email(email: str) -> str:
-    """Emails are the sign-in name: compared case-insensitively, so stored lower-cased and trimmed."""
-    cleaned = email.strip().lower()
-    if len(cleaned) > 254 or not _EMAIL.match(cleaned):
-        raise MembersError(f"{email!r} is not an email address")
-    return cleaned
+    """The e-mail address as stored and compared: the sign-in name, so one spelling per mailbox.
+
+    NFKC first (`staff@` spelt with the long s U+017F or the full-width s U+FF53 becomes `staff@`,
+    so it meets the existing account instead of impersonating it), then email-validator's syntax rules: a local part in
+    ASCII only (no look-alike letters from other scripts), a domain in its ASCII (IDNA) form, no
+    trailing dot, no reserved domain; compared case-insensitively, so stored lower-cased."""
+    cleaned = unicodedata.normalize("NFKC", email.strip())
+    if len(cleaned) > 254:
+        raise MembersError("an e-mail address has at most 254 characters")
+    try:
+        valid = validate_email(cleaned, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise MembersError(f"{email!r} is not a usable e-mail address: {exc}") from None
+    return valid.ascii_email.lower()  # type: ignore[union-attr]  # always set when smtputf8 is refused
+
+
+# Bidirectional controls reorder what a page shows ("\u202eexe.pdf" reads "fdp.exe"): a name could
+# pose as another one in lists and certificates. Control characters (NUL, newlines) break mails and
+# logs.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def text_problem(value: str, what: str) -> str | None:
+    """Why a free-text field (a name, a city) is refused, or None."""
+    for char in value:
+        if char in _BIDI_CONTROLS:
+            return f"{what} must not contain bidirectional control characters (U+{ord(char):04X})"
+        if unicodedata.category(char) == "Cc":
+            return f"{what} must not contain control characters (U+{ord(char):04X})"
+    return None
 
 
 def validate_profile(profile: Profile) -> Profile:
     """The profile as stored: email normalised, name trimmed; refused when a rule is broken."""
-    name = " ".join(profile.display_name.split())
+    for value, what in ((profile.display_name, "a display name"), (profile.city or "", "a city")):
+        problem = text_problem(value, what)
+        if problem:
+            raise MembersError(problem)
+    name = " ".join(unicodedata.normalize("NFC", profile.display_name).split())
     if not name:
         raise MembersError("a display name is required")
     if len(name) > DISPLAY_NAME_MAX:
@@ -185,41 +219,4 @@ def validate_profile(profile: Profile) -> Profile:
 
 
 # --- passwords -------------------------------------------------------------------------------------
-
-_COMMON_PASSWORDS = frozenset(
-    {
-        "password1234",
-        "123456789012",
-        "qwertyuiop12",
-        "letmein12345",
-        "scte12345678",
-        "passwordpassword",
-        "broadband123",
-        "cable1234567",
-    }
-)
-
-
-def password_problems(password: str, email: str = "", display_name: str = "") -> list[str]:
-    """What is wrong with a new password (empty: acceptable).
-
-    Following NIST SP 800-63B: length matters, composition rules do not; refuse what is guessable
-    (a known common password, one repeated character, the member's own email or name).
-    """
-    problems: list[str] = []
-    if len(password) < PASSWORD_MIN_LENGTH:
-        problems.append(f"use at least {PASSWORD_MIN_LENGTH} characters")
-    if len(password) > PASSWORD_MAX_LENGTH:
-        problems.append(f"use at most {PASSWORD_MAX_LENGTH} characters")
-    lowered = password.lower()
-    if lowered in _COMMON_PASSWORDS:
-        problems.append("this password is too common")
-    if password and len(set(password)) == 1:
-        problems.append("do not repeat a single character")
-    local_part = email.split("@", 1)[0].lower()
-    if len(local_part) >= 4 and local_part in lowered:
-        problems.append("do not use your email address")
-    name = "".join(display_name.lower().split())
-    if len(name) >= 4 and name in "".join(lowered.split()):
-        problems.append("do not use your name")
-    return problems
+# The policy lives in password_policy.py; re-exported here as one of the rules.

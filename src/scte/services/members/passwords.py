@@ -11,7 +11,9 @@
   every other outstanding one of the member, and revokes every session of the member.
 
 A new password must satisfy the password policy (`domain.password_problems`). Passwords are taken
-as typed: no trimming.
+as typed: no trimming. Checking the current password counts as a sign-in for the limits (a wrong one
+is a failed sign-in of the account and the address: scte.services.members.limits), and every hash
+runs in the bounded pool (scte.services.members.hashing).
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from scte.bus.storage import utcnow
 from scte.contracts.members import PasswordResetRequested
 from scte.kit.app import ApiError, Context, DbSession, ErrorOut
 from scte.kit.auth import CurrentPrincipal, Forbidden
+from scte.kit.forwarding import ClientAddress
 
 from . import domain
-from .api import _verify_password, hash_password
+from .api import abuse_limits, hashing_pool
 from .db import members, password_resets
 from .sessions import TOPIC, TokenOut, hash_secret, new_secret, revoke_all_sessions, start_session
 
@@ -85,8 +88,9 @@ class MessageOut(BaseModel):
     message: str
 
 
-def _policy(password: str, email: str, display_name: str) -> None:
-    problems = domain.password_problems(password, email, display_name)
+async def _policy(password: str, email: str, display_name: str) -> None:
+    # zxcvbn is pure Python (up to ~70 ms): off the event loop
+    problems = await asyncio.to_thread(domain.password_problems, password, email, display_name)
     if problems:
         raise domain.MembersError("new password: " + "; ".join(problems))
 
@@ -98,7 +102,12 @@ def _policy(password: str, email: str, display_name: str) -> None:
     responses={400: {"model": ErrorOut, "description": "The current password is wrong, or the new one too weak"}},
 )
 async def change_password(
-    member_id: str, body: PasswordChangeIn, principal: CurrentPrincipal, ctx: Context, session: DbSession
+    member_id: str,
+    body: PasswordChangeIn,
+    principal: CurrentPrincipal,
+    ctx: Context,
+    session: DbSession,
+    address: ClientAddress,
 ) -> TokenOut:
     if principal.member_id != member_id:
         raise Forbidden("only the member may change their password (staff: reset it by mail)")
@@ -110,12 +119,17 @@ async def change_password(
     await session.rollback()
     if row is None:
         raise Forbidden("only the member may change their password")
-    if not await asyncio.to_thread(_verify_password, row.password_hash, body.current_password):
+    limits = abuse_limits(ctx)
+    await limits.before_sign_in(row.email, address)
+    valid, _rehash = await hashing_pool(ctx).verify(row.password_hash, body.current_password)
+    if not valid:
+        await limits.sign_in_failed(address)
         raise WrongPassword("the current password is wrong")
-    _policy(body.new_password, row.email, row.display_name)
+    await limits.sign_in_succeeded(row.email)
+    await _policy(body.new_password, row.email, row.display_name)
     if body.new_password == body.current_password:
         raise domain.MembersError("new password: choose one different from the current one")
-    new_hash = await asyncio.to_thread(hash_password, body.new_password)
+    new_hash = await hashing_pool(ctx).hash(body.new_password)
     now = utcnow()
     async with session.begin():
         await session.execute(update(members).where(members.c.id == member_id).values(password_hash=new_hash))
@@ -192,8 +206,8 @@ async def confirm_reset(body: ResetConfirmIn, ctx: Context, session: DbSession) 
     await session.rollback()
     _check_reset(found)
     assert found is not None
-    _policy(body.new_password, found.email, found.display_name)
-    new_hash = await asyncio.to_thread(hash_password, body.new_password)
+    await _policy(body.new_password, found.email, found.display_name)
+    new_hash = await hashing_pool(ctx).hash(body.new_password)
     now = utcnow()
     async with session.begin():
         spent = await session.execute(

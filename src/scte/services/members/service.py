@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
 from scte.bus.topology import QueueSpec, Subscription
 from scte.contracts.certification import (
     CertificationAwarded,
@@ -15,12 +18,14 @@ from scte.contracts.certification import (
 )
 from scte.contracts.commerce import OrderPaid
 from scte.contracts.companies import CompanyEmploymentChanged, CompanyRolesChanged
-from scte.kit.app import ServiceContext
+from scte.kit.app import ServiceContext, error_body
 from scte.kit.runtime import ServiceRuntime
 from scte.kit.settings import Settings
 
 from . import api, handlers, passwords, sessions
 from .domain import MembersError
+from .hashing import HashingBusy, HashingPool
+from .limits import AbuseLimits, LimitSettings, RateLimited
 
 __all__ = ["NAME", "QUEUE", "build_runtime", "main"]
 
@@ -60,8 +65,28 @@ async def membership_sweep(context: ServiceContext) -> None:
         await asyncio.sleep(float(context.extras.get("sweep_interval_seconds", SWEEP_INTERVAL_SECONDS)))
 
 
-def build_runtime(settings: Settings | None = None) -> ServiceRuntime:
-    return ServiceRuntime(
+async def _rate_limited(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)
+    return JSONResponse(
+        error_body("too_many_requests", str(exc), retry_after=exc.retry_after),
+        status_code=429,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+async def _hashing_busy(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HashingBusy)
+    return JSONResponse(
+        error_body("unavailable", str(exc), retry_after=exc.retry_after),
+        status_code=503,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+def build_runtime(settings: Settings | None = None, *, limits: LimitSettings | None = None) -> ServiceRuntime:
+    """The members service; `limits` (default: from `SCTE_MEMBERS_*`) sets its abuse limits and hashing pool."""
+    limit_settings = limits or LimitSettings()
+    runtime = ServiceRuntime(
         NAME,
         settings,
         routers=[api.router, sessions.router, passwords.router],
@@ -71,7 +96,14 @@ def build_runtime(settings: Settings | None = None) -> ServiceRuntime:
         domain_errors={MembersError: 400},
         issues_tokens=True,
         background=[membership_sweep, sessions.session_sweep],
+        dependencies={
+            "abuse_limits": AbuseLimits(limit_settings),
+            "hashing": HashingPool(limit_settings.hash_workers, limit_settings.hash_queue),
+        },
     )
+    runtime.app.add_exception_handler(RateLimited, _rate_limited)
+    runtime.app.add_exception_handler(HashingBusy, _hashing_busy)
+    return runtime
 
 
 def main() -> None:
