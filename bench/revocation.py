@@ -1,6 +1,6 @@
 """The cost of checking every request's token against the revoked sessions (scte.kit.revocation).
 
-    python bench/revocation.py [--requests 2000] [--rounds 5] [--revoked 10000]   # JSON on stdout
+    python bench/revocation.py [--requests 1000] [--rounds 3] [--revoked 10000]   # JSON on stdout
 
 One companies service (its runtime on a SQLite file in a temporary directory, the in-process broker),
 called in-process through httpx's ASGI transport (no sockets: the HTTP stack would only add the same
@@ -65,8 +65,12 @@ async def run(requests: int, rounds: int, revoked: int, conditions: Conditions) 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), transport="inprocess", shutdown_grace_seconds=2.0)
         generate_key_pair(settings.private_key_path, settings.public_key_path)
-        token = TokenIssuer.from_file(settings.private_key_path).issue("bench-member", session_id="bench-session")
-        headers = {"Authorization": f"Bearer {token}"}
+        tokens = TokenIssuer.from_file(settings.private_key_path)
+
+        def headers() -> dict[str, str]:
+            # a fresh token per side: a long run on a busy machine outlives one (15 minutes)
+            return {"Authorization": f"Bearer {tokens.issue('bench-member', session_id='bench-session')}"}
+
         runtime = build_runtime(settings)
         await runtime.start(consume=False)
         try:
@@ -74,7 +78,7 @@ async def run(requests: int, rounds: int, revoked: int, conditions: Conditions) 
             transport = httpx.ASGITransport(app=runtime.app)
             samples: dict[str, list[float]] = {mode: [] for mode in MODES}
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-                await _requests(client, headers, 200)  # warm-up
+                await _requests(client, headers(), 200)  # warm-up
                 filled = False
                 for _round in range(rounds):
                     for mode in MODES:
@@ -85,7 +89,7 @@ async def run(requests: int, rounds: int, revoked: int, conditions: Conditions) 
                             continue  # the table is filled for good after the first round
                         runtime.app.state.revocations = None if mode == "no check" else check
                         with conditions.side(f"{mode} round {_round + 1}"):
-                            samples[mode] += await _requests(client, headers, requests)
+                            samples[mode] += await _requests(client, headers(), requests)
                 runtime.app.state.revocations = check
         finally:
             await runtime.stop()
@@ -105,8 +109,8 @@ async def run(requests: int, rounds: int, revoked: int, conditions: Conditions) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=2000, help="requests per mode and round")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=1000, help="requests per mode and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--revoked", type=int, default=10_000, help="revoked sessions stored for the third mode")
     args = parser.parse_args()
     conditions = Conditions()

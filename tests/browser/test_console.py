@@ -71,9 +71,9 @@ def make_dead_letter(platform: Platform, email: str, display_name: str, error: s
     return str(sent["MessageId"]), envelope.correlation_id
 
 
-def staff_console(site: Browsing, *, javascript: bool = True) -> Page:
+def staff_console(site: Browsing, platform: Platform, *, javascript: bool = True) -> Page:
     page = site.new_page(javascript=javascript)
-    staff = staff_person()
+    staff = staff_person(platform)
     sign_in(page, staff.email, staff.password)
     expect(page).to_have_url(re.compile(r"/account$"))
     return page
@@ -92,7 +92,7 @@ def test_staff_find_a_dead_letter_read_why_redrive_it_and_see_it_processed(site:
     message_id, correlation_id = make_dead_letter(
         platform, email, f"Dee Letter {hostile}", error=f"handler failed on {hostile}"
     )
-    page = staff_console(site)
+    page = staff_console(site, platform)
     page.goto("/console")
     expect(page.get_by_role("heading", name="Operations console")).to_be_visible()
     dlq_row = page.locator(f'#dead-letter-queues tr[data-queue="{DLQ}"]')
@@ -129,14 +129,14 @@ def test_staff_find_a_dead_letter_read_why_redrive_it_and_see_it_processed(site:
 
 
 def test_the_queues_page_works_without_javascript_and_updates_live_with_it(site: Browsing, platform: Platform) -> None:
-    plain = staff_console(site, javascript=False)
+    plain = staff_console(site, platform, javascript=False)
     plain.goto("/console")
     expect(plain.locator('#queues tr[data-queue="notifications"] [data-field="visible"]')).to_have_text(
         re.compile(r"^\d+$")
     )
     expect(plain.locator(f'#dead-letter-queues tr[data-queue="{DLQ}"]')).to_be_visible()
 
-    live = staff_console(site)
+    live = staff_console(site, platform)
     live.goto("/console")
     cell = live.locator(f'#dead-letter-queues tr[data-queue="{DLQ}"] [data-field="visible"]')
     before = int(cell.inner_text())
@@ -149,7 +149,7 @@ def test_the_queues_page_works_without_javascript_and_updates_live_with_it(site:
 def test_redrive_a_selection_and_purge_only_after_confirming(site: Browsing, platform: Platform) -> None:
     first, _ = make_dead_letter(platform, f"sel-{uuid.uuid4().hex[:8]}@browser.example", "Sel One")
     second, _ = make_dead_letter(platform, f"sel-{uuid.uuid4().hex[:8]}@browser.example", "Sel Two")
-    page = staff_console(site)
+    page = staff_console(site, platform)
     page.goto(f"/console/queues/{DLQ}")
     page.get_by_role("button", name="Redrive selected messages").click()
     expect(page.locator(".govuk-error-summary")).to_contain_text("Select at least one message")
@@ -197,7 +197,7 @@ def test_the_console_is_for_staff_only(site: Browsing, platform: Platform) -> No
     admin_page = site.new_page()
     register(admin_page, admin)
     with httpx.Client(base_url=platform.url, timeout=30) as api:
-        staff = staff_person()
+        staff = staff_person(platform)
         token_answer = api.post("/api/members/sessions", json={"email": staff.email, "password": staff.password})
         staff_token = token_answer.json()["access_token"]
         me = api.post("/api/members/sessions", json={"email": admin.email, "password": admin.password}).json()
@@ -224,7 +224,7 @@ def test_the_console_is_for_staff_only(site: Browsing, platform: Platform) -> No
 
 
 def test_console_forms_refuse_a_missing_csrf_token(site: Browsing, platform: Platform) -> None:
-    page = staff_console(site)
+    page = staff_console(site, platform)
     make_dead_letter(platform, f"csrf-{uuid.uuid4().hex[:8]}@browser.example", "Csrf Check")
     for action in ("redrive", "purge"):
         answer = page.request.post(f"/console/queues/{DLQ}/{action}", form={"all": "yes", "confirm": "yes"})

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from playwright.sync_api import Page, expect
+from tests.harness.platform import Platform
 
 __all__ = [
     "GOOD_CARD",
@@ -28,7 +29,6 @@ __all__ = [
     "sign_in",
     "sign_out",
     "staff_person",
-    "use_staff_password",
 ]
 
 GOOD_CARD = {"number": "4242 4242 4242 4242", "exp_month": "12", "exp_year": "2099", "cvc": "123"}
@@ -103,21 +103,16 @@ def eventually_on_page(page: Page, check: Callable[[Page], bool], *, timeout: fl
         page.reload()
 
 
-_STAFF_PASSWORD: list[str] = []
+_STAFF: dict[str, Person] = {}
 
 
-def use_staff_password(password: str) -> None:
-    """The staff password of the session's platform (`scte up` shows it once: `Platform.staff_password`)."""
-    _STAFF_PASSWORD[:] = [password]
-
-
-def staff_person() -> Person:
-    """The install's staff account (the seed's, with the password `scte up` showed at its first start)."""
-    from scte.seed import STAFF_EMAIL
-
-    if not _STAFF_PASSWORD:
-        raise RuntimeError("no staff password: the platform fixture calls use_staff_password()")
-    return Person(STAFF_EMAIL, _STAFF_PASSWORD[0], "SCTE Staff")
+def staff_person(platform: Platform) -> Person:
+    """A staff account of the platform, made once per platform with `scte admin create-staff`."""
+    key = str(platform.data_dir)
+    if key not in _STAFF:
+        email = f"web-staff-{uuid.uuid4().hex[:8]}@browser.example"
+        _STAFF[key] = Person(email, platform.create_staff(email, "Web Staff"), "Web Staff")
+    return _STAFF[key]
 
 
 def open_staff_member_page(staff: Page, person: Person) -> str:

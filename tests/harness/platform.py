@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shlex
 import signal
 import socket
@@ -79,18 +78,6 @@ class Platform:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
 
-    def staff_password(self) -> str:
-        """The staff password `scte up` showed once at its first start (in the harness's log of its output);
-        `SCTE_STAFF_PASSWORD` when the platform was started otherwise."""
-        given = os.environ.get("SCTE_STAFF_PASSWORD")
-        if given:
-            return given
-        log = (self.data_dir.parent / "scte-up.log").read_text(encoding="utf-8", errors="replace")
-        shown = re.findall(r"staff sign-in: \S+\s+password: (\S+)", log)
-        if not shown:
-            raise RuntimeError("scte up showed no staff password (set SCTE_STAFF_PASSWORD)")
-        return str(shown[-1])
-
     # -- mail ----------------------------------------------------------------------------------------------
 
     def mails(self, to: str | None = None) -> list[StoredMail]:
@@ -116,6 +103,31 @@ class Platform:
     def set_clock_offset(self, seconds: float) -> None:
         """Every service's clock runs `seconds` ahead of the wall clock from now on."""
         (self.data_dir / "clock-offset").write_text(str(seconds), encoding="utf-8")
+
+    # -- accounts ------------------------------------------------------------------------------------------
+
+    def create_staff(self, email: str, name: str = "Test Staff") -> str:
+        """`scte admin create-staff` as an operator runs it; the password it shows once."""
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scte.cli",
+                "admin",
+                "create-staff",
+                email,
+                "--name",
+                name,
+                "--data",
+                str(self.data_dir),
+            ],
+            env=scte_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return done.stdout.rsplit(": ", 1)[1].strip()
 
     # -- processes -----------------------------------------------------------------------------------------
 
