@@ -41,6 +41,8 @@ class LimitSettings(BaseSettings):
     """Threads hashing passwords (default: the cores, at most 4)."""
     hash_queue: int = 16
     """Hashes waiting for a thread before a sign-in is answered 503."""
+    hash_max_wait: float = 2.0
+    """Seconds a hash may expect to wait for a thread (at the recent pace) before it is answered 503."""
 
 
 class RateLimited(Exception):
