@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 from scte.kit.runtime import ServiceRuntime
@@ -88,12 +89,34 @@ async def stop(served: Served) -> None:
     await served.runtime.stop()
 
 
+async def seed_records(served: Served) -> dict[str, str]:
+    """Real records for the path parameters that name one, so generated bodies reach the logic behind
+    a found record instead of a 404 (a member to PATCH, a company to invite to)."""
+    headers = {"Authorization": f"Bearer {served.token}"}
+    async with httpx.AsyncClient(base_url=served.url, headers=headers, timeout=30) as client:
+        if served.name == "members":
+            body = {"email": "fuzz@example.com", "password": "Vermilion-Quokka-Tundra-5821", "display_name": "Fuzz"}
+            r = await client.post("/members", json=body)
+            r.raise_for_status()
+            return {"path.member_id": str(r.json()["id"])}
+        if served.name == "companies":
+            body = {"company_id": "fuzz-co", "name": "Fuzz Cable", "admin_member_id": "fuzz-admin"}
+            (await client.post("/companies", json=body)).raise_for_status()
+            return {"path.company_id": "fuzz-co", "path.member_id": "fuzz-admin"}
+    return {}
+
+
 async def fuzz(served: Served, report_dir: Path, max_examples: int, seed: int) -> dict[str, Any]:
     """Run `st run` against one service; its JSON report's totals."""
     st = Path(sys.executable).with_name("st")
     report = report_dir / f"{served.name}.json"
+    config = report_dir / f"{served.name}.toml"
+    parameters = await seed_records(served)
+    config.write_text("[parameters]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in parameters.items()))
     command = [
         str(st if st.exists() else shutil.which("st") or "st"),
+        "--config-file",
+        str(config),
         "run",
         f"{served.url}/openapi.json",
         "--header",

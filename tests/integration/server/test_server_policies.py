@@ -386,3 +386,42 @@ def test_a_credentials_file_others_can_read_is_refused_at_start(tmp_path: Path) 
     os.chmod(credentials, 0o644)
     with pytest.raises(RuntimeError, match="exited"):
         start_server(tmp_path / "queue", "--auth", "strict", "--credentials", str(credentials))
+
+
+def test_a_running_service_takes_up_its_rotated_key(tmp_path: Path) -> None:
+    """`scte admin rotate-broker-key`'s path with a running service: the service's transport reads its key file
+    again and keeps publishing, while the old key, once its grace is over, is refused."""
+    import asyncio
+
+    from scte.bus.transport import OutgoingMessage
+    from scte.bus.transports.aws import AwsTransport
+    from scte.deploy.broker_keys import ADMIN as OWNER
+    from scte.deploy.broker_keys import broker_file, ensure_keys, identity_dir, rotate
+
+    keys = ensure_keys(tmp_path, ["learning"], ACCOUNT)
+    server = start_server(tmp_path / "queue", "--auth", "strict", "--credentials", str(broker_file(tmp_path)))
+    try:
+        owner = (keys[OWNER].access_key_id, keys[OWNER].secret_access_key)
+        topic = client(server, owner, "sns").create_topic(Name="jobs")["TopicArn"]
+        statement = {"Effect": "Allow", "Principal": {"AWS": role("learning")}, "Action": "sns:Publish"}
+        policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        client(server, owner, "sns").set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=policy)
+        old = (keys["learning"].access_key_id, keys["learning"].secret_access_key)
+
+        async def publish_twice() -> None:
+            transport = AwsTransport(
+                endpoint_url=server.endpoint, region=REGION, credentials_file=identity_dir(tmp_path) / "learning.json"
+            )
+            try:
+                await transport.publish("jobs", [OutgoingMessage('{"n": 1}')])
+                rotate(tmp_path, "learning", ACCOUNT, grace=0)
+                await asyncio.sleep(2.5)  # both sides look at their files at most once a second
+                await transport.publish("jobs", [OutgoingMessage('{"n": 2}')])
+            finally:
+                await transport.close()
+
+        asyncio.run(publish_twice())
+        code, status = refused(lambda: client(server, old, "sns").publish(TopicArn=topic, Message="old key"))
+        assert (code, status) == ("InvalidClientTokenId", 403)
+    finally:
+        server.stop()

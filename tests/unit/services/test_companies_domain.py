@@ -110,3 +110,48 @@ def test_rollup_and_when_it_changed() -> None:
     assert not rollup.differs_from(compute_rollup("co-1", LINKS, certs, spend, ON))
     assert rollup.differs_from(compute_rollup("co-1", LINKS, certs, spend, ON, expiring_days=10))
     assert compute_rollup("co-1", LINKS, certs, spend, date(2026, 1, 1)).training_spend_cents == 0
+
+
+# --- joining again, invitations ------------------------------------------------------------------------
+
+
+def test_joining_again_the_day_one_left_reopens_that_days_empty_period() -> None:
+    from scte.services.companies.domain import start_employment
+
+    day = date(2026, 3, 10)
+    left_today = Employment("m1", "acme", day, day)
+    assert start_employment([left_today], day) == left_today
+    earlier = Employment("m1", "acme", date(2025, 1, 1), day)
+    assert start_employment([earlier], day) is None  # [2025-01-01, day) then [day, ...): no overlap
+    assert start_employment([earlier, left_today], day) == left_today
+
+
+def test_a_new_employment_may_not_overlap_an_earlier_one_or_a_current_one() -> None:
+    from scte.services.companies.domain import start_employment
+
+    earlier = Employment("m1", "acme", date(2025, 1, 1), date(2025, 12, 31))
+    with pytest.raises(CompaniesError, match="overlaps"):
+        start_employment([earlier], date(2025, 6, 1))
+    with pytest.raises(CompaniesError, match="overlaps"):
+        start_employment([earlier], date(2025, 1, 1))
+    with pytest.raises(CompaniesError, match="overlaps"):
+        start_employment([earlier], date(2024, 1, 1))  # open-ended from before it
+    with pytest.raises(CompaniesError, match="already works"):
+        start_employment([Employment("m1", "acme", date(2025, 1, 1))], date(2026, 1, 1))
+
+
+def test_an_invitation_is_answered_once_by_its_invitee_before_it_expires() -> None:
+    from scte.services.companies.domain import Invitation, InvitationStatus
+
+    now = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    by_id = Invitation("i1", "acme", "m1", None, InvitationStatus.PENDING, now + timedelta(days=14))
+    assert by_id.addressed_to("m1", None) and not by_id.addressed_to("m2", None)
+    by_address = Invitation("i2", "acme", None, "ada@example.com", InvitationStatus.PENDING, now + timedelta(days=1))
+    assert by_address.addressed_to("m7", "Ada@Example.com") and not by_address.addressed_to("m7", None)
+    by_id.answer(now)
+    with pytest.raises(CompaniesError, match="expired"):
+        by_id.answer(now + timedelta(days=14))
+    answered = Invitation("i1", "acme", "m1", None, InvitationStatus.REFUSED, now + timedelta(days=14))
+    with pytest.raises(CompaniesError, match="refused"):
+        answered.answer(now)
+    assert by_id.is_open(now) and not answered.is_open(now)
