@@ -15,7 +15,8 @@ data directory, the in-process broker), started from a source tree:
 
 For `--seconds`, `--concurrency` tasks send sign-ins for unknown addresses with a wrong password (each
 costs a full argon2 verification in every variant), back to back; meanwhile one task asks `/health`
-every 50 ms and another samples the service's RSS every 100 ms. Reported: sign-in answers per second
+every 50 ms and another samples the service's RSS every 100 ms; just before, 20 `/health` requests
+with nothing else asked of the service give the machine's floor. Reported: sign-in answers per second
 (by status), argon2 verifications per second (the 401 answers), sign-in latency p50/p99, `/health`
 latency p50/p99/max, the service's RSS before the flood and at its peak. Then, with the flood over, the
 time of one real sign-in (a registered member, the right password).
@@ -59,6 +60,7 @@ def free_port() -> int:
 
 def extract_source(ref: str, into: Path) -> Path:
     """`src/` of commit `ref`, extracted into `into`; its path."""
+    into.mkdir(parents=True, exist_ok=True)
     archive = into / "src.tar"
     subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", "-o", str(archive), ref, "src"], check=True)
     with tarfile.open(archive) as tar:
@@ -144,6 +146,13 @@ async def flood(service: Service, *, concurrency: int, seconds: float, distribut
         created = await client.post("/members", json={"email": email, "password": PASSWORD, "display_name": "Real"})
         assert created.status_code == 201, created.text
         baseline = service.rss_mb()
+        floor: list[float] = []  # /health with nothing else asked of the service: the machine's floor
+        for _ in range(20):
+            started = time.perf_counter()
+            await client.get("/health")
+            floor.append(time.perf_counter() - started)
+            await asyncio.sleep(0.05)
+        load = os.getloadavg()[0]
 
         async def attacker(n: int) -> None:
             i = 0
@@ -196,6 +205,8 @@ async def flood(service: Service, *, concurrency: int, seconds: float, distribut
         "verifications_per_s": round(statuses.get(401, 0) / elapsed, 1),
         "sign_in_p50_ms": round(percentile(latencies, 50) * 1000, 1),
         "sign_in_p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "load_average_1m": round(load, 1),
+        "health_floor_p50_ms": round(percentile(floor, 50) * 1000, 1),
         "health_requests": len(health),
         "health_failures": health_failures,
         "health_p50_ms": round(percentile(health, 50) * 1000, 1),

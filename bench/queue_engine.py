@@ -10,6 +10,9 @@ Prints one JSON document on stdout, progress on stderr. Measurements, each on a 
 - receive latency (max 1 message, the receive alone is timed; each received message is deleted and
   replaced so the backlog stays put) with 1,000 queued messages and with a large backlog, and at each
   backlog how long `Engine.queue_gauges` (a /metrics scrape's gauges) holds the broker's loop;
+- queue depth at each backlog (`depth`): GetQueueAttributes of the three ApproximateNumberOfMessages*
+  counts and a scrape's gauges timed alone, and the p50/p99 of sends to a second queue alone, while a
+  GetQueueAttributes loop runs and while a scrape loop runs (what a depth read costs every other queue);
 - two plain sqlite3 baselines, WAL and synchronous=NORMAL, one table indexed on (queue_id, visible_at),
   200-byte bodies, one thread, no framework around them:
   - serial (`plain_sqlite`): first every insert, 10 per transaction; then, per 10 messages, one
@@ -219,6 +222,7 @@ async def receive_latency(db: Path, backlog: int) -> dict[str, Any]:
             started = time.perf_counter()
             await engine.queue_gauges()
             gauges.append(time.perf_counter() - started)
+        depth = await depth_reads(engine)
         size = file_size_mb(db)
     samples.sort()
     return {
@@ -230,8 +234,92 @@ async def receive_latency(db: Path, backlog: int) -> dict[str, Any]:
         "p99_ms": round(percentile(samples, 0.99) * 1000, 3),
         "max_ms": round(samples[-1] * 1000, 3),
         "metrics_gauges_ms": round(sorted(gauges)[1] * 1000, 1),  # the median of three
+        "depth": depth,
         "engine_stats": stats,
         "db_size_mb": size,
+    }
+
+
+DEPTH_NAMES = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
+OTHER_SENDS = 2_000  # sends to a second queue timed, alone and while a depth-read loop runs
+OTHER_SECONDS = 20.0  # at most this long per phase (when each read holds the loop, few sends get through)
+
+
+def _ms(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+    return {
+        "sends": len(ordered),
+        "p50_ms": round(percentile(ordered, 0.50) * 1000, 3),
+        "p99_ms": round(percentile(ordered, 0.99) * 1000, 3),
+        "max_ms": round(ordered[-1] * 1000, 3),
+    }
+
+
+async def depth_reads(engine: Engine) -> dict[str, Any]:
+    """The queue depth at this backlog: GetQueueAttributes of the three counts and a scrape's gauges, each
+    timed alone (median of 5); then sends to a second queue, one at a time, timed with nothing else running
+    and while a loop of the depth reads runs beside them (a monitoring system scraping without pause):
+    whatever the reads hold the broker's loop for, every other queue waits for too."""
+
+    async def timed_median(call: Callable[[], Any]) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            await call()
+            times.append(time.perf_counter() - started)
+        return round(sorted(times)[2] * 1000, 3)
+
+    attributes_ms = await timed_median(lambda: engine.get_queue_attributes(QUEUE, DEPTH_NAMES))
+    gauges_ms = await timed_median(engine.queue_gauges)
+    other = "other"
+    await engine.create_queue(other)
+
+    async def sends() -> list[float]:
+        out = []
+        deadline = time.perf_counter() + OTHER_SECONDS
+        for i in range(OTHER_SENDS):
+            started = time.perf_counter()
+            await engine.send_message(other, body(i))
+            out.append(time.perf_counter() - started)
+            if started > deadline:
+                break
+        return out
+
+    async def beside(loop: Callable[[], Any]) -> dict[str, float]:
+        done = False
+        reads = 0
+
+        async def reader() -> None:
+            nonlocal reads
+            while not done:
+                await loop()
+                reads += 1
+                await asyncio.sleep(0)  # another turn for the senders between two reads
+
+        task = asyncio.create_task(reader())
+        try:
+            result = _ms(await sends())
+        finally:
+            done = True
+            await task
+        return {**result, "reads_meanwhile": reads}
+
+    alone = _ms(await sends())
+    with_attributes = await beside(lambda: engine.get_queue_attributes(QUEUE, DEPTH_NAMES))
+    with_scrapes = await beside(engine.queue_gauges)
+    await engine.purge_queue(other)
+    return {
+        "get_queue_attributes_ms": attributes_ms,
+        "scrape_gauges_ms": gauges_ms,
+        "other_queue_sends": {
+            "alone": alone,
+            "during_attribute_loop": with_attributes,
+            "during_scrape_loop": with_scrapes,
+        },
     }
 
 

@@ -210,7 +210,8 @@ class Side:
 
     name: str
     url: str  # the learning endpoint's base
-    token: str
+    token: Callable[[], str]
+    """A fresh staff token (access tokens live at most 15 minutes)."""
     mail_dir: Path
     pairs: list[Pair]
     stop_notifications: Callable[[], None]
@@ -237,7 +238,7 @@ async def run_load(side: Side, pairs: list[Pair], concurrency: int, time_cap: fl
     results: list[Result] = []
     deadline = time.monotonic() + time_cap
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"Authorization": f"Bearer {side.token}"}
+    headers = {"Authorization": f"Bearer {side.token()}"}
     async with httpx.AsyncClient(base_url=side.url, headers=headers, limits=limits, timeout=timeout + 5) as client:
 
         async def worker() -> None:
@@ -487,9 +488,13 @@ def check(r: httpx.Response, expected: int) -> Any:
     return r.json()
 
 
-async def prepare_platform(p: Platform, members: int, companies: int) -> tuple[str, list[Pair]]:
+async def prepare_platform(p: Platform, members: int, companies: int) -> tuple[Callable[[], str], list[Pair]]:
     issuer = TokenIssuer.from_file(p.data / "keys" / "jwt-ed25519.pem")
-    staff = issuer.issue("bench-staff", ("member", "staff"))
+
+    def staff() -> str:
+        # a fresh token per use: access tokens live 15 minutes, a preparation or a run may take longer
+        return issuer.issue("bench-staff", ("member", "staff"))
+
     async with httpx.AsyncClient(base_url=p.gateway, timeout=60) as client:
 
         async def register(name: str) -> tuple[str, str, str]:
@@ -521,7 +526,7 @@ async def prepare_platform(p: Platform, members: int, companies: int) -> tuple[s
                 await client.post(
                     "/api/companies/companies",
                     json={"company_id": company_id, "name": f"Bench Cable {i}", "admin_member_id": admin_id},
-                    headers={"Authorization": f"Bearer {staff}"},
+                    headers={"Authorization": f"Bearer {staff()}"},
                 ),
                 201,
             )
@@ -535,7 +540,7 @@ async def prepare_platform(p: Platform, members: int, companies: int) -> tuple[s
                 await client.post(
                     f"/api/companies/companies/{company_ids[i % companies]}/invitations",
                     json={"member_id": member_id},
-                    headers={"Authorization": f"Bearer {staff}"},
+                    headers={"Authorization": f"Bearer {staff()}"},
                 ),
                 201,
             )
@@ -569,7 +574,7 @@ async def prepare_platform(p: Platform, members: int, companies: int) -> tuple[s
                 raise RuntimeError(f"exam fees never reached learning for {len(waiting)} members")
             for member_id in list(waiting):
                 r = await client.get(
-                    f"/api/learning/members/{member_id}/transcript", headers={"Authorization": f"Bearer {staff}"}
+                    f"/api/learning/members/{member_id}/transcript", headers={"Authorization": f"Bearer {staff()}"}
                 )
                 available = check(r, 200)["exam_attempts_available"]
                 if all(available.get(code, 0) >= 1 for code in PROGRAMS):
@@ -697,9 +702,13 @@ class Chain:
                 stop_process(process)
 
 
-async def prepare_chain(chain: Chain, members: int, companies: int) -> tuple[str, list[Pair]]:
-    staff = TokenIssuer.from_file(chain.private_key).issue("bench-staff", ("member", "staff"))
-    auth = {"Authorization": f"Bearer {staff}"}
+async def prepare_chain(chain: Chain, members: int, companies: int) -> tuple[Callable[[], str], list[Pair]]:
+    issuer = TokenIssuer.from_file(chain.private_key)
+
+    def staff() -> str:
+        return issuer.issue("bench-staff", ("member", "staff"))
+
+    auth = {"Authorization": f"Bearer {staff()}"}
     async with httpx.AsyncClient(timeout=60, headers=auth) as client:
         for code in PROGRAMS:
             check(

@@ -53,6 +53,14 @@ InflightLimitOpt = Annotated[
     int | None,
     typer.Option("--inflight-limit", help="Messages in flight per queue before a receive gets OverLimit (120000)."),
 ]
+QueueUrlsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--queue-urls",
+        help="Queue URL form given out: region (http://HOST:PORT/queue/REGION/ACCOUNT/NAME, the default) or plain "
+        "(http://HOST:PORT/ACCOUNT/NAME, as moto); both are accepted (or SCTE_QUEUE_URLS).",
+    ),
+]
 AccessKeyOpt = Annotated[
     list[str] | None,
     typer.Option("--access-key", help="AKID:SECRET accepted by --auth strict (repeatable; or SCTE_QUEUE_ACCESS_KEYS)."),
@@ -72,6 +80,7 @@ def _serve(
     access_keys: list[str] | None = None,
     inflight_limit: int | None = None,
     credentials: Path | None = None,
+    queue_urls: str | None = None,
 ) -> None:
     from scte.queue.server.config import ServerConfig, parse_access_keys
     from scte.queue.server.credentials import CredentialsError
@@ -90,6 +99,7 @@ def _serve(
             access_keys=parse_access_keys(access_keys) if access_keys else None,
             inflight_limit=inflight_limit,
             credentials_file=credentials,
+            queue_urls=queue_urls,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -121,6 +131,7 @@ def queue_serve(
     access_key: AccessKeyOpt = None,
     inflight_limit: InflightLimitOpt = None,
     credentials: CredentialsOpt = None,
+    queue_urls: QueueUrlsOpt = None,
 ) -> None:
     """Serve the broker over the SQS JSON and query protocols."""
     _serve(
@@ -136,6 +147,7 @@ def queue_serve(
         access_key,
         inflight_limit,
         credentials,
+        queue_urls,
     )
 
 

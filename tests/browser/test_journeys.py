@@ -34,9 +34,9 @@ pytestmark = pytest.mark.xdist_group("browser")  # one worker, one `scte up` (wi
 THREE_YEARS_LESS_FOUR_MONTHS = (3 * 365 - 120) * 86400.0
 
 
-def staff_page(site: Browsing) -> Page:
+def staff_page(site: Browsing, platform: Platform) -> Page:
     page = site.new_page()
-    staff = staff_person()
+    staff = staff_person(platform)
     sign_in(page, staff.email, staff.password)
     expect(page).to_have_url(re.compile(r"/account$"))
     return page
@@ -54,8 +54,8 @@ def certified(site: Browsing, staff: Page, person: Person, program: str = "BPI")
     return page
 
 
-def test_a_member_passes_an_exam_and_is_certified_mailed_and_found(site: Browsing) -> None:
-    staff = staff_page(site)
+def test_a_member_passes_an_exam_and_is_certified_mailed_and_found(site: Browsing, platform: Platform) -> None:
+    staff = staff_page(site, platform)
     person = new_person(f"Ada Exam{uuid.uuid4().hex[:6]}")
     page = certified(site, staff, person)
     card = page.locator("#cert-BPI")
@@ -84,7 +84,7 @@ def test_a_member_passes_an_exam_and_is_certified_mailed_and_found(site: Browsin
 
 
 def test_courses_fill_the_units_bar_until_renewal_is_possible(site: Browsing, platform: Platform) -> None:
-    staff = staff_page(site)
+    staff = staff_page(site, platform)
     person = new_person(f"Cora Course{uuid.uuid4().hex[:6]}")
     page = certified(site, staff, person)
     start = int(page.locator("#units-BPI").get_attribute("value") or "0")  # paid dues count a unit
@@ -164,7 +164,7 @@ def test_a_member_uploads_an_image_and_finds_its_thumbnail(site: Browsing, tmp_p
 
 
 def test_a_company_admin_invites_a_member_and_sees_the_po_on_the_invoice(site: Browsing, platform: Platform) -> None:
-    staff = staff_page(site)
+    staff = staff_page(site, platform)
     admin, employee = new_person(f"Ann Admin{uuid.uuid4().hex[:6]}"), new_person(f"Eve Employee{uuid.uuid4().hex[:6]}")
     admin_page = site.new_page()
     register(admin_page, admin)
@@ -249,8 +249,8 @@ def test_a_company_admin_invites_a_member_and_sees_the_po_on_the_invoice(site: B
     site.shoot(admin_page, "company-orders")
 
 
-def test_staff_change_a_members_role_and_download_a_report(site: Browsing) -> None:
-    staff = staff_page(site)
+def test_staff_change_a_members_role_and_download_a_report(site: Browsing, platform: Platform) -> None:
+    staff = staff_page(site, platform)
     staff.goto("/staff")
     site.check_accessibility(staff)
     site.shoot(staff, "staff")

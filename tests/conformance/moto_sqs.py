@@ -170,6 +170,7 @@ def run(suite: str, deselections: Path, label: str, description: str) -> int:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     env.pop("AWS_ENDPOINT_URL", None)
     serve = [sys.executable, "-m", "scte.cli", "queue", "serve", "--test-mode", "--host", "127.0.0.1"]
+    serve += ["--queue-urls", "plain"]  # moto expects queue URLs without a region (http://HOST:PORT/ACCOUNT/NAME)
     server = subprocess.Popen(
         [*serve, "--port", str(port), "--data", str(data / "db")],
         stdout=log,

@@ -254,6 +254,14 @@ CASES: dict[Key, Case] = {
         Access.COMPANY,
         lambda w: Req("DELETE", f"/companies/{w.company_1}/invitations/{w.extra['invitation_to_withdraw']}"),
     ),
+    ("media", "GET", "/members/{member_id}/media"): Case(
+        Access.OWNER, lambda w: Req("GET", f"/members/{w.a.id}/media")
+    ),
+    ("members", "PUT", "/members/{member_id}/roles"): Case(
+        # C keeps the plain member role: the case shows who may call, and changes nobody's powers
+        Access.STAFF,
+        lambda w: Req("PUT", f"/members/{w.c.id}/roles", json={"roles": ["member"]}),
+    ),
     ("companies", "GET", "/members/{member_id}/invitations"): Case(
         Access.OWNER, lambda w: Req("GET", f"/members/{w.a.id}/invitations")
     ),

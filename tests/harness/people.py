@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from playwright.sync_api import Page, expect
+from tests.harness.platform import Platform
 
 __all__ = [
     "GOOD_CARD",
@@ -102,11 +103,16 @@ def eventually_on_page(page: Page, check: Callable[[Page], bool], *, timeout: fl
         page.reload()
 
 
-def staff_person() -> Person:
-    """The install's staff account (the seed's; one place to change when staff accounts are made otherwise)."""
-    from scte.seed import SEED_PASSWORD, STAFF_EMAIL
+_STAFF: dict[str, Person] = {}
 
-    return Person(STAFF_EMAIL, SEED_PASSWORD, "SCTE Staff")
+
+def staff_person(platform: Platform) -> Person:
+    """A staff account of the platform, made once per platform with `scte admin create-staff`."""
+    key = str(platform.data_dir)
+    if key not in _STAFF:
+        email = f"web-staff-{uuid.uuid4().hex[:8]}@browser.example"
+        _STAFF[key] = Person(email, platform.create_staff(email, "Web Staff"), "Web Staff")
+    return _STAFF[key]
 
 
 def open_staff_member_page(staff: Page, person: Person) -> str:

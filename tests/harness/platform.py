@@ -104,6 +104,31 @@ class Platform:
         """Every service's clock runs `seconds` ahead of the wall clock from now on."""
         (self.data_dir / "clock-offset").write_text(str(seconds), encoding="utf-8")
 
+    # -- accounts ------------------------------------------------------------------------------------------
+
+    def create_staff(self, email: str, name: str = "Test Staff") -> str:
+        """`scte admin create-staff` as an operator runs it; the password it shows once."""
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scte.cli",
+                "admin",
+                "create-staff",
+                email,
+                "--name",
+                name,
+                "--data",
+                str(self.data_dir),
+            ],
+            env=scte_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return done.stdout.rsplit(": ", 1)[1].strip()
+
     # -- processes -----------------------------------------------------------------------------------------
 
     def registry(self) -> dict[str, Any]:

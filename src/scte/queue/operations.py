@@ -19,6 +19,7 @@ from typing import Any
 
 from scte.queue import receipts, validation
 from scte.queue.checksums import md5_of_body, md5_of_message_attributes
+from scte.queue.depth import DELAYED, INFLIGHT, Depths, QueueDepth
 from scte.queue.errors import SqsError, invalid_parameter, queue_does_not_exist
 
 MINUTES_5_MS = 5 * 60 * 1000
@@ -53,6 +54,9 @@ _TAKE_STANDARD = (
 _TAKE_STANDARD_BARE = _TAKE_STANDARD.replace(
     _MESSAGE_COLUMNS, _MESSAGE_COLUMNS[: _MESSAGE_COLUMNS.index(", visible_at")]
 )
+# The same for the messages whose visibility timeout ended at one time (ms): a receive takes those first.
+_TAKE_AT = _TAKE_STANDARD.replace("visible_at<=? ORDER BY visible_at", "visible_at=?")
+_TAKE_AT_BARE = _TAKE_STANDARD_BARE.replace("visible_at<=? ORDER BY visible_at", "visible_at=?")
 # Row layout of _MESSAGE_COLUMNS
 (
     C_ID,
@@ -82,7 +86,6 @@ _HANDLE_FORMAT = receipts.HANDLE_FORMAT
 # purged once in 60 s (PurgeQueueInProgress).
 QUEUE_COOL_DOWN_MS = 60_000
 INFLIGHT_LIMIT = 120_000  # messages in flight per queue (SQS: "about 120,000"); a receive past it: OverLimit
-INFLIGHT_RECOUNT_MS = 1_000  # at the limit, a queue's in-flight rows are counted again at most this often
 VISIBILITY_CAP_MS = 43_200_000  # a reservation lasts at most 12 hours from its receive, extensions included
 RECEIPT_EPOCH_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z
 
@@ -175,7 +178,7 @@ def _insert_plain_rows(count: int) -> str:
 def _delete_rows(count: int) -> str:
     """Delete `count` messages of one queue by row id in one statement; `+queue_id` keeps the planner on the
     row ids (without it, it scans the queue's index)."""
-    return f"DELETE FROM messages WHERE id IN ({','.join('?' * count)}) AND +queue_id=?"
+    return f"DELETE FROM messages WHERE id IN ({','.join('?' * count)}) AND +queue_id=? RETURNING visible_at"
 
 
 def _insert_plain(conn: sqlite3.Connection, params: list[Any]) -> None:
@@ -380,13 +383,10 @@ class Operations:
         # a restart forgets them, which only lets a caller in sooner.
         self.deleted_at: dict[str, int] = {}
         self.purged_at: dict[str, int] = {}
-        # In flight per queue: at most `inflight_limit` (SQS's OverLimit on receive). Counting a queue's
-        # in-flight rows costs a scan of them, so each queue keeps an upper bound instead: the last
-        # count plus what was received since (deletes and expired reservations only lower the truth).
-        # The queue is counted again only when the bound would pass the limit, at most once per
-        # INFLIGHT_RECOUNT_MS; an unknown bound (after start-up) is counted at the first receive.
+        # In flight per queue: at most `inflight_limit` (SQS's OverLimit on receive), read from the
+        # queue's exact depth counts (scte.queue.depth), like ApproximateNumberOfMessages*.
         self.inflight_limit = inflight_limit
-        self._inflight: dict[int, list[int]] = {}  # queue id -> [upper bound, when counted (ms)]
+        self.depths = Depths()
 
     # -- catalogue ---------------------------------------------------------------------------------
 
@@ -401,6 +401,14 @@ class Operations:
             queues[name] = meta
         self.queues = queues
         self.by_id = {m.id: m for m in queues.values()}
+        # Depth counts: a queue without them (at start-up) is counted once from its rows; a rollback has
+        # already reverted its changes to them (Depths.undo), and a queue gone from the catalogue loses them.
+        depths = self.depths.queues
+        now = self.now_ms()
+        for qid in self.by_id.keys() - depths.keys():
+            depths[qid] = self.depths.count(conn, qid, now)
+        for qid in depths.keys() - self.by_id.keys():
+            del depths[qid]
         (top,) = conn.execute("SELECT MAX(id) FROM messages").fetchone()
         stored = conn.execute("SELECT value FROM meta WHERE key='id_ceiling'").fetchone()
         start = max(top or 0, int(stored[0]) if stored else 0) + 1
@@ -502,6 +510,9 @@ class Operations:
         meta.refresh(self.account, self.region)
         self.queues[name] = meta
         self.by_id[qid] = meta
+        depth = QueueDepth()
+        depth.oldest = (self.next_id, 0)  # its messages will have ids from there
+        self.depths.replace(qid, depth)
         return name
 
     def delete_queue(self, conn: sqlite3.Connection, name: str) -> None:
@@ -511,7 +522,7 @@ class Operations:
         conn.execute("DELETE FROM queues WHERE id=?", (meta.id,))
         del self.queues[name]
         del self.by_id[meta.id]
-        self._inflight.pop(meta.id, None)
+        self.depths.replace(meta.id, None)
         now = self.now_ms()
         self.deleted_at = {n: t for n, t in self.deleted_at.items() if now - t < QUEUE_COOL_DOWN_MS}
         self.deleted_at[name] = now
@@ -535,19 +546,13 @@ class Operations:
         now = self.now_ms()
         if any(want(k) for k in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed")):
             self.sweep(conn, meta, now)  # do not count messages past their retention period
+        visible, in_flight, delayed = self.depth_counts(meta.id, now)  # O(1): no rows counted
         if want("ApproximateNumberOfMessages"):
-            (count,) = conn.execute(
-                "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at<=?", (meta.id, now)
-            ).fetchone()
-            out["ApproximateNumberOfMessages"] = str(count)
+            out["ApproximateNumberOfMessages"] = str(visible)
         if want("ApproximateNumberOfMessagesNotVisible"):
-            out["ApproximateNumberOfMessagesNotVisible"] = str(count_in_flight(conn, meta.id, now))
+            out["ApproximateNumberOfMessagesNotVisible"] = str(in_flight)
         if want("ApproximateNumberOfMessagesDelayed"):
-            (count,) = conn.execute(
-                "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at>? AND receipt<=0",
-                (meta.id, now),
-            ).fetchone()
-            out["ApproximateNumberOfMessagesDelayed"] = str(count)
+            out["ApproximateNumberOfMessagesDelayed"] = str(delayed)
         if want("CreatedTimestamp"):
             out["CreatedTimestamp"] = str(meta.created)
         if want("LastModifiedTimestamp"):
@@ -558,6 +563,46 @@ class Operations:
             if want(key):
                 out[key] = value
         return out
+
+    def depth_counts(self, queue_id: int, now: int) -> tuple[int, int, int]:
+        """A queue's messages (visible, in flight, delayed) at `now`, from its counts: O(1)."""
+        depth = self.depths.queues[queue_id]
+        self.depths.expire(depth, now)
+        return depth.counts()
+
+    def oldest_sent(self, conn: sqlite3.Connection, queue_id: int, window: int = 20_000) -> tuple[int | None, bool]:
+        """When the queue's oldest message was sent (ms; None when it has none), and whether that is
+        known yet (False: call again, the search goes on from where it stopped).
+
+        The oldest message is the one with the lowest row id (ids are given in sending order; a moved
+        message gets a new id). It is remembered; while it is still there it is the answer (one row
+        looked up). When it is gone, the next one is looked for by row id from there, `window` ids at a
+        time, so no call holds the broker's loop for long whatever lies between."""
+        depth = self.depths.queues[queue_id]
+        if depth.total <= 0:
+            depth.oldest = None
+            return None, True
+        known = depth.oldest
+        start = 0
+        if known is not None:
+            row = conn.execute(
+                "SELECT sent_at FROM messages WHERE id=? AND queue_id=?", (known[0], queue_id)
+            ).fetchone()
+            if row is not None:
+                return int(row[0]), True
+            start = known[0]
+        row = conn.execute(
+            "SELECT id, sent_at FROM messages WHERE id>=? AND id<? AND +queue_id=? ORDER BY id LIMIT 1",
+            (start, start + window, queue_id),
+        ).fetchone()
+        if row is not None:
+            depth.oldest = (int(row[0]), int(row[1]))
+            return int(row[1]), True
+        if start + window >= self.next_id:
+            depth.oldest = None  # (none found below the next id: the counts will tell again)
+            return None, True
+        depth.oldest = (start + window, 0)  # go on from there next time
+        return None, False
 
     def set_queue_attributes(self, conn: sqlite3.Connection, name: str, changes: Mapping[str, str]) -> None:
         meta = self.queue(name)
@@ -602,7 +647,9 @@ class Operations:
         # AWS: after a purge, a message may be sent again with a deduplication id used before it.
         conn.execute("DELETE FROM dedup WHERE queue_id=?", (meta.id,))
         conn.execute("DELETE FROM receive_attempts WHERE queue_id=?", (meta.id,))
-        self._inflight.pop(meta.id, None)  # none in flight now (a rollback of this only means a recount)
+        depth = QueueDepth()  # empty now
+        depth.oldest = (self.next_id, 0)  # later messages have ids from there
+        self.depths.replace(meta.id, depth)
 
     def dead_letter_sources(self, name: str) -> list[str]:
         meta = self.queue(name)
@@ -630,11 +677,13 @@ class Operations:
                     (meta.id, cutoff),
                 )
             ]
-            conn.execute("DELETE FROM messages WHERE queue_id=? AND visible_at<=?", (meta.id, cutoff))
+            removed = conn.execute("DELETE FROM messages WHERE queue_id=? AND visible_at<=?", (meta.id, cutoff))
             for group in groups:
                 self._refresh_group(conn, meta, group, now)
         else:
-            conn.execute("DELETE FROM messages WHERE queue_id=? AND visible_at<=?", (meta.id, cutoff))
+            removed = conn.execute("DELETE FROM messages WHERE queue_id=? AND visible_at<=?", (meta.id, cutoff))
+        if removed.rowcount > 0:
+            self.depths.add(self.depths.queues[meta.id], -removed.rowcount)  # (visible ones: none hidden)
         if now - self.last_dedup_sweep >= 1000:
             self.last_dedup_sweep = now
             conn.execute("DELETE FROM dedup WHERE expires_at<=?", (now,))
@@ -695,6 +744,13 @@ class Operations:
         _insert_plain(conn, plain)
         if rows:
             insert_messages(conn, rows)
+        sent = len(plain) // _PLAIN_WIDTH + len(rows)
+        if sent:
+            depth = self.depths.queues[meta.id]
+            self.depths.add(depth, sent)
+            if meta.delay_ms or any(e.delay_seconds for e in entries):
+                for visible_at in (*plain[2::_PLAIN_WIDTH], *(row[2] for row in rows)):
+                    self.depths.hide(depth, DELAYED, visible_at, 1, now)
         return results
 
     def send_plain(
@@ -722,6 +778,10 @@ class Operations:
             params += (row_id, queue_id, visible_at, now, message_id, body)
             results.append({"Id": entry_id, "MessageId": message_id, "MD5OfMessageBody": md5_of_body(body)})
         _insert_plain(conn, params)
+        depth = self.depths.queues[queue_id]
+        self.depths.add(depth, len(results))
+        if visible_at > now:
+            self.depths.hide(depth, DELAYED, visible_at, len(results), now)
         return results
 
     def deliver(self, conn: sqlite3.Connection, name: str, entries: Sequence[SendEntry]) -> SqsError | None:
@@ -746,6 +806,10 @@ class Operations:
             message_id = _MESSAGE_ID_FORMAT % (prefix, row_id)
             rows.append(_message_row(e, row_id, queue_id, visible_at, now, message_id, e.dedup_id, sender))
         insert_messages(conn, rows)
+        depth = self.depths.queues[queue_id]
+        self.depths.add(depth, len(rows))
+        for row in rows:
+            self.depths.hide(depth, DELAYED, row[2], 1, now)  # (nothing unless delayed)
         return None
 
     @staticmethod
@@ -793,6 +857,9 @@ class Operations:
         message_id = self._message_id(row_id)
         sender = None if e.sender_id == self.default_sender else e.sender_id
         insert_messages(conn, (_message_row(e, row_id, meta.id, visible_at, now, message_id, dedup_id, sender),))
+        depth = self.depths.queues[meta.id]
+        self.depths.add(depth, 1)
+        self.depths.hide(depth, DELAYED, visible_at, 1, now)  # (nothing unless delayed)
         if meta.fifo:
             assert dedup_id is not None and e.group_id is not None
             conn.execute(
@@ -838,11 +905,14 @@ class Operations:
             repeated = self._repeat_attempt(conn, meta, req, now)
             if repeated is not None:
                 return ReceiveOutcome(repeated, None)
-        inflight = self._inflight.get(meta.id)
-        if inflight is not None and inflight[0] + req.max_number <= self.inflight_limit:
-            wanted = req.max_number  # the usual case: far from the limit, no count
-        else:
-            inflight, wanted = self._inflight_room(conn, meta, now, req.max_number)
+        depths = self.depths
+        depth = depths.queues[meta.id]
+        if depth.heap and depth.heap[0][0] <= now:
+            depths.expire(depth, now)  # timeouts and delays that ran out: visible again
+        wanted = req.max_number
+        room = self.inflight_limit - depth.hidden[INFLIGHT]
+        if room < wanted:  # near SQS's in-flight limit: take what fits, or answer OverLimit
+            wanted = max(0, room)
             if not wanted:
                 return ReceiveOutcome([], None, over_limit=True)
         dead: list[tuple[int, str | None]] = []
@@ -865,7 +935,7 @@ class Operations:
                 )
         else:
             bare = not req.attribute_names and not req.message_attribute_names
-            rows = self._take_standard(conn, meta, wanted, now, vt_ms, dead, bare)
+            rows = self._take_standard(conn, meta, depth, wanted, now, vt_ms, dead, bare)
             if bare:  # what _format makes of a bare row, without a call per message
                 queue_id = meta.id
                 delivered = [
@@ -885,25 +955,19 @@ class Operations:
                 "INSERT OR REPLACE INTO receive_attempts (queue_id, attempt_id, expires_at, handles) VALUES (?,?,?,?)",
                 (meta.id, req.attempt_id, now + MINUTES_5_MS, json.dumps(handles)),
             )
-        inflight[0] += len(delivered)
+        if delivered:
+            depths.hide(depth, INFLIGHT, now + vt_ms, len(delivered), now)
         dead_to = self._dead_letter(conn, meta, dead, now) if dead else None
         next_visible = None
         if not delivered:
             next_visible = self._next_visible(conn, meta, now)
         return ReceiveOutcome(delivered, next_visible, dead_to, len(dead) if dead_to else 0)
 
-    def _inflight_room(self, conn: sqlite3.Connection, meta: QueueMeta, now: int, wanted: int) -> tuple[list[int], int]:
-        """The queue's in-flight bound (counted again if unknown, or due at the limit), and how many of
-        `wanted` messages this receive may take without passing the limit."""
-        known = self._inflight.get(meta.id)
-        if known is None or now - known[1] >= INFLIGHT_RECOUNT_MS:
-            known = self._inflight[meta.id] = [count_in_flight(conn, meta.id, now), now]
-        return known, max(0, min(wanted, self.inflight_limit - known[0]))
-
     def _take_standard(
         self,
         conn: sqlite3.Connection,
         meta: QueueMeta,
+        depth: QueueDepth,
         wanted: int,
         now: int,
         vt_ms: int,
@@ -912,21 +976,36 @@ class Operations:
     ) -> list[tuple[Any, ...]]:
         """Reserve up to `wanted` visible messages in one statement; rows come back as updated.
 
-        A message past retention, or due for the dead-letter queue, is rare: it is taken like the
-        others, then deleted or moved in the same transaction, and the receive takes more.
-        `bare`: the rows end with the body (`_TAKE_STANDARD_BARE`), for a receive asking for no attributes.
+        Messages whose visibility timeout ran out come first (AWS returns them before newer ones in the
+        common case): the queue's depth counts remember when timeouts ended with messages still held
+        (`QueueDepth.redeliver`), and the messages still at that `visible_at` are exactly those. Then the
+        queue's order (`visible_at`). A message past retention, or due for the dead-letter queue, is rare:
+        it is taken like the others, then deleted or moved in the same transaction, and the receive takes
+        more. `bare`: the rows end with the body (`_TAKE_STANDARD_BARE`), for a receive asking for no attributes.
         """
         statement = _TAKE_STANDARD_BARE if bare else _TAKE_STANDARD
         taken: list[tuple[Any, ...]] = []
         expired_before = now - meta.retention_ms
-        for _ in range(20):  # bounded: each round removes what it skips
-            rows = conn.execute(
-                statement, (now + vt_ms, now, _receipt_seconds(now), meta.id, now, wanted - len(taken))
-            ).fetchall()
+        redeliver = depth.redeliver
+        in_order = False  # the queue's order reached (after the times to redeliver)
+        rounds = 0
+        for rounds in range(20 + len(redeliver)):  # noqa: B007 - read after the loop  # bounded: each round removes what it skips, or a time
+            need = wanted - len(taken)
+            if redeliver:
+                at = redeliver[0]
+                rows = conn.execute(
+                    _TAKE_AT_BARE if bare else _TAKE_AT, (now + vt_ms, now, _receipt_seconds(now), meta.id, at, need)
+                ).fetchall()
+                if len(rows) < need:
+                    del redeliver[0]  # every message of that time taken (or gone)
+            else:
+                in_order = True
+                rows = conn.execute(statement, (now + vt_ms, now, _receipt_seconds(now), meta.id, now, need)).fetchall()
             skipped = False
             for row in rows:
                 if row[C_SENT] <= expired_before:
                     conn.execute("DELETE FROM messages WHERE id=?", (row[C_ID],))
+                    self.depths.add(depth, -1)
                     skipped = True
                 elif meta.dlq_name is not None and row[C_COUNT] > meta.max_receive:
                     # Received maxReceiveCount times already: this receive does not count, it moves it.
@@ -935,8 +1014,12 @@ class Operations:
                     skipped = True
                 else:
                     taken.append(row)
-            if not skipped or len(taken) >= wanted or not rows:
+            if len(taken) >= wanted:
                 break
+            if in_order and (not skipped or not rows):
+                break
+        if rounds and vt_ms <= 0:  # a 0 s timeout leaves taken rows visible: a later round may take them again
+            taken = list({row[C_ID]: row for row in taken}.values())
         taken.sort(key=_BY_ID)  # RETURNING has no order; oldest first is what callers expect
         return taken
 
@@ -981,6 +1064,7 @@ class Operations:
                         break  # behind a message in flight: not before it is deleted or visible again
                     if row[C_SENT] <= expired_before:
                         conn.execute("DELETE FROM messages WHERE id=?", (row[C_ID],))
+                        self.depths.add(self.depths.queues[meta.id], -1)
                         continue
                     if meta.dlq_name is not None and row[C_COUNT] >= meta.max_receive:
                         dead.append((row[C_ID], group))
@@ -1039,6 +1123,14 @@ class Operations:
             # The DLQ was deleted after the policy was set: AWS keeps the messages in the source.
             conn.executemany("UPDATE messages SET visible_at=? WHERE id=?", [(now, i) for i, _ in dead])
             return None
+        moved = list(dict.fromkeys(row_id for row_id, _group in dead))  # (a 0 s timeout may show one twice)
+        self.depths.add(self.depths.queues[meta.id], -len(moved))  # (visible ones, for the counts)
+        target_depth = self.depths.queues[target.id]
+        self.depths.add(target_depth, len(moved))
+        if target.fifo:
+            self.depths.hide(target_depth, DELAYED, now + target.delay_ms, len(moved), now)
+        if target_depth.oldest is None or min(moved) < target_depth.oldest[0]:
+            target_depth.oldest = (min(moved), 0)  # they keep their ids: maybe older than the target's oldest
         sent_at_sql = "?" if target.fifo else "sent_at"  # FIFO DLQs reset the retention clock
         # AWS: in a FIFO DLQ the message's deduplication id is replaced by its MessageId.
         dedup_sql = ", dedup_id=message_id" if target.fifo else ""
@@ -1174,13 +1266,23 @@ class Operations:
                     continue
                 if row is not None:
                     conn.execute("DELETE FROM messages WHERE id=?", (row_id,))
+                    depth = self.depths.queues[meta.id]
+                    self.depths.add(depth, -1)
+                    self.depths.show(depth, row[2], now)
                     self._refresh_group(conn, meta, row[1], now)
             else:
                 doomed.append(row_id)
             out.append(None)
-        for start in range(0, len(doomed), _ROWS_PER_STATEMENT):
-            chunk = doomed[start : start + _ROWS_PER_STATEMENT]
-            conn.execute(_delete_rows(len(chunk)), (*chunk, meta.id))
+        if doomed:
+            visible_ats: list[int] = []
+            for start in range(0, len(doomed), _ROWS_PER_STATEMENT):
+                chunk = doomed[start : start + _ROWS_PER_STATEMENT]
+                # The rows' visible_at: a message deleted while in flight leaves the in-flight count.
+                visible_ats += [v for (v,) in conn.execute(_delete_rows(len(chunk)), (*chunk, meta.id))]
+            if visible_ats:
+                depth = self.depths.queues[meta.id]
+                self.depths.add(depth, -len(visible_ats))
+                self.depths.show_rows(depth, visible_ats, now)
         return out
 
     def change_visibility(
@@ -1221,6 +1323,9 @@ class Operations:
                         f" VisibilityTimeout for the message is beyond the limit [{VISIBILITY_CAP_MS // 1000} seconds]"
                     )
                 conn.execute("UPDATE messages SET visible_at=? WHERE id=?", (now + timeout * 1000, row_id))
+                depth = self.depths.queues[meta.id]
+                self.depths.show(depth, row[1], now)
+                self.depths.hide(depth, INFLIGHT, now + timeout * 1000, 1, now)
                 if meta.fifo and row[2] is not None:
                     self._refresh_group(conn, meta, row[2], now)
                 out.append(None)
@@ -1270,22 +1375,16 @@ class Operations:
                 )
             if meta.fifo and group is not None:
                 self._refresh_group(conn, meta, group, now)
+            self.depths.add(self.depths.queues[meta.id], -1)  # (a visible one)
+            target_depth = self.depths.queues[target.id]
+            self.depths.add(target_depth, 1)
+            self.depths.hide(target_depth, DELAYED, now + target.delay_ms, 1, now)
             moved += 1
             touched.add(target.name)
         return moved, touched
 
     def count_messages(self, conn: sqlite3.Connection, name: str) -> int:
-        meta = self.queue(name)
-        (count,) = conn.execute("SELECT COUNT(*) FROM messages WHERE queue_id=?", (meta.id,)).fetchone()
-        return int(count)
-
-
-def count_in_flight(conn: sqlite3.Connection, queue_id: int, now: int) -> int:
-    """A queue's messages in flight at `now` (ms): received, and not visible again yet."""
-    (count,) = conn.execute(
-        "SELECT COUNT(*) FROM messages WHERE queue_id=? AND visible_at>? AND receipt>0", (queue_id, now)
-    ).fetchone()
-    return int(count)
+        return self.depths.queues[self.queue(name).id].total
 
 
 def validate_tags(tags: Mapping[str, str], queue: str = "") -> None:

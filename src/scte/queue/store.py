@@ -28,7 +28,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
@@ -38,6 +38,27 @@ Durability = Literal["normal", "full"]
 DEFERRED_COMMIT_DELAY = 0.005
 
 log = logging.getLogger(__name__)
+
+
+class Journal(Protocol):
+    """Undo of in-memory changes made by the work, kept in step with the transaction."""
+
+    def mark(self) -> int: ...
+
+    def undo(self, mark: int) -> None: ...
+
+    def commit(self) -> None: ...
+
+
+class _NoJournal:
+    def mark(self) -> int:
+        return 0
+
+    def undo(self, mark: int) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
 
 
 class StoreClosed(RuntimeError):
@@ -58,11 +79,15 @@ class Store:
         durability: Durability = "normal",
         setup: Callable[[sqlite3.Connection], None] | None = None,
         on_failure: Callable[[sqlite3.Connection], None] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.path = path
         self.durability = durability
         self._setup = setup
         self._on_failure = on_failure
+        # In-memory state changed by the work (the queues' depth counts): reverted with each rollback,
+        # forgotten at each commit.
+        self._journal = journal or _NoJournal()
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[Work, asyncio.Future[Any]]] = []
         self._pending_durable = False  # some pending piece must be committed before it is answered
@@ -132,6 +157,7 @@ class Store:
             if self._conn.in_transaction:  # reservations answered but not yet committed
                 try:
                     self._conn.execute("COMMIT")
+                    self._journal.commit()
                 except sqlite3.Error:
                     log.exception("queue store could not commit at close")
             self._conn.close()
@@ -184,11 +210,12 @@ class Store:
         except Exception as exc:  # the database itself failed
             fut.set_exception(exc)
             return
+        mark = self._journal.mark()
         try:
             value = work(conn)
         except Exception as exc:
             try:
-                self._undo(conn, "one" if nested else None)
+                self._undo(conn, "one" if nested else None, mark)
             except Exception as failure:
                 self._fail(conn, [], failure)
             fut.set_exception(exc)
@@ -200,13 +227,16 @@ class Store:
         if not self._pending_durable:  # else the pending durable group commits this too
             self._arm_deferred_commit()
 
-    def _undo(self, conn: sqlite3.Connection, savepoint: str | None) -> None:
-        """Roll back to `savepoint` (keeping what came before it), or the whole transaction when None."""
+    def _undo(self, conn: sqlite3.Connection, savepoint: str | None, mark: int) -> None:
+        """Roll back to `savepoint` (keeping what came before it), or the whole transaction when None;
+        the journal back to `mark`, taken with the savepoint."""
         if savepoint is not None:
             conn.execute(f"ROLLBACK TO {savepoint}")
             conn.execute(f"RELEASE {savepoint}")
+            self._journal.undo(mark)
         else:
             conn.execute("ROLLBACK")
+            self._journal.undo(0)
         if self._on_failure is not None:
             self._on_failure(conn)  # in-memory state may hold the undone changes
 
@@ -231,12 +261,13 @@ class Store:
         try:
             nested = conn.in_transaction
             conn.execute("SAVEPOINT grp" if nested else "BEGIN IMMEDIATE")
+            mark = self._journal.mark()
             results: list[tuple[bool, Any]] = []
             for work, _fut in batch:
                 try:
                     results.append((True, work(conn)))
                 except Exception as exc:
-                    self._undo(conn, "grp" if nested else None)
+                    self._undo(conn, "grp" if nested else None, mark)
                     if len(batch) == 1:
                         return [(False, exc)]
                     return self._execute_isolated(conn, batch)
@@ -255,11 +286,13 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
         for work, _fut in batch:
             conn.execute("SAVEPOINT work")
+            mark = self._journal.mark()
             try:
                 value = work(conn)
             except Exception as exc:
                 conn.execute("ROLLBACK TO work")
                 conn.execute("RELEASE work")
+                self._journal.undo(mark)
                 if self._on_failure is not None:
                     self._on_failure(conn)
                 results.append((False, exc))
@@ -284,6 +317,7 @@ class Store:
         if commit_error is not None:
             self._fail(conn, batch, commit_error)
         else:
+            self._journal.commit()
             self.transactions += 1
             self._answer(batch, results)
         if self._pending and not self._scheduled:
@@ -308,6 +342,7 @@ class Store:
         try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self._journal.undo(0)
             if self._on_failure is not None:
                 self._on_failure(conn)
         except Exception:

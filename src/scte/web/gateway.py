@@ -71,10 +71,12 @@ def create_gateway(
     data_dir: Path | None = None,
     public_key: Path | None = None,
     gateway_secret: str | None = None,
+    broker_url: str | None = None,
 ) -> FastAPI:
     """The gateway app routing to `urls` (service name -> base URL); with `data_dir` (the install's
     secrets) and `public_key` (to know who signed in), the website too; with `gateway_secret`, the
-    services believe the visitor's address it forwards."""
+    services believe the visitor's address it forwards; with `broker_url` and `data_dir`, the operations
+    console's calls to the broker, signed with the admin key `scte up` keeps in `data_dir`."""
     routes = dict(urls)
     clients: dict[str, httpx.AsyncClient] = {}
 
@@ -90,6 +92,9 @@ def create_gateway(
         finally:
             await asyncio.gather(*(c.aclose() for c in clients.values()))
             clients.clear()
+            admin = getattr(_app.state, "broker_admin", None)
+            if admin is not None:
+                await admin.close()
 
     app = FastAPI(title="SCTE gateway", lifespan=lifespan, docs_url=None, redoc_url=None, max_body_size=MAX_BODY_SIZE)
 
@@ -168,11 +173,15 @@ def create_gateway(
         return await forward(service, path, request)
 
     if data_dir is not None:
-        from scte.web import company, courses, directory, gallery, inbox, portal, staff
+        from scte.deploy.broker_keys import ADMIN, identity_dir
+        from scte.web import company, console, courses, directory, gallery, inbox, portal, staff
+        from scte.web.broker_admin import BrokerAdmin
         from scte.web.site import build_site, install_site
 
         site = build_site(clients, data_dir, public_key or data_dir / "keys" / "jwt-ed25519.pub.pem")
-        sections = [portal, courses, gallery, directory, inbox, company, staff]
+        sections = [portal, courses, gallery, directory, inbox, company, staff, console]
+        if broker_url:
+            app.state.broker_admin = BrokerAdmin(broker_url, identity_dir(data_dir) / f"{ADMIN}.json")
         install_site(app, site, [section.router for section in sections])
     return app
 
@@ -187,6 +196,7 @@ def main() -> None:
         data_dir=settings.data_dir,
         public_key=settings.public_key_path,
         gateway_secret=read_gateway_secret(gateway_secret_path(settings)),
+        broker_url=os.environ.get("AWS_ENDPOINT_URL") or None,
     )
     uvicorn.run(
         app, host=settings.host, port=settings.port("gateway", GATEWAY_PORT), log_level="warning", access_log=False

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scte.queue import Engine, EngineConfig, ManualClock, SqsError
-from scte.queue.operations import INFLIGHT_LIMIT, INFLIGHT_RECOUNT_MS
+from scte.queue.operations import INFLIGHT_LIMIT
 
 LIMIT = 25
 
@@ -66,8 +66,7 @@ async def test_deletes_make_room_again(limited: Engine, clock: ManualClock) -> N
     assert len(held) == LIMIT
     for message in held[:10]:
         await limited.delete_message("q", str(message["ReceiptHandle"]))
-    # The queue is counted again at most once a second while it is at the limit.
-    clock.advance(INFLIGHT_RECOUNT_MS / 1000)
+    # The in-flight count is exact (scte.queue.depth): room at once.
     assert len(await receive(limited, "q")) == 10
     await over_limit(limited, "q")
 
@@ -90,7 +89,6 @@ async def test_released_messages_make_room_again(limited: Engine, clock: ManualC
     await over_limit(limited, "q")
     for message in held[:4]:
         await limited.change_message_visibility("q", str(message["ReceiptHandle"]), 0)
-    clock.advance(INFLIGHT_RECOUNT_MS / 1000)
     assert len(await receive(limited, "q")) == 4
 
 

@@ -254,8 +254,12 @@ def test_queues_are_isolated_per_region(server: Server) -> None:
     arn = west2.get_queue_attributes(QueueUrl=url2, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     assert arn == "arn:aws:sqs:us-west-2:123456789012:regional-two"
     west2.send_message(QueueUrl=url2, MessageBody="west")
+    # A queue URL names its region (issue 15): the old form, without it, is resolved in the request's region.
+    assert url2.endswith("/queue/us-west-2/123456789012/regional-two")
+    old_form = url2.replace("/queue/us-west-2", "")
     assert (
-        code_of(lambda: west1.send_message(QueueUrl=url2, MessageBody="x")) == "AWS.SimpleQueueService.NonExistentQueue"
+        code_of(lambda: west1.send_message(QueueUrl=old_form, MessageBody="x"))
+        == "AWS.SimpleQueueService.NonExistentQueue"
     )
     assert (server.data / "us-west-2" / "broker.db").exists()
     assert (server.data / "broker.db").exists()  # the default region keeps its path

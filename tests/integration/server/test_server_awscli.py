@@ -28,7 +28,7 @@ def aws(server: Server, *args: str) -> Any:
 
 def test_aws_cli(server: Server) -> None:
     url = aws(server, "create-queue", "--queue-name", "cli-queue")["QueueUrl"]
-    assert url == f"{server.endpoint}/{ACCOUNT}/cli-queue"
+    assert url == f"{server.endpoint}/queue/us-east-1/{ACCOUNT}/cli-queue"
     sent = aws(server, "send-message", "--queue-url", url, "--message-body", "from the cli")
     got = aws(server, "receive-message", "--queue-url", url, "--wait-time-seconds", "1")["Messages"]
     assert got[0]["MessageId"] == sent["MessageId"] and got[0]["Body"] == "from the cli"

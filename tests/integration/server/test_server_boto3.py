@@ -22,7 +22,7 @@ def make_queue(sqs: Any, name: str, **attributes: str) -> str:
 
 def test_queue_lifecycle(sqs: Any, server: Server) -> None:
     url = make_queue(sqs, "life", VisibilityTimeout="12")
-    assert url == f"{server.endpoint}/{ACCOUNT}/life"
+    assert url == f"{server.endpoint}/queue/us-east-1/{ACCOUNT}/life"
     assert sqs.get_queue_url(QueueName="life")["QueueUrl"] == url
     assert url in sqs.list_queues(QueueNamePrefix="li")["QueueUrls"]
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]

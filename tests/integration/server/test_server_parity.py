@@ -90,6 +90,58 @@ def test_fifo_group_blocked_behind_an_earlier_message_in_flight(client: Any) -> 
     assert "Messages" not in client.receive_message(QueueUrl=url, MaxNumberOfMessages=10)  # m1 still holds g
 
 
+# -- 2. queue URLs carry the region ---------------------------------------------------------------------------
+
+
+def test_queue_urls_carry_the_region_and_are_resolved_by_it(server: Server, sqs: Any, sqs_query: Any) -> None:
+    europe = boto3.client("sqs", endpoint_url=server.endpoint, region_name="eu-west-1", **CREDENTIALS)
+    us_url = sqs.create_queue(QueueName="same-name")["QueueUrl"]
+    eu_url = europe.create_queue(QueueName="same-name")["QueueUrl"]
+    assert us_url == f"{server.endpoint}/queue/{REGION}/{ACCOUNT}/same-name"
+    assert eu_url == f"{server.endpoint}/queue/eu-west-1/{ACCOUNT}/same-name"
+    assert sqs_query.get_queue_url(QueueName="same-name")["QueueUrl"] == us_url
+    # The URL names the queue, whatever region the request was signed for.
+    sqs.send_message(QueueUrl=eu_url, MessageBody="to europe")
+    sqs_query.send_message(QueueUrl=us_url, MessageBody="to us")
+    (got,) = europe.receive_message(QueueUrl=eu_url)["Messages"]
+    assert got["Body"] == "to europe"
+    (got,) = sqs.receive_message(QueueUrl=us_url, VisibilityTimeout=0)["Messages"]
+    assert got["Body"] == "to us"
+    arn = europe.get_queue_attributes(QueueUrl=eu_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert arn == f"arn:aws:sqs:eu-west-1:{ACCOUNT}:same-name"
+    # The old form (no region) is still accepted: the request's region decides.
+    old = f"{server.endpoint}/{ACCOUNT}/same-name"
+    (got,) = sqs_query.receive_message(QueueUrl=old, VisibilityTimeout=0)["Messages"]
+    assert got["Body"] == "to us"
+    with pytest.raises(ClientError) as exc:
+        sqs.send_message(QueueUrl=f"{server.endpoint}/queue/ap-south-1/{ACCOUNT}/same-name", MessageBody="x")
+    assert error(exc)[0] == "AWS.SimpleQueueService.NonExistentQueue"
+    with pytest.raises(ClientError) as exc:
+        sqs.send_message(QueueUrl=f"{server.endpoint}/queue/not-a-region/{ACCOUNT}/same-name", MessageBody="x")
+    assert error(exc)[0] == "AWS.SimpleQueueService.NonExistentQueue"
+
+
+def test_queue_named_by_a_region_path(server: Server, sqs: Any) -> None:
+    url = sqs.create_queue(QueueName="by-region-path")["QueueUrl"]
+    status, body = json_call(server, "SendMessage", {"MessageBody": "via path"}, path=urllib.parse.urlsplit(url).path)
+    assert status == 200 and body["MessageId"]
+    assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "via path"
+
+
+def test_plain_queue_urls_on_request(tmp_path: Any) -> None:
+    from server_harness import start_server
+
+    plain = start_server(tmp_path / "plain", "--queue-urls", "plain")
+    try:
+        sqs = boto3.client("sqs", endpoint_url=plain.endpoint, region_name=REGION, **CREDENTIALS)
+        url = sqs.create_queue(QueueName="plain")["QueueUrl"]
+        assert url == f"{plain.endpoint}/{ACCOUNT}/plain"
+        sqs.send_message(QueueUrl=f"{plain.endpoint}/queue/{REGION}/{ACCOUNT}/plain", MessageBody="either form")
+        assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "either form"
+    finally:
+        plain.stop()
+
+
 # -- 3. an empty attribute-name list is ignored ----------------------------------------------------------------
 
 
@@ -254,7 +306,6 @@ def test_star_selects_every_message_attribute(client: Any) -> None:
 # -- 13. standard queues: a message visible again comes before newer ones -----------------------------------
 
 
-@pytest.mark.xfail(reason="issue 15 point 13: comes with the depth counters", strict=True)
 def test_message_visible_again_comes_back_before_newer_ones(client: Any) -> None:
     url = client.create_queue(QueueName=fresh("redeliver"))["QueueUrl"]
     client.send_message(QueueUrl=url, MessageBody="first")
@@ -368,3 +419,28 @@ def test_empty_xml_result_is_an_empty_element(server: Server, sqs: Any) -> None:
 def test_get_caller_identity_outside_test_mode(server: Server) -> None:
     sts = boto3.client("sts", endpoint_url=server.endpoint, region_name=REGION, **CREDENTIALS)
     assert sts.get_caller_identity()["Account"] == ACCOUNT
+
+
+def test_get_caller_identity_is_verified_under_strict_auth(tmp_path: Any) -> None:
+    from server_harness import start_server
+
+    strict = start_server(tmp_path / "strict", "--auth", "strict", "--access-key", "AKIDPARITY:parity-secret")
+    try:
+
+        def sts(key: str, secret: str) -> Any:
+            return boto3.client(
+                "sts",
+                endpoint_url=strict.endpoint,
+                region_name=REGION,
+                aws_access_key_id=key,
+                aws_secret_access_key=secret,
+            )
+
+        assert sts("AKIDPARITY", "parity-secret").get_caller_identity()["Account"] == ACCOUNT
+        with pytest.raises(ClientError) as exc:
+            sts("AKIDPARITY", "wrong").get_caller_identity()
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        status, _body = query_call(strict, "POST", {"Action": "GetCallerIdentity", "Version": "2011-06-15"})
+        assert status == 403  # unsigned
+    finally:
+        strict.stop()

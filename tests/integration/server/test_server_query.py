@@ -62,7 +62,7 @@ def test_raw_signed_send_receive_delete(server: Server) -> None:
     )
     assert status == 200 and root.tag == f"{NS}CreateQueueResponse"
     url = text(root, "CreateQueueResult/QueueUrl")
-    assert url == f"{server.endpoint}/{ACCOUNT}/raw-q"
+    assert url == f"{server.endpoint}/queue/us-east-1/{ACCOUNT}/raw-q"
     status, root = signed_post(
         url,
         {

@@ -154,7 +154,7 @@ async def test_the_pool_verifies_and_refuses() -> None:
 
 
 async def test_a_full_pool_refuses_at_once_and_recovers() -> None:
-    pool = HashingPool(workers=1, queue=2)
+    pool = HashingPool(workers=1, queue=2, max_wait=600)  # the count bounds it here, whatever the pace
     stored = hash_password("correct horse battery staple")
     try:
         busy = [asyncio.create_task(pool.verify(stored, f"guess {i}")) for i in range(3)]
@@ -170,7 +170,7 @@ async def test_a_full_pool_refuses_at_once_and_recovers() -> None:
 
 
 async def test_a_caller_that_gives_up_keeps_its_slot_until_the_hash_ends() -> None:
-    pool = HashingPool(workers=1, queue=0)
+    pool = HashingPool(workers=1, queue=0, max_wait=600)
     stored = hash_password("correct horse battery staple")
     try:
         task = asyncio.create_task(pool.verify(stored, "guess"))
@@ -183,5 +183,21 @@ async def test_a_caller_that_gives_up_keeps_its_slot_until_the_hash_ends() -> No
                 break
             await asyncio.sleep(0.01)
         assert pool.pending == 0
+    finally:
+        pool.close()
+
+
+async def test_a_hash_expected_to_wait_too_long_is_refused() -> None:
+    pool = HashingPool(workers=1, queue=16, max_wait=0.05)
+    stored = hash_password("correct horse battery staple")
+    try:
+        await pool.verify(stored, "sets the pace")  # one hash: the pace is known (tens of ms at least)
+        pool._pace = 1.0  # as on a busy host: a second per hash
+        running = asyncio.create_task(pool.verify(stored, "runs at once"))
+        await asyncio.sleep(0)
+        with pytest.raises(HashingBusy) as refused:  # one ahead of it: about a second's wait > 0.05 s
+            await pool.verify(stored, "would wait")
+        assert refused.value.retry_after >= 1
+        assert await running == (False, False)
     finally:
         pool.close()

@@ -40,7 +40,7 @@ class RequestContext:
 
     engine: Engine
     account_id: str
-    base_url: str  # scheme://host[:port] the client used; queue URLs are built on it
+    base_url: str  # scheme://host[:port] the client used, then /queue/<region> (region URLs); queue URLs start so
     path: str  # the request path; `/<account>/<queue>` names the queue when QueueUrl is absent
     queue: str | None = None  # the queue the request named, once known (request logs and metrics)
     trace_header: str | None = None  # the request's X-Amzn-Trace-Id header (SendMessage keeps it)
@@ -64,10 +64,12 @@ def queue_does_not_exist() -> SqsError:
     return SqsError("QueueDoesNotExist", "The specified queue does not exist.")
 
 
-def queue_name_from_url(url: str, account_id: str) -> str:
-    """The queue name in a QueueUrl: `http(s)://any-host[:port]/<account>/<name>`, `/<account>/<name>`, or a name.
+def queue_name_from_url(url: str, account_id: str, region: str | None = None) -> str:
+    """The queue name in a QueueUrl: `http(s)://any-host[:port]/queue/<region>/<account>/<name>`, the same
+    without `/queue/<region>` (the old form, the region then being the request's), the path alone, or a name.
 
-    The host and port are not checked (a client may reach us under any name); the account must be ours.
+    The host and port are not checked (a client may reach us under any name); the account must be ours, and
+    a region in the URL must be `region` when given (the engine the request was routed to: `url_region`).
     """
     path = urlsplit(url).path if "://" in url else url
     parts = [p for p in path.split("/") if p]
@@ -75,7 +77,18 @@ def queue_name_from_url(url: str, account_id: str) -> str:
         return parts[0]
     if len(parts) == 2 and parts[0] == account_id:
         return parts[1]
+    if len(parts) == 4 and parts[0] == "queue" and parts[2] == account_id and region in (None, parts[1]):
+        return parts[3]
     raise queue_does_not_exist()
+
+
+def url_region(url: object) -> str | None:
+    """The region a queue URL (or request path) names: `.../queue/<region>/<account>/<name>`; None for the
+    old form, which names none."""
+    if not isinstance(url, str) or "/queue/" not in url:
+        return None
+    parts = [p for p in (urlsplit(url).path if "://" in url else url).split("/") if p]
+    return parts[1] if len(parts) == 4 and parts[0] == "queue" else None
 
 
 def resolve_queue(ctx: RequestContext, params: Mapping[str, Any]) -> str:
@@ -83,10 +96,10 @@ def resolve_queue(ctx: RequestContext, params: Mapping[str, Any]) -> str:
     url = params.get("QueueUrl")
     if not url:
         parts = [p for p in ctx.path.split("/") if p]
-        if len(parts) != 2:
+        if len(parts) != 2 and not (len(parts) == 4 and parts[0] == "queue"):
             raise missing_parameter("QueueUrl")
         url = ctx.path
-    name = ctx.queue = queue_name_from_url(url, ctx.account_id)
+    name = ctx.queue = queue_name_from_url(url, ctx.account_id, ctx.engine.region)
     if not ctx.engine.queue_exists(name):
         raise queue_does_not_exist()
     return name

@@ -34,7 +34,7 @@ import orjson
 from scte.queue.engine import Engine, EngineConfig
 from scte.queue.errors import SqsError, missing_parameter
 from scte.queue.server import auth, json_protocol, query_protocol, sns_actions, sns_protocol
-from scte.queue.server.actions import ACTIONS, RequestContext
+from scte.queue.server.actions import ACTIONS, RequestContext, queue_does_not_exist, url_region
 from scte.queue.server.authorize import authorize_sqs
 from scte.queue.server.config import MAX_REGIONS, ServerConfig, valid_region
 from scte.queue.server.credentials import KeyStore
@@ -352,10 +352,11 @@ class SqsApp:
                 trace = value.decode("latin-1")
         if not host:
             host = f"{self.config.host}:{self.config.port}"
+        base = f"{scope.get('scheme', 'http')}://{host}"
+        if self.config.queue_urls == "region":
+            base = f"{base}/queue/{engine.region}"
         # positional: a keyword call costs as much again as building the context
-        ctx = scope["scte.ctx"] = RequestContext(
-            engine, self.config.account_id, f"{scope.get('scheme', 'http')}://{host}", scope["path"]
-        )
+        ctx = scope["scte.ctx"] = RequestContext(engine, self.config.account_id, base, scope["path"])
         if trace:
             ctx.trace_header = trace
         return ctx
@@ -367,9 +368,9 @@ class SqsApp:
             action = ACTIONS.get(action_name) if target.startswith(json_protocol.TARGET_PREFIX) else None
             if action is None:
                 raise unknown_operation(action_name)
-            region = scope.get("scte.region")
-            engine = self._engine(region)
             params = json_protocol.check_params(action.schema, json_protocol.parse_body(body))
+            region = await self._queue_region(scope, params)
+            engine = self._engine(region)
             ctx = self._context(scope, engine)
             principal = scope.get("scte.principal")
             if principal is not None:
@@ -413,9 +414,9 @@ class SqsApp:
                 raise unknown_operation(action_name)
             if action_name in _ACCOUNT_ACTIONS and _names_queue(scope["path"]):
                 raise unknown_operation(action_name)  # AWS: an account-level action sent to a queue's URL
-            region = scope.get("scte.region")
-            engine = self._engine(region)
             params = query_protocol.params_from_form(action.schema, form)
+            region = await self._queue_region(scope, params)
+            engine = self._engine(region)
             ctx = self._context(scope, engine)
             principal = scope.get("scte.principal")
             if principal is not None:
@@ -430,6 +431,20 @@ class SqsApp:
         except Exception:
             log.exception("internal error in %s", action_name)
             return xml_error(internal_error(), request_id)
+
+    async def _queue_region(self, scope: Scope, params: dict[str, Any]) -> str | None:
+        """The region of the request: the one its queue URL names (`/queue/<region>/...`), else the one of
+        its signature (`scte.region`). A queue URL's region wins: the URL is what names the queue."""
+        region: str | None = scope.get("scte.region")
+        named = url_region(params.get("QueueUrl") or scope["path"])
+        if named is None or named == region:
+            return region
+        if not valid_region(named):
+            raise queue_does_not_exist()
+        if named not in self.engines:
+            await self._open_region(named)
+        scope["scte.region"] = named
+        return named
 
     def _engine(self, region: str | None = None) -> Engine:
         """The engine of `region` (default: the default region's), open; 503 while shutting down."""

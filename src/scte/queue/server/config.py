@@ -68,6 +68,10 @@ class ServerConfig:
     """For `auth="strict"`: the principals' keys (see `credentials.py`); their requests are checked
     against the queues' and topics' policies."""
     inflight_limit: int = INFLIGHT_LIMIT
+    queue_urls: Literal["region", "plain"] = "region"
+    """The queue URLs the broker gives: region: `http://HOST:PORT/queue/REGION/ACCOUNT/NAME` (a queue of the
+    same name in two regions has two URLs); plain: `http://HOST:PORT/ACCOUNT/NAME`, the form moto's suites
+    expect. Both forms are accepted either way."""
     """Messages in flight per queue before a receive is answered `OverLimit` (SQS: about 120,000)."""
 
     def __post_init__(self) -> None:
@@ -79,6 +83,8 @@ class ServerConfig:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         if self.durability not in ("normal", "full"):
             raise ValueError(f"durability must be normal or full, got {self.durability!r}")
+        if self.queue_urls not in ("region", "plain"):
+            raise ValueError(f"queue URLs must be region or plain, got {self.queue_urls!r}")
         if self.auth not in ("any", "strict"):
             raise ValueError(f"auth must be any or strict, got {self.auth!r}")
         if not 1 <= self.inflight_limit <= 10_000_000:
@@ -119,6 +125,8 @@ class ServerConfig:
             values["access_keys"] = parse_access_keys([env["SCTE_QUEUE_ACCESS_KEYS"]])
         if "SCTE_QUEUE_CREDENTIALS" in env:
             values["credentials_file"] = Path(env["SCTE_QUEUE_CREDENTIALS"])
+        if "SCTE_QUEUE_URLS" in env:
+            values["queue_urls"] = env["SCTE_QUEUE_URLS"]
         if "SCTE_QUEUE_INFLIGHT_LIMIT" in env:
             try:
                 values["inflight_limit"] = int(env["SCTE_QUEUE_INFLIGHT_LIMIT"])

@@ -165,10 +165,12 @@ class Publisher(TopicsBase):
             results: list[Outcome | SqsError] = []
             for p in prepared:
                 conn.execute("SAVEPOINT sns_entry")
+                mark = self._engine._ops.depths.mark()
                 try:
                     results.append(self._publish_in(conn, arn, p, batch=True))
                 except SqsError as exc:
                     conn.execute("ROLLBACK TO sns_entry")
+                    self._engine._ops.depths.undo(mark)  # the queues' depth counts, as the rows
                     self._engine._ops.load(conn)  # message ids allocated by the undone entry
                     results.append(exc)
                 conn.execute("RELEASE sns_entry")
@@ -199,6 +201,7 @@ class Publisher(TopicsBase):
         any entry fails, None and nothing of this is left: the caller then publishes entry by entry, each
         in its own savepoint, which gives every entry the answer it gets alone."""
         conn.execute("SAVEPOINT sns_batch")
+        mark = self._engine._ops.depths.mark()
         try:
             fanout = _Fanout(self._topic(conn, arn), confirmed_subscriptions(conn, arn))
             outcomes = [self._publish_in(conn, arn, p, batch=True, fanout=fanout) for p in prepared]
@@ -209,6 +212,7 @@ class Publisher(TopicsBase):
         except (SqsError, _Refused):
             conn.execute("ROLLBACK TO sns_batch")
             conn.execute("RELEASE sns_batch")
+            self._engine._ops.depths.undo(mark)  # the queues' depth counts, as the rows
             self._engine._ops.load(conn)  # message ids allocated by what was undone
             return None
         conn.execute("RELEASE sns_batch")

@@ -28,7 +28,7 @@ from . import domain
 from .db import members
 from .handlers import TOPIC, load_membership
 from .hashing import HashingPool, hash_password
-from .limits import AbuseLimits
+from .limits import LIMITED_RESPONSES, AbuseLimits
 from .sessions import TokenOut, start_session
 
 __all__ = ["hash_password", "router"]
@@ -144,7 +144,7 @@ def _out(row: object) -> MemberOut:
 # -- routes ---------------------------------------------------------------------------------------------
 
 
-@router.post("/members", status_code=201, summary="Register an account (no token needed)")
+@router.post("/members", status_code=201, summary="Register an account (no token needed)", responses=LIMITED_RESPONSES)
 async def register(body: RegisterIn, ctx: Context, session: DbSession, address: ClientAddress) -> MemberOut:
     await abuse_limits(ctx).before_registration(address)
     member_id = uuid.uuid4().hex
@@ -206,6 +206,7 @@ def _profile_event(member_id: str, profile: domain.Profile, now: datetime) -> Me
 @router.post(
     "/sessions",
     summary="Sign in: a new session's access token (for every service) and refresh token (no token needed)",
+    responses=LIMITED_RESPONSES,
 )
 async def sign_in(body: SignInIn, ctx: Context, session: DbSession, address: ClientAddress) -> TokenOut:
     if ctx.issuer is None:

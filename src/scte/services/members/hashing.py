@@ -10,8 +10,10 @@ keep answering.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -60,14 +62,27 @@ class HashingBusy(Exception):
 
 
 class HashingPool:
-    """argon2 hashing and verification on `workers` threads, with at most `queue` waiting."""
+    """argon2 hashing and verification on `workers` threads, with at most `queue` waiting, and none
+    admitted whose expected wait (the hashes ahead of it, at the recent pace) exceeds `max_wait` seconds:
+    on a busy host a hash takes longer, so a count alone would let the waits grow to tens of seconds."""
 
-    def __init__(self, workers: int | None = None, queue: int = 16) -> None:
+    def __init__(self, workers: int | None = None, queue: int = 16, max_wait: float = 2.0) -> None:
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         self.queue = queue
+        self.max_wait = max_wait
         self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="argon2")
         self._lock = threading.Lock()
         self._pending = 0  # submitted and not finished (running or waiting), decremented by the worker
+        self._pace = 0.1  # seconds per hash, a moving average of the recent ones
+
+    def _timed(self, fn: Callable[..., T], *args: object) -> T:
+        started = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            took = time.perf_counter() - started
+            with self._lock:
+                self._pace = 0.8 * self._pace + 0.2 * took
 
     @property
     def pending(self) -> int:
@@ -79,11 +94,13 @@ class HashingPool:
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         with self._lock:
-            if self._pending >= self.workers + self.queue:
-                raise HashingBusy(retry_after=1)
+            ahead = max(0, self._pending - self.workers + 1)  # hashes that must end before this one starts
+            wait = ahead / self.workers * self._pace
+            if self._pending >= self.workers + self.queue or (ahead and wait > self.max_wait):
+                raise HashingBusy(retry_after=max(1, math.ceil(wait)))
             self._pending += 1
         try:
-            future = self._executor.submit(fn, *args)
+            future = self._executor.submit(self._timed, fn, *args)
         except BaseException:
             self._release(None)
             raise

@@ -23,7 +23,20 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["AbuseLimits", "LimitSettings", "RateLimited"]
+from scte.kit.app import ErrorOut
+
+__all__ = ["LIMITED_RESPONSES", "AbuseLimits", "LimitSettings", "RateLimited"]
+
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}}
+LIMITED_RESPONSES: dict[int | str, dict[str, object]] = {
+    429: {
+        "model": ErrorOut,
+        "description": "Too many attempts from this address or on this account",
+        "headers": _RETRY_AFTER,
+    },
+    503: {"model": ErrorOut, "description": "Too many passwords being checked right now", "headers": _RETRY_AFTER},
+}
+"""The OpenAPI `responses` of a route that checks or hashes a password (the limits and the pool)."""
 
 
 class LimitSettings(BaseSettings):
@@ -41,6 +54,8 @@ class LimitSettings(BaseSettings):
     """Threads hashing passwords (default: the cores, at most 4)."""
     hash_queue: int = 16
     """Hashes waiting for a thread before a sign-in is answered 503."""
+    hash_max_wait: float = 2.0
+    """Seconds a hash may expect to wait for a thread (at the recent pace) before it is answered 503."""
 
 
 class RateLimited(Exception):

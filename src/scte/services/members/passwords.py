@@ -36,6 +36,7 @@ from scte.kit.forwarding import ClientAddress
 from . import domain
 from .api import abuse_limits, hashing_pool
 from .db import members, password_resets
+from .limits import LIMITED_RESPONSES
 from .sessions import TOPIC, TokenOut, hash_secret, new_secret, revoke_all_sessions, start_session
 
 __all__ = ["MAX_OUTSTANDING_RESETS", "RESET_TOKEN_TTL", "WrongPassword", "router"]
@@ -99,7 +100,10 @@ async def _policy(password: str, email: str, display_name: str) -> None:
     "/members/{member_id}/password",
     summary="Change one's password (the member only; the current password required): every session is "
     "revoked and a new one begins",
-    responses={400: {"model": ErrorOut, "description": "The current password is wrong, or the new one too weak"}},
+    responses={
+        400: {"model": ErrorOut, "description": "The current password is wrong, or the new one too weak"},
+        **LIMITED_RESPONSES,
+    },
 )
 async def change_password(
     member_id: str,
@@ -186,7 +190,10 @@ async def request_reset(body: ResetRequestIn, ctx: Context, session: DbSession) 
 @router.post(
     "/password-resets/confirm",
     summary="Choose a new password with a mailed reset token (no token needed): every session is revoked",
-    responses={400: {"model": ErrorOut, "description": "The token is unknown, used or expired, or the password weak"}},
+    responses={
+        400: {"model": ErrorOut, "description": "The token is unknown, used or expired, or the password weak"},
+        503: LIMITED_RESPONSES[503],
+    },
 )
 async def confirm_reset(body: ResetConfirmIn, ctx: Context, session: DbSession) -> MessageOut:
     token_hash = hash_secret(body.token)

@@ -98,7 +98,9 @@ def build_runtime(settings: Settings | None = None, *, limits: LimitSettings | N
         background=[membership_sweep, sessions.session_sweep],
         dependencies={
             "abuse_limits": AbuseLimits(limit_settings),
-            "hashing": HashingPool(limit_settings.hash_workers, limit_settings.hash_queue),
+            "hashing": HashingPool(
+                limit_settings.hash_workers, limit_settings.hash_queue, limit_settings.hash_max_wait
+            ),
         },
     )
     runtime.app.add_exception_handler(RateLimited, _rate_limited)

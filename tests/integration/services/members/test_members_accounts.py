@@ -205,7 +205,7 @@ async def test_registrations_per_address(tmp_path: Path) -> None:
 
 
 async def test_a_flood_of_sign_ins_is_answered_503_and_health_stays_up(tmp_path: Path) -> None:
-    async with members(tmp_path, hash_workers=1, hash_queue=2, signin_per_address="1000/minute") as (
+    async with members(tmp_path, hash_workers=1, hash_queue=2, hash_max_wait=600, signin_per_address="1000/minute") as (
         runtime,
         client,
     ):
