@@ -34,7 +34,7 @@ _REDELIVER_LIMIT = 1_024  # visibility timeouts remembered per queue (best effor
 class QueueDepth:
     """One queue's counts."""
 
-    __slots__ = ("heap", "hidden", "oldest", "pending", "redeliver", "total", "zeroed")
+    __slots__ = ("heap", "hidden", "oldest", "pending", "redeliver", "rows", "total", "zeroed")
 
     def __init__(self) -> None:
         self.total = 0
@@ -44,6 +44,10 @@ class QueueDepth:
         self.redeliver: list[int] = []  # visible_at of in-flight entries that ran out with messages in them
         self.zeroed: list[tuple[int, int]] = []  # (kind, visible_at) entries emptied since the last commit
         self.oldest: tuple[int, int] | None = None  # (row id, sent_at) of the oldest message, when known
+        # Row id -> visible_at of the messages received (entries of past times are stale and ignored): a
+        # delete learns from it whether, and until when, its message was in flight, without reading the row
+        # (a DELETE ... RETURNING costs twice a DELETE).
+        self.rows: dict[int, int] = {}
 
     def counts(self) -> tuple[int, int, int]:
         """(visible, in flight, delayed), as of the last `Depths.expire`."""
@@ -99,25 +103,63 @@ class Depths:
                     depth.zeroed.append((kind, visible_at))
                 return
 
-    def show_rows(self, depth: QueueDepth, visible_ats: list[int], now: int) -> None:
-        """`show` for each of the deleted rows' `visible_at`: a DeleteMessageBatch's rows were usually received
-        together, so they share one entry and this is one journal entry, not one per message."""
-        first = visible_ats[0]
-        if first > now and all(v == first for v in visible_ats):
-            pending = depth.pending[INFLIGHT]
-            count = pending.get(first)
-            n = len(visible_ats)
-            if count is not None and count >= n:
-                pending[first] = count - n
-                depth.hidden[INFLIGHT] -= n
-                self.journal.append((depth, INFLIGHT, first, -n))
-                if count == n:
-                    if not depth.zeroed:
-                        self._zeroed.append(depth)
-                    depth.zeroed.append((INFLIGHT, first))
-                return
-        for visible_at in visible_ats:
+    def received(self, depth: QueueDepth, ids: list[int], visible_at: int, now: int) -> None:
+        """The messages `ids` were received and are in flight until `visible_at`."""
+        self.hide(depth, INFLIGHT, visible_at, len(ids), now)
+        if visible_at > now:
+            depth.rows.update(dict.fromkeys(ids, visible_at))
+            self.journal.append((depth, ids, -4, visible_at))
+
+    def deleted(self, depth: QueueDepth, ids: list[int], gone: int, now: int) -> None:
+        """`gone` of the messages `ids` were deleted: those in flight leave the in-flight count."""
+        if gone:
+            self.add(depth, -gone)
+        rows = depth.rows
+        popped = []
+        for row_id in ids:
+            visible_at = rows.pop(row_id, None)
+            if visible_at is not None:
+                popped.append((row_id, visible_at))
+        if not popped:
+            return
+        self.journal.append((depth, popped, -3, 0))
+        first = popped[0][1]
+        if first > now and all(v == first for _i, v in popped):  # received together: one entry
+            self._show_n(depth, first, len(popped))
+            return
+        for _row_id, visible_at in popped:
             self.show(depth, visible_at, now)
+
+    def forget_row(self, depth: QueueDepth, row_id: int, visible_at: int | None) -> None:
+        """A message's in-flight time changed (`visible_at`), or it left the queue while visible (None)."""
+        rows = depth.rows
+        old = rows.pop(row_id, None) if visible_at is None else rows.get(row_id)
+        if visible_at is not None:
+            rows[row_id] = visible_at
+        if old is not None or visible_at is not None:
+            self.journal.append((depth, [(row_id, old)], -3, 1))
+
+    def _show_n(self, depth: QueueDepth, visible_at: int, n: int) -> None:
+        pending = depth.pending[INFLIGHT]
+        count = pending.get(visible_at)
+        if count is None or count < n:
+            for _ in range(n):
+                self.show(depth, visible_at, visible_at - 1)
+            return
+        pending[visible_at] = count - n
+        depth.hidden[INFLIGHT] -= n
+        self.journal.append((depth, INFLIGHT, visible_at, -n))
+        if count == n:
+            if not depth.zeroed:
+                self._zeroed.append(depth)
+            depth.zeroed.append((INFLIGHT, visible_at))
+
+    def compact_rows(self, depth: QueueDepth, now: int) -> None:
+        """Drop the stale row entries (of times past) when they outnumber the live ones (not journalled:
+        a stale entry means nothing)."""
+        rows = depth.rows
+        if len(rows) > 2 * depth.hidden[INFLIGHT] + 1024:
+            depth.rows = {row_id: v for row_id, v in rows.items() if v > now}
 
     def replace(self, queue_id: int, depth: QueueDepth | None) -> None:
         """The queue's counts start afresh (a new or purged queue), or end (None: a deleted queue)."""
@@ -151,6 +193,20 @@ class Depths:
         """Revert the changes journalled after `mark` (the store rolled back to it)."""
         journal = self.journal
         for target, kind, visible_at, n in reversed(journal[mark:]):
+            if visible_at == -4:  # received rows: forgotten again
+                assert isinstance(target, QueueDepth) and isinstance(kind, list)
+                for row_id in kind:
+                    if target.rows.get(row_id) == n:
+                        del target.rows[row_id]
+                continue
+            if visible_at == -3:  # row entries removed or changed: restored
+                assert isinstance(target, QueueDepth) and isinstance(kind, list)
+                for row_id, old in reversed(kind):
+                    if old is None:
+                        target.rows.pop(row_id, None)
+                    else:
+                        target.rows[row_id] = old
+                continue
             if visible_at == -2:  # a replaced depth comes back
                 assert isinstance(target, int)
                 if kind is None:
@@ -199,8 +255,13 @@ class Depths:
             (queue_id, now),
         ):
             kind = INFLIGHT if received else DELAYED
-            depth.pending[kind][visible_at] = n
+            depth.pending[kind][visible_at] = depth.pending[kind].get(visible_at, 0) + n
             depth.hidden[kind] += n
             depth.heap.append((visible_at, kind))
         heapq.heapify(depth.heap)
+        depth.rows = dict(
+            conn.execute(
+                "SELECT id, visible_at FROM messages WHERE queue_id=? AND visible_at>? AND receipt>0", (queue_id, now)
+            ).fetchall()
+        )
         return depth

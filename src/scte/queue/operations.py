@@ -178,7 +178,7 @@ def _insert_plain_rows(count: int) -> str:
 def _delete_rows(count: int) -> str:
     """Delete `count` messages of one queue by row id in one statement; `+queue_id` keeps the planner on the
     row ids (without it, it scans the queue's index)."""
-    return f"DELETE FROM messages WHERE id IN ({','.join('?' * count)}) AND +queue_id=? RETURNING visible_at"
+    return f"DELETE FROM messages WHERE id IN ({','.join('?' * count)}) AND +queue_id=?"
 
 
 def _insert_plain(conn: sqlite3.Connection, params: list[Any]) -> None:
@@ -682,8 +682,10 @@ class Operations:
                 self._refresh_group(conn, meta, group, now)
         else:
             removed = conn.execute("DELETE FROM messages WHERE queue_id=? AND visible_at<=?", (meta.id, cutoff))
+        depth = self.depths.queues[meta.id]
         if removed.rowcount > 0:
-            self.depths.add(self.depths.queues[meta.id], -removed.rowcount)  # (visible ones: none hidden)
+            self.depths.add(depth, -removed.rowcount)  # (visible ones: none hidden)
+        self.depths.compact_rows(depth, now)
         if now - self.last_dedup_sweep >= 1000:
             self.last_dedup_sweep = now
             conn.execute("DELETE FROM dedup WHERE expires_at<=?", (now,))
@@ -956,7 +958,7 @@ class Operations:
                 (meta.id, req.attempt_id, now + MINUTES_5_MS, json.dumps(handles)),
             )
         if delivered:
-            depths.hide(depth, INFLIGHT, now + vt_ms, len(delivered), now)
+            depths.received(depth, [row[C_ID] for row in rows], now + vt_ms, now)
         dead_to = self._dead_letter(conn, meta, dead, now) if dead else None
         next_visible = None
         if not delivered:
@@ -1124,7 +1126,10 @@ class Operations:
             conn.executemany("UPDATE messages SET visible_at=? WHERE id=?", [(now, i) for i, _ in dead])
             return None
         moved = list(dict.fromkeys(row_id for row_id, _group in dead))  # (a 0 s timeout may show one twice)
-        self.depths.add(self.depths.queues[meta.id], -len(moved))  # (visible ones, for the counts)
+        source_depth = self.depths.queues[meta.id]
+        self.depths.add(source_depth, -len(moved))  # (visible ones, for the counts)
+        for row_id in moved:
+            self.depths.forget_row(source_depth, row_id, None)
         target_depth = self.depths.queues[target.id]
         self.depths.add(target_depth, len(moved))
         if target.fifo:
@@ -1269,20 +1274,19 @@ class Operations:
                     depth = self.depths.queues[meta.id]
                     self.depths.add(depth, -1)
                     self.depths.show(depth, row[2], now)
+                    self.depths.forget_row(depth, row_id, None)
                     self._refresh_group(conn, meta, row[1], now)
             else:
                 doomed.append(row_id)
             out.append(None)
         if doomed:
-            visible_ats: list[int] = []
+            gone = 0
             for start in range(0, len(doomed), _ROWS_PER_STATEMENT):
                 chunk = doomed[start : start + _ROWS_PER_STATEMENT]
-                # The rows' visible_at: a message deleted while in flight leaves the in-flight count.
-                visible_ats += [v for (v,) in conn.execute(_delete_rows(len(chunk)), (*chunk, meta.id))]
-            if visible_ats:
-                depth = self.depths.queues[meta.id]
-                self.depths.add(depth, -len(visible_ats))
-                self.depths.show_rows(depth, visible_ats, now)
+                gone += conn.execute(_delete_rows(len(chunk)), (*chunk, meta.id)).rowcount
+            # Whether each was in flight, and until when, the depth counts know (not the row: RETURNING
+            # would double the cost of a delete).
+            self.depths.deleted(self.depths.queues[meta.id], doomed, gone, now)
         return out
 
     def change_visibility(
@@ -1326,6 +1330,7 @@ class Operations:
                 depth = self.depths.queues[meta.id]
                 self.depths.show(depth, row[1], now)
                 self.depths.hide(depth, INFLIGHT, now + timeout * 1000, 1, now)
+                self.depths.forget_row(depth, row_id, now + timeout * 1000 if timeout > 0 else None)
                 if meta.fifo and row[2] is not None:
                     self._refresh_group(conn, meta, row[2], now)
                 out.append(None)
@@ -1376,6 +1381,7 @@ class Operations:
             if meta.fifo and group is not None:
                 self._refresh_group(conn, meta, group, now)
             self.depths.add(self.depths.queues[meta.id], -1)  # (a visible one)
+            self.depths.forget_row(self.depths.queues[meta.id], row_id, None)
             target_depth = self.depths.queues[target.id]
             self.depths.add(target_depth, 1)
             self.depths.hide(target_depth, DELAYED, now + target.delay_ms, 1, now)
