@@ -152,6 +152,13 @@ def _credential(value: str) -> tuple[str, str, str, str]:
 
 
 # What every SDK sends, matched in one call; anything else is parsed (and refused) field by field below.
+_USUAL_HEADER_BYTES = re.compile(
+    rb"AWS4-HMAC-SHA256 Credential=([A-Za-z0-9_-]+)/([0-9]{8})/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request, ?"
+    rb"SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})"
+)
+# Whitespace to botocore's trimming (str.split() on latin-1) other than the space and the newline: a header
+# value holding one is canonicalised by the general path; so is one with a run of spaces or an outer space.
+_WHITESPACE = b"\t\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0"
 _USUAL_HEADER = re.compile(
     r"AWS4-HMAC-SHA256 Credential=([A-Za-z0-9_-]+)/([0-9]{8})/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request, ?"
     r"SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})"
@@ -250,9 +257,94 @@ class Verifier:
     def verify(self, method: str, raw_path: bytes, query_string: bytes, headers: Headers, body: bytes) -> str:
         """The access key that signed the request, if it is a configured key and the signature, the time and
         the body hash all hold; otherwise raise the `WireError` AWS answers."""
-        header_map: dict[str, list[str]] = {}
+        by_name: dict[bytes, list[bytes]] = {}
+        repeated = False
         for name, value in headers:
-            header_map.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+            name = name.lower()  # they arrive lower-cased (ASGI, our protocol): to be sure, at little cost
+            values = by_name.get(name)
+            if values is None:
+                by_name[name] = [value]
+            else:
+                values.append(value)
+                repeated = True
+        payload_hash = hashlib.sha256(body).hexdigest()  # once: the quick path and the full one share it
+        if raw_path == b"/" and not query_string and not repeated:
+            key = self._verify_usual(method, by_name, payload_hash)
+            if key is not None:
+                return key
+        return self._verify(method, raw_path, query_string, by_name, body, payload_hash)
+
+    def _verify_usual(self, method: str, headers: Mapping[bytes, list[bytes]], payload_hash: str) -> str | None:
+        """An SDK's `POST /` with the usual `Authorization` header, checked on the bytes as they came: the
+        access key when every check holds (the same checks as `_verify`, which a None sends the request to,
+        to be answered with the right error or accepted by the general path)."""
+        authorization = headers.get(b"authorization")
+        timestamps = headers.get(b"x-amz-date")
+        if authorization is None or timestamps is None:
+            return None
+        usual = _USUAL_HEADER_BYTES.fullmatch(authorization[0])
+        if usual is None:
+            return None
+        access_key, date, region, service, signed_headers, signature = usual.groups()
+        timestamp = timestamps[0]
+        if timestamp[:8] != date:
+            return None
+        key = access_key.decode("ascii")
+        secret = self.keys.get(key)
+        if secret is None:
+            return None
+        try:
+            when = _epoch(timestamp.decode("latin-1"))
+        except WireError:
+            return None
+        if abs(self.clock() - when) > MAX_SKEW_SECONDS:
+            return None
+        payload = payload_hash.encode()
+        content_sha = headers.get(b"x-amz-content-sha256")
+        if content_sha is not None and content_sha[0] != payload:
+            return None  # UNSIGNED-PAYLOAD or a hash that is not the body's: `_verify` says which
+        names, joined = _signed_names(signed_headers)
+        try:
+            block = b"\n".join([name + b":" + headers[name][0] for name in names])
+        except KeyError:
+            return None  # a signed header that is absent: `_verify` canonicalises it
+        if (
+            len(block.translate(None, _WHITESPACE)) != len(block)
+            or block.count(b"\n") != len(names) - 1
+            or (b" " in block and (b"  " in block or b": " in block or b" \n" in block or block.endswith(b" ")))
+        ):
+            return None  # a value to trim (SigV4's Trimall, as str.split() sees whitespace): `_verify` does it
+        canonical = hashlib.sha256(
+            b"%b\n/\n\n%b\n\n%b\n%b" % (method.upper().encode(), block, joined, payload)
+        ).hexdigest()
+        to_sign = b"AWS4-HMAC-SHA256\n%b\n%b/%b/%b/aws4_request\n%b" % (
+            timestamp,
+            date,
+            region,
+            service,
+            canonical.encode(),
+        )
+        inner, outer = _hmac_pads(secret, date, region, service)
+        digest = inner.copy()
+        digest.update(to_sign)
+        mac = outer.copy()
+        mac.update(digest.digest())
+        if hmac.compare_digest(mac.hexdigest().encode(), signature):
+            return key
+        return None
+
+    def _verify(
+        self,
+        method: str,
+        raw_path: bytes,
+        query_string: bytes,
+        by_name: Mapping[bytes, list[bytes]],
+        body: bytes,
+        payload_hash: str,
+    ) -> str:
+        header_map = {
+            name.decode("latin-1"): [value.decode("latin-1") for value in values] for name, values in by_name.items()
+        }
         query = query_string.decode("latin-1")
         authorization = header_map.get("authorization")
         if authorization:
@@ -281,7 +373,6 @@ class Verifier:
                 f"{_format(now - MAX_SKEW_SECONDS if when < now else now + MAX_SKEW_SECONDS)} "
                 f"({_format(now)} {sign} 15 min.)"
             )
-        payload_hash = hashlib.sha256(body).hexdigest()
         content_sha = header_map.get("x-amz-content-sha256")
         if content_sha:
             # The signature covers this header's value instead of the body: UNSIGNED-PAYLOAD would leave the
@@ -300,6 +391,25 @@ class Verifier:
         if not hmac.compare_digest(expected, signed.signature):
             raise signature_does_not_match()
         return signed.access_key
+
+
+@functools.lru_cache(maxsize=256)  # a client's requests list the same headers
+def _signed_names(signed_headers: bytes) -> tuple[tuple[bytes, ...], bytes]:
+    """The `SignedHeaders` names as the canonical request lists them (sorted, once each), and joined."""
+    names = tuple(sorted(set(signed_headers.split(b";"))))
+    return names, b";".join(names)
+
+
+@functools.lru_cache(maxsize=1024)
+def _hmac_pads(secret: str, date: bytes, region: bytes, service: bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256 (RFC 2104) with the day's signing key, its inner and outer hashes keyed once: a request
+    copies both (the pads are the same for the key's every request of the day; `hmac.digest` would hash
+    them again each time). Keyed by the secret: a rotated secret gets its own pads at once."""
+    key = _signing_key(secret, date.decode("ascii"), region.decode("ascii"), service.decode("ascii"))
+    block = key.ljust(64, b"\0")  # SHA-256's block; the derived key is 32 bytes
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+    return inner, outer
 
 
 @functools.lru_cache(maxsize=1024)
