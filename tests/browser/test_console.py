@@ -28,7 +28,7 @@ from scte.bus.envelope import encode
 from scte.contracts.members import MemberRegistered
 
 DLQ = "notifications-dlq"
-CONSOLE_PAGES = ("/console", "/console/live", f"/console/queues/{DLQ}", f"/console/queues/{DLQ}/purge")
+CONSOLE_PAGES = ("/console", "/console/live", "/console/map", f"/console/queues/{DLQ}", f"/console/queues/{DLQ}/purge")
 
 
 def _sqs(platform: Platform) -> Any:
@@ -236,3 +236,29 @@ def test_console_forms_refuse_a_missing_csrf_token(site: Browsing, platform: Pla
     assert page.goto("/console/queues/notifications/purge").status == 404  # type: ignore[union-attr]
     assert page.goto("/console/queues/no-such-dlq").status == 404  # type: ignore[union-attr]
     assert page.goto("/console/queues/bad%20name").status == 404  # type: ignore[union-attr]
+
+
+def test_the_data_flow_map_shows_every_service_topic_and_queue(site: Browsing, platform: Platform) -> None:
+    from scte.platform import topology
+
+    page = staff_console(site, platform)
+    page.goto("/console")
+    page.get_by_role("link", name="Data-flow map").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Data-flow map")
+    shape = topology()
+    svg = page.locator("#flow-map")
+    for topic in shape.topics:
+        name = topic.name + (".fifo" if topic.fifo else "")
+        expect(svg.locator(f'[data-kind="topic"][data-name="{name}"]')).to_have_count(1)
+    for queue in shape.queues:
+        name = queue.name + (".fifo" if queue.fifo else "")
+        expect(svg.locator(f'[data-kind="queue"][data-name="{name}"]')).to_have_count(1)
+        for subscription in queue.subscriptions:
+            topic = next(t for t in shape.topics if t.name == subscription.topic)
+            source = topic.name + (".fifo" if topic.fifo else "")
+            expect(
+                svg.locator(f'line[data-kind="deliver"][data-source="{source}"][data-target="{name}"]')
+            ).to_have_count(1)
+    expect(page.locator("#map-table")).to_contain_text("published")
+    site.check_accessibility(page)
+    site.shoot(page, "console-map")

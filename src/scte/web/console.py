@@ -169,3 +169,94 @@ async def purge(name: str, page: Staff) -> Response:
     except BrokerUnavailable as exc:
         raise ServiceDown("broker", str(exc)) from None
     return page.redirect(f"/console/queues/{name}?notice=purged")
+
+
+# -- the data-flow map -------------------------------------------------------------------------------------
+
+MAP_ROW = 34
+MAP_COLUMNS = (10, 250, 490, 730)
+"""x of each column: publishing service, topic, queue, consuming service."""
+MAP_NODE_WIDTH = 160
+BACKLOG_AGE = 60.0
+"""A queue whose oldest message is older than this (seconds) is marked as a slow hop."""
+
+
+def _service_of(name: str) -> str:
+    return name.removesuffix(".fifo")
+
+
+def flow_map(topics: list[Any], queues: list[Any]) -> dict[str, Any]:
+    """The layout of the map: services publish to their topic, topics deliver to the subscribed queues,
+    each queue is consumed by its service (the topology's naming: a topic and a queue are named for
+    their service). Each edge carries the broker's count of messages over it since it started; a queue
+    with messages waiting longer than BACKLOG_AGE is marked."""
+    by_queue = {q.name: q for q in queues}
+    topic_rows = sorted(topics, key=lambda t: t.name)
+    queue_names = sorted(
+        {s.endpoint for t in topic_rows for s in t.subscriptions if s.protocol == "sqs"} | set(by_queue)
+    )
+    columns: list[list[dict[str, Any]]] = [[], [], [], []]
+    where: dict[tuple[int, str], tuple[float, float]] = {}
+
+    def node(column: int, key: str, label: str, **extra: Any) -> None:
+        y = 20 + len(columns[column]) * MAP_ROW
+        x = MAP_COLUMNS[column]
+        columns[column].append({"x": x, "y": y, "label": label, "key": key, **extra})
+        where[(column, key)] = (x, y + 12)
+
+    for t in topic_rows:
+        node(0, t.name, _service_of(t.name), kind="service")
+        node(1, t.name, t.name, kind="topic")
+    for name in queue_names:
+        q = by_queue.get(name)
+        slow = q is not None and (q.oldest_age or 0) > BACKLOG_AGE and q.visible > 0
+        node(2, name, name, kind="queue", slow=slow, waiting=q.visible if q else None)
+        node(3, name, _service_of(name), kind="service")
+    edges: list[dict[str, Any]] = []
+
+    def edge(a: tuple[int, str], b: tuple[int, str], label: str, kind: str, slow: bool = False) -> None:
+        (x1, y1), (x2, y2) = where[a], where[b]
+        edges.append(
+            {
+                "x1": x1 + MAP_NODE_WIDTH,
+                "y1": y1,
+                "x2": x2,
+                "y2": y2,
+                "label": label,
+                "kind": kind,
+                "slow": slow,
+                "source": a[1],
+                "target": b[1],
+            }
+        )
+
+    for t in topic_rows:
+        edge((0, t.name), (1, t.name), f"{t.published if t.published is not None else '?'} published", "publish")
+        for s in t.subscriptions:
+            if s.protocol == "sqs" and (2, s.endpoint) in where:
+                edge((1, t.name), (2, s.endpoint), "", "deliver")
+    for name in queue_names:
+        q = by_queue.get(name)
+        slow = q is not None and (q.oldest_age or 0) > BACKLOG_AGE and q.visible > 0
+        label = f"{q.received if q and q.received is not None else '?'} received" if q else ""
+        edge((2, name), (3, name), label, "consume", slow)
+    height = 40 + max((len(c) for c in columns), default=1) * MAP_ROW
+    return {
+        "nodes": [n for c in columns for n in c],
+        "edges": edges,
+        "width": MAP_COLUMNS[-1] + MAP_NODE_WIDTH + 20,
+        "height": height,
+        "node_width": MAP_NODE_WIDTH,
+        "slow": [n["key"] for n in columns[2] if n.get("slow")],
+    }
+
+
+@router.get("/console/map")
+async def data_flow_map(page: Staff) -> Response:
+    admin = _admin(page)
+    try:
+        queues, topics = await asyncio.gather(admin.queues(), admin.topics())
+    except BrokerUnavailable as exc:
+        raise ServiceDown("broker", str(exc)) from None
+    layout = flow_map(topics, [q for q in queues if not q.is_dlq])
+    return page.render("console/map.html", title="Data-flow map", topics=topics, **layout)
