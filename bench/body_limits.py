@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from conditions import Conditions
+from conditions import Conditions, peak_rss_mb
 
 MIB = 1024 * 1024
 HERE = Path(__file__).resolve().parent
@@ -96,13 +96,6 @@ def _wait(port: int) -> None:
     raise RuntimeError(f"nothing on port {port}")
 
 
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return -1.0
-
-
 def _blocks(total: int) -> Iterator[bytes]:
     block = b"x" * MIB
     for _ in range(total // MIB):
@@ -141,12 +134,12 @@ def run_variant(src: Path) -> dict[str, Any]:
             gateway = _start(GATEWAY, src, str(gateway_port), f"http://127.0.0.1:{upstream_port}")
             try:
                 _wait(gateway_port)
-                idle = _peak_rss_mb(gateway.pid)
+                idle = peak_rss_mb(gateway.pid)
                 status, seconds = _request(f"http://127.0.0.1:{gateway_port}", case)
                 results[case] = {
                     "status": status,
                     "seconds": seconds,
-                    "gateway_peak_rss_mb": _peak_rss_mb(gateway.pid),
+                    "gateway_peak_rss_mb": peak_rss_mb(gateway.pid),
                     "gateway_idle_rss_mb": idle,
                 }
                 print(f"{src}: {case}: {results[case]}", file=sys.stderr)

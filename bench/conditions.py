@@ -28,6 +28,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -81,6 +82,14 @@ def _own_seconds(extra: Iterable[psutil.Process]) -> float:
             t = process.cpu_times()
             total += t.user + t.system
     return total
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident memory so far (VmHWM, Linux), in MB; -1.0 where /proc does not say."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return -1.0
 
 
 def processes_named(*names: str) -> list[psutil.Process]:

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from conditions import Conditions
+from conditions import Conditions, peak_rss_mb
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -80,13 +80,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return -1.0
 
 
 def _images(directory: Path) -> dict[str, tuple[Path, str, int]]:
@@ -158,7 +151,7 @@ def run_variant(src: Path, images: dict[str, tuple[Path, str, int]]) -> dict[str
                 "health_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
                 "health_p99_ms": round(_percentile(latencies, 0.99), 1) if latencies else None,
                 "health_max_ms": round(max(latencies), 1) if latencies else None,
-                "service_peak_rss_mb": _peak_rss_mb(server.pid),
+                "service_peak_rss_mb": peak_rss_mb(server.pid),
             }
             print(f"{src}: {name}: {results[name]}", file=sys.stderr)
         finally:
