@@ -89,6 +89,8 @@ def test_staff_follow_a_registration_through_every_service(site: Browsing, platf
         assert mine and all(r["service"] == process and len(r["trace_id"]) == 32 for r in mine), process
     access = [r for r in records_of(platform, "members") if r.get("correlation_id") == correlation]
     assert any(r["logger"] == "scte.access" and r["route"] == "/members" and r["status"] == 201 for r in access)
+    handled = [r for r in records_of(platform, "notifications") if r.get("correlation_id") == correlation]
+    assert any(r["logger"] == "scte.handler" and r["event_type"] == "member.registered.v1" for r in handled)
 
     # the list of recent actions shows it with the services it reached
     page.goto("/console/traces")

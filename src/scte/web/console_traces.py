@@ -113,7 +113,7 @@ async def traces(page: Staff) -> Response:
         found = await asyncio.to_thread(store.traces_of, query)
         if not found:
             return await _list(page, store, query, "No stored trace has that correlation id.", 404)
-        return page.redirect(f"/console/traces/{found[0]}")  # the newest
+        return page.redirect(f"/console/traces/{found[0]}")  # the action's own trace
     return await _list(page, store, query, None, 200)
 
 
@@ -133,11 +133,21 @@ async def _list(page: Page, store: SpanStore, query: str, error: str | None, sta
 async def trace(trace_id: str, page: Staff) -> Response:
     if not _TRACE_ID.match(trace_id):
         raise ServiceError(404, "not_found", "There is no such trace.")
-    spans = await asyncio.to_thread(_store(page).trace, trace_id)
+    store = _store(page)
+    spans = await asyncio.to_thread(store.trace, trace_id)
     if not spans:
         raise ServiceError(404, "not_found", "There is no such trace (it may have been trimmed from the store).")
-    layout = waterfall(spans)
     root = spans[0]
+    # Work the action caused that began a trace of its own (a mail the dispatcher sent after the handler,
+    # and what handled its notice) carries the action's correlation id: shown on the same timeline.
+    continued: list[str] = []
+    if root.correlation_id is not None:
+        others = [t for t in await asyncio.to_thread(store.traces_of, root.correlation_id) if t != trace_id]
+        for other in others:
+            spans.extend(await asyncio.to_thread(store.trace, other))
+            continued.append(other)
+        spans.sort(key=lambda s: (s.start_ns, s.end_ns))
+    layout = waterfall(spans)
     services = sorted({s.service for s in spans})
     return page.render(
         "console/trace.html",
@@ -146,5 +156,6 @@ async def trace(trace_id: str, page: Staff) -> Response:
         root=root,
         services=services,
         failed=sum(1 for s in spans if s.failed),
+        continued=continued,
         **layout,
     )

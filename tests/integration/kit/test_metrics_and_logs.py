@@ -166,7 +166,8 @@ async def test_one_json_line_per_request_with_trace_and_correlation_ids(
     assert correlation != "visitor-chosen"  # the gateway names the action, not the visitor
     records = [json.loads(line) for line in lines.getvalue().splitlines()]
     access = [r for r in records if r["logger"] == "scte.access" and r["correlation_id"] == correlation]
-    assert [(r["service"], r["route"]) for r in access] == [("demo", "/things/{thing_id}"), ("demo", "/api/demo/{path:path}")]
+    routes = [r["route"] for r in access]
+    assert routes == ["/things/{thing_id}", "/api/demo/{path:path}"]  # the service's line, then the gateway's
     # the service's /health has no line (polled every few seconds); the gateway's call to it has its own
     assert len([r for r in records if r["logger"] == "scte.access"]) == 3
     said_line = next(r for r in records if r["logger"] == "tests.demo")
@@ -212,3 +213,15 @@ def test_the_span_store_is_bounded_and_finds_an_action_by_its_correlation(tmp_pa
     assert trace_id == actions[0].trace_id
     assert [s.service for s in store.trace(trace_id)] == ["gateway", "search", "reports"]
     assert store.traces_of("c0") == []  # its root was trimmed with the oldest spans
+
+    # work of action 9 that began a trace of its own (a dispatcher loop's publish): found with the action,
+    # after its own trace, and not listed as an action of its own
+    with tracer.start_as_current_span(
+        "publish notifications",
+        kind=SpanKind.PRODUCER,
+        attributes={"scte.service": "notifications", "scte.correlation_id": "c9"},
+    ):
+        pass
+    assert [a.name for a in store.actions(2)] == ["POST /act/9", "POST /act/8"]
+    first, later = store.traces_of("c9")
+    assert first == trace_id and [s.name for s in store.trace(later)] == ["publish notifications"]
