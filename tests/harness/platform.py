@@ -328,13 +328,16 @@ def postgres_base(server: str = POSTGRES_URL) -> Iterator[str]:
         asyncio.run(drop_databases([service_database_url(base, name) for name in SERVICES]))
 
 
-def platform_options(stack: ExitStack, directory: Path) -> list[str]:
+def platform_options(stack: ExitStack, directory: Path, env: dict[str, str]) -> list[str]:
     """The `scte up` options of the mode chosen by SCTE_E2E_BROKER and SCTE_E2E_DATABASE, and what they need
-    (a moto_server, a PostgreSQL base) entered on `stack`."""
+    (a moto_server, a PostgreSQL base) entered on `stack`; what its environment needs added to `env`."""
     args: list[str] = []
     if E2E_BROKER == "moto":
         endpoint = stack.enter_context(moto_server(directory / "moto_server.log"))
         args += ["--broker", endpoint, "--provision"]
+        # moto_server holds a FIFO group's next message from a long poll begun while the group was in flight
+        # until that poll ends (SQS does not): short polls, as `scte.kit.settings.Settings.receive_wait_seconds` says
+        env["SCTE_RECEIVE_WAIT_SECONDS"] = "2"
     elif E2E_BROKER != "embedded":
         raise RuntimeError(f"SCTE_E2E_BROKER={E2E_BROKER!r}: expected embedded or moto")
     if E2E_DATABASE == "postgresql":
@@ -350,15 +353,16 @@ def running_platform(tmp_path_factory: pytest.TempPathFactory, name: str = "scte
     on the broker and database SCTE_E2E_BROKER and SCTE_E2E_DATABASE choose (`platform_options`)."""
     with ExitStack() as stack:
         data_dir = tmp_path_factory.mktemp(name) / "data"
-        args = platform_options(stack, data_dir.parent)
-        yield stack.enter_context(_running(data_dir, args))
+        env: dict[str, str] = {}
+        args = platform_options(stack, data_dir.parent, env)
+        yield stack.enter_context(_running(data_dir, args, env))
 
 
 @contextmanager
-def _running(data_dir: Path, args: list[str]) -> Iterator[Platform]:
+def _running(data_dir: Path, args: list[str], env: dict[str, str]) -> Iterator[Platform]:
     ports = up_ports()
     log_path = data_dir.parent / "scte-up.log"
-    process = launch_up(data_dir, ports, log_path, args=args)
+    process = launch_up(data_dir, ports, log_path, args=args, env=env)
     url = f"http://127.0.0.1:{ports['gateway']}"
     try:
         wait_until_up(process, data_dir, log_path, url)

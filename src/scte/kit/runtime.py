@@ -193,6 +193,7 @@ class ServiceRuntime:
                 dependencies={"clock": self.clock, "settings": settings, "context": context, **self.dependencies},
                 concurrency=self.concurrency,
                 name=self.name,
+                wait_seconds=settings.receive_wait_seconds,
             )
             await self.consumer.start()
         for task in self.background:

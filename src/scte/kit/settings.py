@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     """The embedded broker's port (`SCTE_BROKER_PORT`)."""
     queue_prefix: str = ""
     """Prefix of physical queue and topic names (several platforms on one broker or AWS account)."""
+    receive_wait_seconds: int = Field(default=20, ge=0, le=20)
+    """The consumer's long poll (`WaitTimeSeconds`). 20 on SQS; moto_server needs less: it copies the FIFO
+    groups in flight once per ReceiveMessage, so a poll that began while a group was in flight does not see
+    its next message until the poll ends (moto/sqs/models.py, `receive_message`)."""
     provision_on_start: bool = True
     """On the embedded broker, each service provisions its own queue and subscriptions when it starts
     (idempotent); `scte up` provisions for them and turns it off. Never done on another broker."""
