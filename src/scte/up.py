@@ -401,6 +401,8 @@ class Supervisor:
                 "mail": f"smtp://{self.host}:{child.port} (mailbox {self.data_dir / 'mail' / 'mail.db'})",
                 "gateway": f"{gateway}/api/<service>/ (REST; API docs: {gateway}/api/<service>/docs)",
             }.get(child.name, f"http://{self.host}:{child.port}/docs")
+            if child.env:  # a replica after the first: it consumes; the API is replica 0's
+                where = f"http://{self.host}:{child.port}/health (replica: consumes, no API)"
             table.add_row(child.name, where, str(child.process.pid if child.process else ""))
         table.add_row("data", str(self.data_dir), "")
         console.print(table)
