@@ -164,6 +164,15 @@ def up(
         bool, typer.Option("--test-clock", help="Let <data>/clock-offset (seconds) move every service's clock.")
     ] = False,
     log_level: LogLevelOpt = "info",
+    replicas: Annotated[
+        str | None,
+        typer.Option(
+            "--replicas",
+            metavar="SERVICE=N,...",
+            help="Run N processes of a service, competing consumers of its queue (e.g. notifications=3,search=2);"
+            " replica 0 serves its API.",
+        ),
+    ] = None,
     broker: Annotated[
         str,
         typer.Option(
@@ -196,8 +205,15 @@ def up(
     import os
 
     from scte.kit.settings import parse_broker, parse_database
+    from scte.platform import SERVICES
+    from scte.supervision.replicas import ReplicasError, parse_replicas
     from scte.up import up as run_up
 
+    try:
+        counts = parse_replicas(replicas, SERVICES)
+    except ReplicasError as exc:
+        typer.echo(f"scte up: {exc}", err=True)
+        raise typer.Exit(2) from None
     try:
         broker = parse_broker(broker)
     except ValueError as exc:
@@ -215,6 +231,7 @@ def up(
             seed=seed,
             test_clock=test_clock,
             log_level=log_level,
+            replicas=counts,
             broker=broker,
             database=database,
             provision=provision,
