@@ -46,7 +46,8 @@ REPLICAS ?= notifications=2,certification=2
 .PHONY: test-replicas
 test-replicas: $(STAMP) assets
 	SCTE_E2E_REPLICAS=$(REPLICAS) $(BIN)/pytest -n 2 --dist loadgroup --durations=5 \
-		tests/e2e/test_flows_b.py tests/e2e/test_flows_c.py tests/e2e/test_member_standing_e2e.py
+		tests/e2e/test_flows_b.py tests/e2e/test_flows_c.py tests/e2e/test_member_standing_e2e.py \
+		tests/e2e/test_replicas_e2e.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
