@@ -38,6 +38,7 @@ from scte.kit.app import MAX_BODY_SIZE, MAX_UPLOAD_BODY_SIZE, error_body
 from scte.kit.forwarding import forwarded_headers, gateway_secret_path, read_gateway_secret
 from scte.kit.settings import Settings, get_settings
 from scte.platform import GATEWAY_PORT, SERVICES
+from scte.web.console_rates import sampling
 
 __all__ = ["UPLOAD_ROUTES", "create_gateway", "main", "service_urls"]
 
@@ -88,7 +89,8 @@ def create_gateway(
                 base_url=url, timeout=httpx.Timeout(timeout, connect=2.0), limits=limits, transport=transport
             )
         try:
-            yield
+            async with sampling(_app):  # the console's rates: the broker's counters sampled (console_rates)
+                yield
         finally:
             await asyncio.gather(*(c.aclose() for c in clients.values()))
             clients.clear()
