@@ -274,7 +274,8 @@ class ServiceRuntime:
             port=port,
             log_level="warning" if self.settings.log_level == "info" else self.settings.log_level,
             lifespan="off",
-            access_log=False,
+            access_log=False,  # the app writes one JSON line per request (scte.kit.observability)
+            log_config=None,  # uvicorn's own lines go through the process's JSON handler too
         )
         server = _Server(config)
 
