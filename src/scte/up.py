@@ -137,6 +137,8 @@ class Supervisor:
                 # the topology and its policies are provisioned by `scte up` with the owner's key: a
                 # service's key may use its topic and its queues, not create or change them
                 "SCTE_PROVISION_ON_START": "false",
+                # every process's spans to the install's span store (the console's trace view)
+                "SCTE_SPAN_STORE": "true",
             }
         )
         for name, info in SERVICES.items():

@@ -4,10 +4,10 @@
     python -m scte.supervision.prepare topology DATA SERVICES URL  # while it starts: waits for it
     python -m scte.supervision.prepare seed DATA GATEWAY_URL       # once everything answers
 
-`keys`: every service's broker key (`scte.deploy.broker_keys`), the token signing key pair and the
-gateway's secret, made on the first start. `topology`: the topics and every service's queue on the
-broker, then the policies derived from them, with the owner's key. `seed`: the demonstration data on
-the first start, and the `.seeded` marker.
+`keys`: every service's broker key (`scte.deploy.broker_keys`), the token signing key pair, the
+gateway's secret and the metrics scraper's token, made on the first start. `topology`: the topics and
+every service's queue on the broker, then the policies derived from them, with the owner's key.
+`seed`: the demonstration data on the first start, and the `.seeded` marker.
 
 Why processes: these steps need every service's queue declaration (so every service's modules), the
 AWS SDK, the token library and the seed's HTTP client; done in the supervisor, all of that would stay
@@ -41,6 +41,7 @@ def keys(data_dir: Path, services: list[str]) -> None:
     from scte.deploy.broker_keys import ensure_keys
     from scte.kit.auth import generate_key_pair
     from scte.kit.forwarding import ensure_gateway_secret, gateway_secret_path
+    from scte.kit.metrics_token import ensure_metrics_token
     from scte.kit.settings import Settings
     from scte.queue.server.config import DEFAULT_ACCOUNT_ID
 
@@ -49,6 +50,7 @@ def keys(data_dir: Path, services: list[str]) -> None:
     if generate_key_pair(settings.private_key_path, settings.public_key_path):
         _say(f"generated the token signing key pair in {settings.private_key_path.parent}")
     ensure_gateway_secret(gateway_secret_path(settings))  # the gateway proves the visitor's address with it
+    ensure_metrics_token(settings.metrics_token_path)  # for the scraper of every /metrics (docs/security.md)
 
 
 def _wait_listening(endpoint: str) -> None:
