@@ -257,10 +257,16 @@ class ServiceRuntime:
     async def serve(self) -> None:
         """Start, serve HTTP on the service's port until SIGTERM/SIGINT, stop."""
         loop = asyncio.get_running_loop()
+        app, port = self.app, self.port
+        if self.settings.replica > 0:
+            # a replica after the first consumes only: the API (and its in-process state, such as the
+            # sign-in limits) stays on replica 0's port; this one answers /health on a port of its own
+            app = create_app(f"{self.name}-{self.settings.replica}", health=self._health)
+            port = self.settings.replica_port
         config = uvicorn.Config(
-            self.app,
+            app,
             host=self.settings.host,
-            port=self.port,
+            port=port,
             log_level="warning" if self.settings.log_level == "info" else self.settings.log_level,
             lifespan="off",
             access_log=False,
@@ -274,7 +280,7 @@ class ServiceRuntime:
             loop.add_signal_handler(sig, request_exit)
         try:
             await self.start()
-            log.info("%s: serving on http://%s:%d", self.name, self.settings.host, self.port)
+            log.info("%s: serving on http://%s:%d", self.name, self.settings.host, port)
             await server.serve()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -341,6 +347,7 @@ class ServiceRuntime:
                 "queue": self.consumer.queue,
                 "received": stats.received,
                 "processed": stats.processed,
+                "duplicates": stats.duplicates,  # redeliveries the inbox recognised (not run again)
                 "retried": stats.retried,
                 "dead_lettered": stats.dead_lettered,
             }

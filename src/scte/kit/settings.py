@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     ports: dict[str, int] = Field(default_factory=dict)
     """Port per service (tests); wins over `SCTE_<SERVICE>_PORT`."""
 
+    replica: int = Field(default=0, ge=0)
+    """Which process of the service this is (`scte up --replicas`, `scte.supervision.replicas`): 0
+    serves the API on the service's port; the others consume and answer `/health` on `replica_port`."""
+    replica_port: int = Field(default=0, ge=0, le=65535)
+
     log_level: str = "info"
     shutdown_grace_seconds: float = 10.0
 
