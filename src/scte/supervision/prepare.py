@@ -45,7 +45,8 @@ def keys(data_dir: Path, services: list[str]) -> None:
     from scte.kit.settings import Settings
     from scte.queue.server.config import DEFAULT_ACCOUNT_ID
 
-    ensure_keys(data_dir, services, DEFAULT_ACCOUNT_ID)
+    if services:  # the embedded broker's keys, one per service (none for another broker)
+        ensure_keys(data_dir, services, DEFAULT_ACCOUNT_ID)
     settings = Settings(data_dir=data_dir)
     if generate_key_pair(settings.private_key_path, settings.public_key_path):
         _say(f"generated the token signing key pair in {settings.private_key_path.parent}")

@@ -218,7 +218,8 @@ def main() -> None:
         data_dir=settings.data_dir,
         public_key=settings.public_key_path,
         gateway_secret=read_gateway_secret(gateway_secret_path(settings)),
-        broker_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        # the console's broker pages read the embedded broker with the owner's key; another broker has neither
+        broker_url=settings.aws_endpoint_url if settings.broker == "embedded" else None,
     )
     try:
         uvicorn.run(
