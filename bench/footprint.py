@@ -8,7 +8,8 @@ SCTE_*_PORT) and waits until it is ready: the seed loaded on a first start and t
 of idle it reads every process of the tree (the supervisor and its children, recursively) with
 psutil's `memory_full_info`: RSS, PSS (the shared pages of the interpreter and its libraries split
 between the processes that map them, so the sum is the tree's real memory) and USS, with each
-process's role from `<data>/run/processes.json`. Then it stops it (SIGINT, as Ctrl-C) and starts it
+process's role from `<data>/run/processes.json` (the fork server the services are forked from,
+`scte.supervision.forkserver`, by its command line). Then it stops it (SIGINT, as Ctrl-C) and starts it
 again on the same data directory: the restart (no seeding) is the second side of the report, the
 start-up time of the processes alone.
 
