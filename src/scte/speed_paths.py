@@ -68,7 +68,8 @@ def decide(path: SpeedPath, env: str | None, versions: dict[str, str | None]) ->
     for distribution, tested in path.tested.items():
         version = versions.get(distribution)
         if version not in tested:
-            return f"{distribution} {version or '(not installed)'} is not a tested release ({', '.join(sorted(tested))})"
+            releases = ", ".join(sorted(tested))
+            return f"{distribution} {version or '(not installed)'} is not a tested release ({releases})"
     return None
 
 

@@ -79,7 +79,9 @@ def test_an_untested_release_logs_one_warning_per_path(
     assert all("0.0.1" in r.getMessage() for r in warnings)
 
 
-def test_the_switch_is_logged_without_a_warning(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_switch_is_logged_without_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     switched_off(monkeypatch)
     with caplog.at_level(logging.INFO, logger="scte.speed_paths"):
         assert not speed_paths.enabled(speed_paths.GREENLETS)
