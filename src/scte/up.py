@@ -137,6 +137,8 @@ class Supervisor:
                 # the topology and its policies are provisioned by `scte up` with the owner's key: a
                 # service's key may use its topic and its queues, not create or change them
                 "SCTE_PROVISION_ON_START": "false",
+                # every process's spans to the install's span store (the console's trace view)
+                "SCTE_SPAN_STORE": "true",
             }
         )
         for name, info in SERVICES.items():
@@ -216,6 +218,7 @@ class Supervisor:
     def start(self) -> None:
         from scte.kit.auth import generate_key_pair
         from scte.kit.forwarding import ensure_gateway_secret, gateway_secret_path
+        from scte.kit.metrics_token import ensure_metrics_token
         from scte.kit.settings import Settings
 
         self._check_ports_free()
@@ -256,6 +259,7 @@ class Supervisor:
         if generate_key_pair(settings.private_key_path, settings.public_key_path):
             console.print(f"generated the token signing key pair in {settings.private_key_path.parent}")
         ensure_gateway_secret(gateway_secret_path(settings))  # the gateway proves the visitor's address with it
+        ensure_metrics_token(settings.metrics_token_path)  # for the scraper of every /metrics (docs/security.md)
         mail = Child("mail", [py, "-m", "scte.web.mail", str(self.data_dir), str(self.smtp_port)], self.smtp_port, None)
         self._spawn(mail)
         for name in self.services:

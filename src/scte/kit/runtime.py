@@ -27,7 +27,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -60,10 +60,10 @@ BackgroundTask = Callable[[ServiceContext], Awaitable[None]]
 
 
 def configure_logging(service: str, level: str = "info") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
-    )
+    """JSON log lines with trace and correlation ids (`scte.kit.logs`)."""
+    from scte.kit.logs import configure_logging as configure_json
+
+    configure_json(service, level)
 
 
 class _Server(uvicorn.Server):
@@ -129,6 +129,7 @@ class ServiceRuntime:
         self.topology = Topology(topics=tuple(topics), queues=(queue,) if queue is not None else ())
         self.database_url = self.settings.database_url(name)
         self.app: FastAPI = create_app(name, routers, domain_errors=domain_errors, health=self._health)
+        self.app.state.metrics_probe = self._metrics_probe
         self.context: ServiceContext | None = None
         self.consumer: Consumer | None = None
         self.scheduler: SchedulerLoop | None = None
@@ -283,8 +284,13 @@ class ServiceRuntime:
 
     def run(self) -> None:
         """The process's entry point (`python -m scte.services.<name>`)."""
-        configure_logging(self.name, self.settings.log_level)
-        asyncio.run(self.serve())
+        from scte.kit import observability, tracing
+
+        observability.configure(self.name, self.settings)  # JSON logs, spans, the bus's observer
+        try:
+            asyncio.run(self.serve())
+        finally:
+            tracing.shutdown()  # the last spans reach the store
 
     # -- parts -------------------------------------------------------------------------------------------
 
@@ -339,6 +345,25 @@ class ServiceRuntime:
                 "dead_lettered": stats.dead_lettered,
             }
         return body
+
+    async def _metrics_probe(self) -> dict[str, Any]:
+        """The outbox's backlog and lag, and the messages the consumer holds, for `/metrics`."""
+        context = self.context
+        if context is None:
+            return {}
+        async with context.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(func.count(), func.min(bus_outbox.c.created_at)).where(bus_outbox.c.sent_at.is_(None))
+                )
+            ).one()
+        pending, oldest = int(row[0] or 0), row[1]
+        lag = max(0.0, (datetime.now(UTC) - oldest).total_seconds()) if oldest is not None else 0.0
+        figures: dict[str, Any] = {"outbox_pending": pending, "outbox_lag_seconds": lag, "in_flight": {}}
+        consumer = self.consumer or context.extras.get("consumer")  # a service may run its own (activity)
+        if isinstance(consumer, Consumer):
+            figures["in_flight"][consumer.queue] = consumer.in_hand
+        return figures
 
     async def _guard(self, task: BackgroundTask, context: ServiceContext) -> None:
         while True:
