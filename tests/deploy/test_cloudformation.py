@@ -20,6 +20,8 @@ from scte.deploy.cloudformation import CHECK_ACTIONS, platform_ownership, templa
 from scte.deploy.policies import CONSUMER_ACTIONS, PUBLISHER_ACTIONS
 from scte.platform import available_services, topology
 
+pytestmark = pytest.mark.timeout(900)  # cfn-lint loads its schemas for a minute on a busy machine
+
 SERVICES = available_services()
 TOPOLOGY = topology(SERVICES)
 QUEUE_ACTIONS = set(CONSUMER_ACTIONS)

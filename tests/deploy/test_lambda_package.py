@@ -35,6 +35,9 @@ from scte.kit.testing import database_url
 from scte.platform import TOPICS
 from scte.services.notifications.service import QUEUE
 
+# building the package and a cold start that compiles every module take minutes on a busy machine
+pytestmark = pytest.mark.timeout(900)
+
 REGION = "us-east-1"
 KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION}
 RUNNER = """

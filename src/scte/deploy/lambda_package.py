@@ -61,6 +61,7 @@ LAMBDA_REQUIREMENTS = (
     "PyJWT",
     "cryptography",
     "rich",
+    "prometheus-client",
 )
 """The distributions (of scte's own dependencies) the function imports; versions as scte pins them."""
 SKIPPED = ("__pycache__",)
