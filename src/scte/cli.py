@@ -19,6 +19,10 @@ deploy_app = typer.Typer(
     no_args_is_help=True, help="Deployment to AWS: the CloudFormation template, the Lambda package."
 )
 app.add_typer(deploy_app, name="deploy")
+from scte.cli_queues import dlq_app, queues_app  # noqa: E402  (the console's operations: scte.cli_queues)
+
+app.add_typer(queues_app, name="queues")
+app.add_typer(dlq_app, name="dlq")
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="Port to listen on (default 9324).")]

@@ -373,10 +373,12 @@ class ServiceRuntime:
             await conn.execute(text("SELECT 1"))
             pending = int(await conn.scalar(select(func.count()).where(bus_outbox.c.sent_at.is_(None))) or 0)
         body: dict[str, Any] = {"status": "ok", "database": "ok", "outbox_pending": pending}
-        if self.consumer is not None:
-            stats = self.consumer.stats
+        # a service running its own consumer (activity: no inbox) keeps it in extras: reported the same
+        consumer = self.consumer if self.consumer is not None else context.extras.get("consumer")
+        if isinstance(consumer, Consumer):
+            stats = consumer.stats
             body["consumer"] = {
-                "queue": self.consumer.queue,
+                "queue": consumer.queue,
                 "received": stats.received,
                 "processed": stats.processed,
                 "duplicates": stats.duplicates,  # redeliveries the inbox recognised (not run again)
