@@ -286,6 +286,9 @@ class ServiceRuntime:
             loop.add_signal_handler(sig, request_exit)
         try:
             await self.start()
+            if app is not self.app:  # the replica's /metrics answers to the same token and staff as the API's
+                for part in ("context", "token_verifier", "revocations"):
+                    setattr(app.state, part, getattr(self.app.state, part, None))
             log.info("%s: serving on http://%s:%d", self.name, self.settings.host, port)
             await server.serve()
         finally:
