@@ -35,15 +35,15 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import func, select, text
 
 from scte.bus.consumer import Consumer, Handler
-from scte.bus.publisher import OutboxRelay, Publisher
 from scte.bus.scheduler import SchedulerLoop
+from scte.bus.service import BusConfig, RunningService, Service
 from scte.bus.storage import bus_outbox
-from scte.bus.topology import QueueSpec, TopicSpec, Topology
+from scte.bus.topology import QueueSpec, TopicSpec
 from scte.contracts.members import MemberSessionsRevoked
 from scte.kit.app import ServiceContext, create_app
 from scte.kit.auth import TokenIssuer, TokenVerifier, generate_key_pair
 from scte.kit.clock import Clock
-from scte.kit.db import create_engine, sessionmaker, upgrade
+from scte.kit.db import create_engine, upgrade
 from scte.kit.revocation import RevocationCheck, on_sessions_revoked, receives_revocations
 from scte.kit.settings import Settings, get_settings
 
@@ -126,14 +126,23 @@ class ServiceRuntime:
             from scte.platform import TOPICS
 
             topics = TOPICS
-        self.topology = Topology(topics=tuple(topics), queues=(queue,) if queue is not None else ())
+        self.bus = Service(
+            name,
+            topics=tuple(topics),
+            queue=queue,
+            handlers=self.handlers,
+            prepare_database=self._prepare_database,
+            create_engine=create_engine,
+            concurrency=concurrency,
+        )
+        self.topology = self.bus.topology
         self.database_url = self.settings.database_url(name)
         self.app: FastAPI = create_app(name, routers, domain_errors=domain_errors, health=self._health)
         self.context: ServiceContext | None = None
+        self.running: RunningService | None = None
         self.consumer: Consumer | None = None
         self.scheduler: SchedulerLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._broker_engine: Any = None
 
     # -- life cycle --------------------------------------------------------------------------------------
 
@@ -141,56 +150,41 @@ class ServiceRuntime:
         """Migrate the database, load the keys, connect to the broker, start relay, scheduler, consumer
         and background tasks. The HTTP app is usable (via `self.app`) once this returns."""
         settings = self.settings
-        if self.migrations is not None:
-            await upgrade(self.migrations, self.database_url)
+        running = self.bus.running(
+            self._bus_config(), transport=None if self._own_transport else self.transport, clock=self.clock.timestamp
+        )
+        await running.open()  # the database (migrated), the transport (provisioned), relay and publisher
+        self.running = running
         verifier, issuer = self._keys()
         self.app.state.token_verifier = verifier
-        engine = create_engine(self.database_url)
-        sessions = sessionmaker(engine)
-        transport = self.transport or await self._make_transport()
-        self.transport = transport
-        if settings.provision_on_start:
-            try:
-                await transport.provision(self.topology)
-            except Exception:  # the broker may be down: the relay and consumer retry until it is back
-                log.exception("%s: provisioning the topology failed; continuing", self.name)
-        relay = OutboxRelay(engine, transport)
-        publisher = Publisher(self.name, self.topology, relay=relay)
+        assert running.engine is not None and running.sessionmaker is not None and running.transport is not None
+        assert running.publisher is not None and running.relay is not None
+        self.transport = running.transport
         context = ServiceContext(
             name=self.name,
             settings=settings,
             clock=self.clock,
-            engine=engine,
-            sessionmaker=sessions,
+            engine=running.engine,
+            sessionmaker=running.sessionmaker,
             topology=self.topology,
-            transport=transport,
-            publisher=publisher,
-            relay=relay,
+            transport=running.transport,
+            publisher=running.publisher,
+            relay=running.relay,
             verifier=verifier,
             issuer=issuer,
             extras=dict(self.dependencies),
         )
         self.context = context
         self.app.state.context = context
-        self.app.state.revocations = RevocationCheck(engine)
+        self.app.state.revocations = RevocationCheck(running.engine)
         if self.on_start is not None:
             await self.on_start(context)
-        relay.start()
-        self.scheduler = SchedulerLoop(sessions, transport=transport, relay=relay, clock=self.clock.timestamp)
-        self.scheduler.start()
-        if consume and self.queue is not None and self.handlers:
-            self.consumer = Consumer(
-                transport,
-                self.topology,
-                queue=self.queue.name,
-                handlers=self.handlers,
-                sessionmaker=sessions,
-                publisher=publisher,
-                dependencies={"clock": self.clock, "settings": settings, "context": context, **self.dependencies},
-                concurrency=self.concurrency,
-                name=self.name,
-            )
-            await self.consumer.start()
+        await running.start(
+            consume=consume,
+            dependencies={"clock": self.clock, "settings": settings, "context": context, **self.dependencies},
+        )
+        self.scheduler = running.scheduler
+        self.consumer = running.consumer
         for task in self.background:
             self._tasks.append(asyncio.create_task(self._guard(task, context), name=f"{self.name}-{task.__name__}"))
         return context
@@ -210,41 +204,31 @@ class ServiceRuntime:
         def remaining() -> float:
             return max(0.5, deadline - loop.time())
 
-        async def step(name: str, awaitable: Awaitable[object]) -> None:
-            try:
-                await asyncio.wait_for(awaitable, remaining())
-            except TimeoutError:
-                log.warning("%s: stopping %s ran out of time; going on", self.name, name)
-            except Exception:
-                log.exception("%s: stopping %s failed; going on", self.name, name)
-
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, remaining())
         self._tasks.clear()
-        if self.consumer is not None:
-            await step("the consumer", self.consumer.stop(grace / 2))
-            self.consumer = None
-        if self.scheduler is not None:
-            await step("the scheduler", self.scheduler.stop())
-            self.scheduler = None
-        if self.on_stop is not None and self.context is not None:  # the handlers are done with its parts
-            await step("the service's own parts", self.on_stop(self.context))
-        context, self.context = self.context, None
-        self.app.state.context = None
-        self.app.state.revocations = None
-        if context is not None:
-            await step("the last outbox delivery", context.relay.run_once())  # what the final requests wrote
-            await step("the outbox relay", context.relay.stop(timeout=remaining()))
-            await step("the database", context.engine.dispose())
-        if self._own_transport and self.transport is not None:
-            await step("the transport", self.transport.close())
+
+        async def before_close() -> None:  # the consumer and scheduler are stopped: the handlers are done
+            try:
+                if self.on_stop is not None and self.context is not None:
+                    await self.on_stop(self.context)
+            finally:
+                self.context = None
+                self.app.state.context = None
+                self.app.state.revocations = None
+
+        running, self.running = self.running, None
+        if running is not None:
+            await running.stop(grace, before_close=before_close, deadline=deadline)
+        else:
+            await before_close()
+        self.consumer = None
+        self.scheduler = None
+        if self._own_transport:
             self.transport = None
-        if self._broker_engine is not None:
-            await step("the broker engine", self._broker_engine.close())
-            self._broker_engine = None
 
     async def __aenter__(self) -> ServiceRuntime:
         await self.start()
@@ -302,24 +286,22 @@ class ServiceRuntime:
         )
         return None, None
 
-    async def _make_transport(self) -> Transport:
+    def _bus_config(self) -> BusConfig:
+        """The platform's settings as the bus service's configuration."""
         settings = self.settings
-        if settings.transport == "aws":
-            from scte.bus.transports.aws import AwsTransport
+        return BusConfig(
+            broker="inprocess" if settings.transport == "inprocess" else settings.aws_endpoint_url or "aws",
+            database=self.database_url,
+            data_dir=settings.data_dir,
+            prefix=settings.queue_prefix,
+            provision=settings.provision_on_start,
+            broker_path=settings.data_dir / "queue" / "inprocess.db",
+            credentials_file=settings.broker_key_file(self.name),
+        )
 
-            return AwsTransport(
-                settings.queue_prefix,
-                settings.aws_endpoint_url,
-                topology=self.topology,
-                credentials_file=settings.broker_key_file(self.name),
-            )
-        from scte.bus.transports.inprocess import InProcessTransport
-        from scte.queue.engine import Engine, EngineConfig
-
-        path = settings.data_dir / "queue" / "inprocess.db"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._broker_engine = await Engine(EngineConfig(path=path)).start()
-        return InProcessTransport(self._broker_engine, settings.queue_prefix, topology=self.topology)
+    async def _prepare_database(self, url: str) -> None:
+        if self.migrations is not None:
+            await upgrade(self.migrations, url)
 
     async def _health(self) -> dict[str, Any]:
         context = self.context
