@@ -300,7 +300,8 @@ def contracts_asyncapi(
         str | None,
         typer.Option(
             "--topology",
-            help="Import path of a Topology (module:ATTR); default scte.contracts.topology:TOPOLOGY if it exists.",
+            help="Import path of a Topology (module:ATTR, or a function returning one); default the whole "
+            "platform, scte.platform:topology.",
         ),
     ] = None,
     registry: Annotated[
@@ -308,7 +309,7 @@ def contracts_asyncapi(
     ] = "scte.bus.contracts:registry",
     title: Annotated[str, typer.Option("--title", help="info.title of the document.")] = "SCTE Platform events",
 ) -> None:
-    """Print the AsyncAPI 3.0 document (JSON) of the topology and the registered events."""
+    """Print the AsyncAPI 3.1 document (JSON) of the platform's (or a) topology and the registered events."""
     import json
 
     from scte.bus.asyncapi import asyncapi_document, import_contracts, load_object, load_topology

@@ -1,8 +1,9 @@
-"""The AsyncAPI 3.0 document of a topology: channels (topics and queues), operations, messages.
+"""The AsyncAPI 3.1 document of a topology: channels (topics and queues), operations, messages.
 
 Topics are channels the platform sends to; queues (and their dead-letter queues) are channels
 services receive from. Each message is an event type, its payload the JSON Schema Pydantic gives
-its model, its headers the envelope's message attributes.
+its model, its headers the envelope's message attributes. The servers are where the same channels
+live: the embedded broker `scte up` starts (`scte queue serve`, SNS and SQS on one port) and AWS.
 """
 
 from __future__ import annotations
@@ -27,9 +28,16 @@ from scte.bus.envelope import (
 )
 from scte.bus.topology import QueueSpec, TopicSpec, Topology
 
-__all__ = ["ASYNCAPI_VERSION", "DEFAULT_TOPOLOGY", "asyncapi_document", "load_object", "load_topology"]
+__all__ = [
+    "ASYNCAPI_VERSION",
+    "DEFAULT_TOPOLOGY",
+    "asyncapi_document",
+    "load_object",
+    "load_topology",
+    "platform_servers",
+]
 
-ASYNCAPI_VERSION = "3.0.0"
+ASYNCAPI_VERSION = "3.1.0"
 
 _HEADERS: dict[str, Any] = {
     "type": "object",
@@ -49,6 +57,51 @@ _HEADERS: dict[str, Any] = {
         TRACESTATE: {"type": "string", "description": "W3C tracestate."},
     },
 }
+
+
+def platform_servers(broker_host: str = "127.0.0.1:9324") -> dict[str, Any]:
+    """The servers of the platform's channels: the embedded broker at `broker_host` (one endpoint
+    answers both SNS and SQS) and AWS in a region of the reader's choosing."""
+    region = {
+        "region": {
+            "default": "us-east-1",
+            "description": "The AWS region of the install (AWS_REGION / AWS_DEFAULT_REGION).",
+            "examples": ["us-east-1", "eu-west-1"],
+        }
+    }
+    embedded = "The embedded broker that `scte up` starts (`scte queue serve`): AWS_ENDPOINT_URL of the services."
+    return {
+        "embedded-sns": {
+            "host": broker_host,
+            "protocol": "sns",
+            "title": "Embedded broker (SNS)",
+            "description": embedded + " SigV4-signed, each service with its own key.",
+        },
+        "embedded-sqs": {
+            "host": broker_host,
+            "protocol": "sqs",
+            "title": "Embedded broker (SQS)",
+            "description": embedded + " SigV4-signed, each service with its own key.",
+        },
+        "aws-sns": {
+            "host": "sns.{region}.amazonaws.com",
+            "protocol": "sns",
+            "title": "Amazon SNS",
+            "description": "The same topics on AWS (SCTE_TRANSPORT=aws without AWS_ENDPOINT_URL).",
+            "variables": region,
+        },
+        "aws-sqs": {
+            "host": "sqs.{region}.amazonaws.com",
+            "protocol": "sqs",
+            "title": "Amazon SQS",
+            "description": "The same queues on AWS (SCTE_TRANSPORT=aws without AWS_ENDPOINT_URL).",
+            "variables": region,
+        },
+    }
+
+
+def _servers_of(servers: dict[str, Any], protocol: str) -> list[dict[str, str]]:
+    return [{"$ref": f"#/servers/{name}"} for name, server in servers.items() if server.get("protocol") == protocol]
 
 
 def _topic_events(topology: Topology, topic: TopicSpec) -> list[str]:
@@ -97,8 +150,15 @@ def asyncapi_document(
     title: str = "SCTE Platform events",
     version: str = "1.0.0",
     description: str | None = None,
+    servers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The AsyncAPI 3.0 document (a JSON-ready dict) of `topology`, with schemas from `registry`."""
+    """The AsyncAPI 3.1 document (a JSON-ready dict) of `topology`, with schemas from `registry`.
+
+    `servers` (AsyncAPI server objects by name; default `platform_servers()`): a topic is on every
+    `sns` server, a queue on every `sqs` one."""
+    servers = platform_servers() if servers is None else servers
+    topic_servers = _servers_of(servers, "sns")
+    queue_servers = _servers_of(servers, "sqs")
     schemas: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     used: set[str] = set()
@@ -119,6 +179,7 @@ def asyncapi_document(
             + "Fan-out to: "
             + (", ".join(q.name for q in topology.subscribers(topic.name)) or "no queue"),
             "messages": {t: message_ref(t) for t in events},
+            **({"servers": topic_servers} if topic_servers else {}),
             "bindings": {
                 "sns": {
                     "name": topic.name,
@@ -142,6 +203,7 @@ def asyncapi_document(
             "description": "Subscribed to: "
             + (", ".join(s.topic for s in queue.subscriptions) or "nothing (commands sent directly)"),
             "messages": {t: message_ref(t) for t in events},
+            **({"servers": queue_servers} if queue_servers else {}),
             "bindings": _sqs_binding(queue, queue.name, dead_letter=False),
         }
         operations[f"receive.{queue.name}"] = {
@@ -160,6 +222,7 @@ def asyncapi_document(
                 f" {queue.broker_max_receive_count} receives."
             ),
             "messages": {t: message_ref(t) for t in events},
+            **({"servers": queue_servers} if queue_servers else {}),
             "bindings": _sqs_binding(queue, queue.dead_letter_queue, dead_letter=True),
         }
 
@@ -195,6 +258,7 @@ def asyncapi_document(
             or "Events of the SCTE platform over SNS topics and SQS queues (scte.bus). "
             "Bodies are the events' JSON; envelopes are message attributes (docs/bus.md).",
         },
+        **({"servers": servers} if servers else {}),
         "defaultContentType": DEFAULT_CONTENT_TYPE,
         "channels": channels,
         "operations": operations,
@@ -211,8 +275,8 @@ def asyncapi_document(
     }
 
 
-DEFAULT_TOPOLOGY = "scte.contracts.topology:TOPOLOGY"
-"""Where the platform's topology lives once services declare theirs (see docs/bus.md)."""
+DEFAULT_TOPOLOGY = "scte.platform:topology"
+"""The platform's topology: its topics and every service's queue (`scte.platform.topology()`)."""
 
 
 def load_object(path: str) -> Any:

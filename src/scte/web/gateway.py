@@ -174,12 +174,12 @@ def create_gateway(
 
     if data_dir is not None:
         from scte.deploy.broker_keys import ADMIN, identity_dir
-        from scte.web import company, console, courses, directory, gallery, inbox, portal, staff
+        from scte.web import company, console, console_mail, courses, directory, gallery, inbox, portal, staff
         from scte.web.broker_admin import BrokerAdmin
         from scte.web.site import build_site, install_site
 
         site = build_site(clients, data_dir, public_key or data_dir / "keys" / "jwt-ed25519.pub.pem")
-        sections = [portal, courses, gallery, directory, inbox, company, staff, console]
+        sections = [portal, courses, gallery, directory, inbox, company, staff, console, console_mail]
         if broker_url:
             app.state.broker_admin = BrokerAdmin(broker_url, identity_dir(data_dir) / f"{ADMIN}.json")
         install_site(app, site, [section.router for section in sections])

@@ -1,9 +1,11 @@
-"""The AsyncAPI 3.0 document: required structure, resolvable references, and the CLI command."""
+"""The AsyncAPI 3.1 document: required structure, resolvable references, and the CLI command."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,6 +18,10 @@ from scte.bus.asyncapi import asyncapi_document, load_topology
 from scte.bus.contracts import Event, EventRegistry
 from scte.bus.topology import REDRIVE_MARGIN, QueueSpec, Subscription, TopicSpec, Topology
 from scte.cli import app
+from scte.platform import BROKER_PORT, SERVICES, TOPICS, available_services, topology
+
+REPO = Path(__file__).resolve().parents[3]
+VALIDATOR = Path(__file__).with_name("validate_asyncapi.cjs")
 
 reg = EventRegistry()
 
@@ -64,8 +70,8 @@ _KEY = re.compile(r"^[a-zA-Z0-9.\-_]+$")
 
 
 def check_asyncapi_3(doc: dict[str, Any]) -> None:
-    """The structural rules of AsyncAPI 3.0 that a document must follow to be well-formed."""
-    assert doc["asyncapi"] == "3.0.0"
+    """The structural rules of AsyncAPI 3.x that a document must follow to be well-formed."""
+    assert doc["asyncapi"] == "3.1.0"
     assert isinstance(doc["info"]["title"], str) and doc["info"]["title"]
     assert isinstance(doc["info"]["version"], str) and doc["info"]["version"]
     allowed_root = {"asyncapi", "id", "info", "servers", "defaultContentType", "channels", "operations", "components"}
@@ -244,7 +250,74 @@ def test_cli_prints_and_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert result.exit_code != 0
 
 
-def test_cli_default_is_the_platform_catalogue() -> None:
+def test_cli_default_is_the_whole_platform() -> None:
+    """With no option the document describes every topic, every service's queue and its dead letters
+    (it had 0 channels unless given `--topology scte.platform:topology`), on the embedded broker and AWS."""
     result = CliRunner().invoke(app, ["contracts", "asyncapi"])
     assert result.exit_code == 0, result.output
-    check_asyncapi_3(json.loads(result.stdout))
+    doc = json.loads(result.stdout)
+    check_asyncapi_3(doc)
+    platform = topology()
+    expected = {f"topic.{t.name}" for t in TOPICS}
+    expected |= {f"queue.{q.name}" for q in platform.queues} | {f"queue.{q.dead_letter_queue}" for q in platform.queues}
+    assert set(doc["channels"]) == expected
+    assert {f"queue.{name}" for name in available_services()} <= set(doc["channels"])
+    assert len(platform.queues) == len(SERVICES)
+    assert set(doc["operations"]) == {f"publish.{t.name}" for t in TOPICS} | {
+        f"receive.{q.name}" for q in platform.queues
+    }
+    # every topic carries its contract module's events, and every registered event has its message
+    assert all(doc["channels"][f"topic.{t.name}"]["messages"] for t in TOPICS)
+    assert set(doc["components"]["messages"]) >= {e for t in TOPICS for e in t.events}
+    servers = doc["servers"]
+    assert {s["protocol"] for s in servers.values()} == {"sns", "sqs"}
+    assert servers["embedded-sqs"]["host"] == f"127.0.0.1:{BROKER_PORT}"
+    assert servers["aws-sqs"]["host"] == "sqs.{region}.amazonaws.com"
+    assert servers["aws-sqs"]["variables"]["region"]["default"] == "us-east-1"
+    assert doc["channels"]["topic.members"]["servers"] == [
+        {"$ref": "#/servers/embedded-sns"},
+        {"$ref": "#/servers/aws-sns"},
+    ]
+    assert doc["channels"]["queue.search-dlq"]["servers"] == [
+        {"$ref": "#/servers/embedded-sqs"},
+        {"$ref": "#/servers/aws-sqs"},
+    ]
+
+
+def _asyncapi_parser(document: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """The AsyncAPI initiative's parser (`@asyncapi/parser`, npm devDependency) run on `document`."""
+    node = shutil.which("node")
+    assert node is not None, "node is needed (make install: npm ci)"
+    assert (REPO / "node_modules" / "@asyncapi" / "parser").is_dir(), "run `make install` (npm ci)"
+    path = tmp_path / "asyncapi.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return subprocess.run(
+        [node, str(VALIDATOR), str(path)], capture_output=True, text=True, timeout=120, check=False, cwd=REPO
+    )
+
+
+def test_the_asyncapi_parser_accepts_the_platform_document(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["contracts", "asyncapi"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    parsed = _asyncapi_parser(doc, tmp_path)
+    assert parsed.returncode == 0, parsed.stdout + parsed.stderr
+    lines = [json.loads(line) for line in parsed.stdout.splitlines()]
+    assert not [d for d in lines if d.get("severity") in (0, 1)], lines  # no error, no warning
+    summary = lines[-1]
+    assert summary == {
+        "valid": True,
+        "channels": len(doc["channels"]),
+        "operations": len(doc["operations"]),
+        "servers": 4,
+        "messages": len(doc["components"]["messages"]),
+    }
+
+
+def test_the_asyncapi_parser_refuses_a_broken_document(tmp_path: Path) -> None:
+    """The parser run really judges: an operation on a channel the document lacks is an error."""
+    doc = asyncapi_document(TOPOLOGY, reg)
+    doc["operations"]["publish.members"]["channel"] = {"$ref": "#/channels/topic.nowhere"}
+    parsed = _asyncapi_parser(doc, tmp_path)
+    assert parsed.returncode == 1, parsed.stdout + parsed.stderr
+    assert any(json.loads(line).get("severity") == 0 for line in parsed.stdout.splitlines() if line.startswith("{"))

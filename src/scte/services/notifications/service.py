@@ -8,7 +8,7 @@ from scte.kit.app import ServiceContext
 from scte.kit.revocation import with_revocations
 from scte.kit.service import PlatformService
 
-from . import api, handlers
+from . import api, handlers, mailbox
 from .dispatcher import Dispatcher
 from .domain import Channel
 from .providers import Provider, RecordingProvider, SmtpProvider
@@ -74,7 +74,7 @@ service = PlatformService(
     "notifications",
     queue=QUEUE,
     handlers=handlers.HANDLERS,
-    routers=[api.router],
+    routers=[api.router, mailbox.router],
     migrations="scte.services.notifications",
     background=[dispatch],
 )
