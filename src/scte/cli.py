@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -373,11 +373,19 @@ def run_service(
         raise typer.BadParameter(
             f"{target} is a {type(service).__name__}, not a scte.bus.service.Service", param_hint="TARGET"
         )
+    options: dict[str, object] = {
+        "broker": broker,
+        "database": database,
+        "data_dir": data,
+        "prefix": prefix,
+        "provision": provision,
+    }
+    given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
     try:
-        config = BusConfig.from_env(broker=broker, database=database, data_dir=data, prefix=prefix, provision=provision)
+        BusConfig.from_env(**given)  # refused here, with the option's message, before anything starts
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    service.run(config)
+    service.run(**given)
 
 
 def main() -> None:

@@ -236,9 +236,8 @@ class Service:
         """The service's parts, not started yet: `async with service.running(broker=...) as running:`.
         `config_values` are `BusConfig` fields over `config` (default: `BusConfig.from_env()`);
         `transport` replaces the configured broker (the caller closes it)."""
-        base = config or BusConfig.from_env()
-        if config_values:
-            base = replace(base, **{k: v for k, v in config_values.items() if v is not None})
+        given = {k: v for k, v in config_values.items() if v is not None}
+        base = replace(config, **given) if config is not None else BusConfig.from_env(**given)
         return RunningService(self, base, transport=transport, clock=clock, dependencies=dependencies)
 
     async def serve(self, config: BusConfig | None = None, **config_values: Any) -> None:

@@ -1,19 +1,21 @@
 """One service, one process: its HTTP API, its consumer, its outbox relay and its scheduler.
 
-    def build_runtime(settings: Settings | None = None) -> ServiceRuntime:
-        return ServiceRuntime(
-            "members",
-            settings,
-            routers=[api.router],
-            queue=QUEUE,
-            handlers=handlers.HANDLERS,
-            migrations="scte.services.members",
-            domain_errors={MembersError: 400},
-        )
+A service declares itself as a `scte.kit.service.PlatformService` (a `scte.bus.service.Service` with
+its HTTP API); `service.runtime(settings)` builds this object:
 
-    def main() -> None:
-        build_runtime().run()
+    service = PlatformService(
+        "members",
+        queue=QUEUE,
+        handlers=handlers.HANDLERS,
+        routers=[api.router],
+        migrations="scte.services.members",
+        domain_errors={MembersError: 400},
+    )
+    build_runtime = service.runtime
+    main = service.run
 
+The bus half (database, transport, relay, publisher, scheduler, consumer) is the bus service's
+`RunningService`; this object adds the keys, the HTTP app, the service's hooks and background tasks.
 `run()` serves until SIGTERM or SIGINT, then stops in order: the HTTP server stops accepting and
 finishes its requests, the consumer finishes the handlers in hand (releasing the rest), the relay
 delivers what it holds, and the database closes. In tests, `async with runtime:` starts everything

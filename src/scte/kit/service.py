@@ -114,18 +114,19 @@ class PlatformService(Service):
 
     def run(self, config: BusConfig | None = None, **config_values: Any) -> None:
         """Serve the API and the bus until SIGTERM/SIGINT, on the environment's settings (`SCTE_*`) and
-        what `config` (from `scte run --broker/--database/...`) sets apart from its defaults."""
+        what is given here (`scte run --broker/--database/...`: `BusConfig` fields)."""
         self.runtime(settings_for(self.name, config, **config_values)).run()
 
 
 def settings_for(name: str, config: BusConfig | None = None, **config_values: Any) -> Settings | None:
-    """The environment's settings with what a `BusConfig` states apart from its defaults; None when it
-    states nothing (then the process reads its settings as usual)."""
-    defaults = BusConfig()
-    values = {k: v for k, v in (config.__dict__ if config is not None else {}).items() if getattr(defaults, k) != v}
+    """The environment's settings with what is given: the fields of `config` that are set, and the
+    `BusConfig` fields in `config_values` that are not None; None when nothing is given (the process
+    then reads its settings as usual). The broker's file and key file are the platform's own."""
+    values = {k: v for k, v in (config.__dict__ if config is not None else {}).items() if v is not None}
     values.update({k: v for k, v in config_values.items() if v is not None})
     if not values:
         return None
+    BusConfig(**values)  # the same checks as `scte run` (a broker it does not know)
     overrides: dict[str, Any] = {}
     broker = values.pop("broker", None)
     if broker == "inprocess":
