@@ -39,6 +39,15 @@ test: $(STAMP) assets
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=15 --ignore=tests/browser
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=5 tests/browser
 
+# The e2e flow suite again, on `scte up --replicas notifications=2,certification=2` (SCTE_E2E_REPLICAS,
+# tests/harness/platform.py): the same assertions with two processes consuming each of those queues
+# (notifications: a standard queue whose effect is mail; certification: a FIFO queue).
+REPLICAS ?= notifications=2,certification=2
+.PHONY: test-replicas
+test-replicas: $(STAMP) assets
+	SCTE_E2E_REPLICAS=$(REPLICAS) $(BIN)/pytest -n 2 --dist loadgroup --durations=5 \
+		tests/e2e/test_flows_b.py tests/e2e/test_flows_c.py tests/e2e/test_member_standing_e2e.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench

@@ -164,14 +164,30 @@ def up(
         bool, typer.Option("--test-clock", help="Let <data>/clock-offset (seconds) move every service's clock.")
     ] = False,
     log_level: LogLevelOpt = "info",
+    replicas: Annotated[
+        str | None,
+        typer.Option(
+            "--replicas",
+            metavar="SERVICE=N,...",
+            help="Run N processes of a service, competing consumers of its queue (e.g. notifications=3,search=2);"
+            " replica 0 serves its API.",
+        ),
+    ] = None,
 ) -> None:
     """Start the system: broker, mail server, every service, the gateway; Ctrl-C stops it all."""
     import os
 
+    from scte.platform import SERVICES
+    from scte.supervision.replicas import ReplicasError, parse_replicas
     from scte.up import up as run_up
 
+    try:
+        counts = parse_replicas(replicas, SERVICES)
+    except ReplicasError as exc:
+        typer.echo(f"scte up: {exc}", err=True)
+        raise typer.Exit(2) from None
     directory = data or Path(os.environ.get("SCTE_DATA_DIR", "./var"))
-    raise typer.Exit(run_up(directory, seed=seed, test_clock=test_clock, log_level=log_level))
+    raise typer.Exit(run_up(directory, seed=seed, test_clock=test_clock, log_level=log_level, replicas=counts))
 
 
 @app.command("down")

@@ -16,6 +16,9 @@ The broker runs SigV4 strict: each service has its own key, generated on the fir
 under `<data>/keys/broker/` (`scte.deploy.broker_keys`), and the topics' and queues' policies derived from
 the topology (`scte.deploy.policies`) say what each may do; `scte up` itself provisions with the owner's key.
 
+`--replicas notifications=3,search=2` runs several processes of a service, competing consumers of its
+queue; replica 0 serves its API, the others start once it is healthy (`scte.supervision.replicas`).
+
 Ports come from the environment when set (`SCTE_GATEWAY_PORT`, `SCTE_BROKER_PORT`, `SCTE_SMTP_PORT`,
 `SCTE_<SERVICE>_PORT`), else the platform's defaults. `<data>/run/processes.json` lists the children
 (pid, command, environment) so a test can stop one service and start it again.
@@ -32,7 +35,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -47,6 +50,7 @@ from scte.queue.server.config import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
 from scte.supervision.datadir import public_environment, secure_data_dir
 from scte.supervision.instance import AlreadyRunning, InstanceLock, process_started
 from scte.supervision.launch import launcher_argv
+from scte.supervision.replicas import ReplicasError, check_database, replica_environment, replica_name
 
 __all__ = ["Child", "Supervisor", "up"]
 
@@ -83,6 +87,7 @@ class Child:
     log_path: Path | None = None
     started_at: float = 0.0  # time.monotonic() of the last start
     restarts: int = 0  # crashes in a row; reset once the child has run RESTART_RESET seconds
+    env: dict[str, str] = field(default_factory=dict)  # on top of the supervisor's (a replica's index and port)
 
 
 def _port_env(name: str, default: int) -> int:
@@ -96,6 +101,13 @@ def _listening(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def _free_port(host: str) -> int:
+    """A port free now on `host` (the kernel's choice); a replica binds it a moment later."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -105,7 +117,15 @@ def _http_ok(url: str) -> bool:
 
 
 class Supervisor:
-    def __init__(self, data_dir: Path, *, host: str = "127.0.0.1", test_clock: bool = False, log_level: str = "info"):
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        test_clock: bool = False,
+        log_level: str = "info",
+        replicas: dict[str, int] | None = None,
+    ):
         self.data_dir = data_dir.resolve()
         self.host = host
         self.test_clock = test_clock
@@ -116,6 +136,7 @@ class Supervisor:
         self.children: list[Child] = []
         self.services = available_services()
         self.env = self._environment()
+        self.replicas = dict(replicas or {})  # service -> processes (1 when not named)
 
     def _environment(self) -> dict[str, str]:
         src = str(Path(scte.__file__).resolve().parents[1])
@@ -137,6 +158,8 @@ class Supervisor:
                 # the topology and its policies are provisioned by `scte up` with the owner's key: a
                 # service's key may use its topic and its queues, not create or change them
                 "SCTE_PROVISION_ON_START": "false",
+                # every process's spans to the install's span store (the console's trace view)
+                "SCTE_SPAN_STORE": "true",
             }
         )
         for name, info in SERVICES.items():
@@ -163,7 +186,11 @@ class Supervisor:
         child.log_path = logs / f"{child.name}.log"
         out = child.log_path.open("ab")
         child.process = subprocess.Popen(
-            launcher_argv(child.argv), env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            launcher_argv(child.argv),
+            env={**self.env, **child.env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         out.close()
         child.started_at = time.monotonic()
@@ -189,6 +216,7 @@ class Supervisor:
                     "argv": c.argv,
                     "port": c.port,
                     "health": c.health,
+                    **({"env": public_environment(c.env, list(c.env))} if c.env else {}),
                 }
                 for c in self.children
             },
@@ -216,9 +244,11 @@ class Supervisor:
     def start(self) -> None:
         from scte.kit.auth import generate_key_pair
         from scte.kit.forwarding import ensure_gateway_secret, gateway_secret_path
+        from scte.kit.metrics_token import ensure_metrics_token
         from scte.kit.settings import Settings
 
         self._check_ports_free()
+        self._check_replicas()
         for name in SERVICES:
             if name not in self.services:
                 console.print(f"[yellow]warning:[/] service {name} has no service.py yet; not started")
@@ -256,6 +286,7 @@ class Supervisor:
         if generate_key_pair(settings.private_key_path, settings.public_key_path):
             console.print(f"generated the token signing key pair in {settings.private_key_path.parent}")
         ensure_gateway_secret(gateway_secret_path(settings))  # the gateway proves the visitor's address with it
+        ensure_metrics_token(settings.metrics_token_path)  # for the scraper of every /metrics (docs/security.md)
         mail = Child("mail", [py, "-m", "scte.web.mail", str(self.data_dir), str(self.smtp_port)], self.smtp_port, None)
         self._spawn(mail)
         for name in self.services:
@@ -277,8 +308,42 @@ class Supervisor:
         for child in list(self.children):
             if child.health is not None:
                 self._wait_ready(child)
+        self._start_replicas()
         self._spawn(gateway)
         self._wait_ready(gateway)
+
+    def _check_replicas(self) -> None:
+        """Each replicated service exists here and has a database its processes can share."""
+        for name in self.replicas:
+            if name not in self.services:
+                raise RuntimeError(f"--replicas: service {name} has no service.py here; it cannot be started")
+            url = self.env.get(f"SCTE_{name.upper()}_DATABASE_URL")
+            if url:
+                try:
+                    check_database(name, url)
+                except ReplicasError as exc:
+                    raise RuntimeError(str(exc)) from None
+
+    def _start_replicas(self) -> None:
+        """Replicas 1..N-1 of each service named in `--replicas`, once replica 0 is healthy (it has
+        migrated the database): consumers of the same queue, `/health` on a loopback port each
+        (`scte.supervision.replicas`)."""
+        started: list[Child] = []
+        for name, count in self.replicas.items():
+            first = next(c for c in self.children if c.name == name)
+            for index in range(1, count):
+                port = _free_port(self.host)
+                child = Child(
+                    replica_name(name, index),
+                    first.argv,
+                    port,
+                    f"http://{self.host}:{port}/health",
+                    env=replica_environment(index, port),
+                )
+                self._spawn(child)
+                started.append(child)
+        for child in started:
+            self._wait_ready(child)
 
     async def _provision(self) -> None:
         """The topology, then the policies derived from it (`scte.deploy.policies`), with the owner's key."""
@@ -340,6 +405,8 @@ class Supervisor:
                 "mail": f"smtp://{self.host}:{child.port} (mailbox {self.data_dir / 'mail' / 'mail.db'})",
                 "gateway": f"{gateway}/api/<service>/ (REST; API docs: {gateway}/api/<service>/docs)",
             }.get(child.name, f"http://{self.host}:{child.port}/docs")
+            if child.env:  # a replica after the first: it consumes; the API is replica 0's
+                where = f"http://{self.host}:{child.port}/health (replica: consumes, no API)"
             table.add_row(child.name, where, str(child.process.pid if child.process else ""))
         table.add_row("data", str(self.data_dir), "")
         console.print(table)
@@ -409,14 +476,21 @@ class Supervisor:
             time.sleep(0.3)
 
 
-def up(data_dir: Path, *, seed: bool = True, test_clock: bool = False, log_level: str = "info") -> int:
+def up(
+    data_dir: Path,
+    *,
+    seed: bool = True,
+    test_clock: bool = False,
+    log_level: str = "info",
+    replicas: dict[str, int] | None = None,
+) -> int:
     lock = InstanceLock(secure_data_dir(data_dir))
     try:
         lock.acquire()
     except AlreadyRunning as exc:
         console.print(f"[red]scte up failed:[/] {exc} (`scte down --data {data_dir}` stops it)")
         return 1
-    supervisor = Supervisor(data_dir, test_clock=test_clock, log_level=log_level)
+    supervisor = Supervisor(data_dir, test_clock=test_clock, log_level=log_level, replicas=replicas)
 
     def interrupt(_sig: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM while starting: stop like Ctrl-C

@@ -79,6 +79,10 @@ def test_a_member_passes_an_exam_and_is_certified_mailed_and_found(site: Browsin
     )
     site.check_accessibility(page)
     site.shoot(page, "inbox")
+    page.get_by_role("link", name="Congratulations on your BPI certification").click()
+    expect(page.locator("#notice-text")).to_contain_text("You are now certified as Broadband Premises Installer (BPI)")
+    expect(page.locator("#notice-text")).to_contain_text(f"Hello {person.display_name}")
+    site.check_accessibility(page)
 
     page.goto("/transcript")
     expect(page.locator("main")).to_contain_text("BPI: 100")

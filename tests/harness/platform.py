@@ -7,6 +7,10 @@ Tests talk to the gateway (`platform.url`), read the mail the SMTP server receiv
 (`platform.mails()`, `await platform.wait_for_mail(...)`), move every service's clock
 (`platform.set_clock_offset(seconds)`), and stop or start one service (`platform.stop_service`,
 `platform.start_service`) for resiliency tests.
+
+`SCTE_E2E_REPLICAS=notifications=2,certification=2` (`make test-replicas`) starts the session's
+platform with `scte up --replicas ...`: the same tests, run on several processes of those services.
+Stopping or starting a service then stops or starts all its processes.
 """
 
 from __future__ import annotations
@@ -40,8 +44,12 @@ E2E_TIMEOUT = STARTUP_TIMEOUT + 360.0
 `scte up` starts in the first test's setup) plus the test itself on a busy machine. A test that starts
 `scte up` more than once says so with its own `@pytest.mark.timeout`."""
 
+REPLICAS_ENV = "SCTE_E2E_REPLICAS"
+"""The `--replicas` value of the platform `running_platform` starts (unset: one process per service)."""
+
 __all__ = [
     "E2E_TIMEOUT",
+    "REPLICAS_ENV",
     "STARTUP_TIMEOUT",
     "Platform",
     "launch_up",
@@ -134,8 +142,19 @@ class Platform:
     def registry(self) -> dict[str, Any]:
         return dict(json.loads((self.data_dir / "run" / "processes.json").read_text(encoding="utf-8")))
 
+    def processes_of(self, name: str) -> list[str]:
+        """The registry's names of the service's processes: `name`, and `name-1`, `name-2` ... when
+        `scte up --replicas` runs several."""
+        children = self.registry()["children"]
+        replicas = [c for c in children if c.startswith(f"{name}-") and c[len(name) + 1 :].isdigit()]
+        return [name, *sorted(replicas, key=lambda c: int(c[len(name) + 1 :]))]
+
     def stop_service(self, name: str, timeout: float = 30.0) -> None:
-        """SIGTERM the service's process and wait until it is gone."""
+        """SIGTERM the service's processes (every replica) and wait until they are gone."""
+        for process_name in self.processes_of(name):
+            self._stop_process(process_name, timeout)
+
+    def _stop_process(self, name: str, timeout: float) -> None:
         process = self.extra.pop(name, None)
         if process is not None:
             process.terminate()
@@ -153,10 +172,14 @@ class Platform:
         raise AssertionError(f"{name} (pid {pid}) did not stop")
 
     def start_service(self, name: str, timeout: float = 60.0) -> None:
-        """Start the service again as `scte up` did, and wait for its health."""
+        """Start the service again as `scte up` did (every replica, replica 0 first), and wait for health."""
+        for process_name in self.processes_of(name):
+            self._start_process(process_name, timeout)
+
+    def _start_process(self, name: str, timeout: float) -> None:
         registry = self.registry()
         child = registry["children"][name]
-        env = {**os.environ, **registry["env"]}
+        env = {**os.environ, **registry["env"], **child.get("env", {})}
         log = (self.data_dir / "logs" / f"{name}.log").open("ab")
         self.extra[name] = subprocess.Popen(child["argv"], env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -195,16 +218,20 @@ def launch_up(
     seed: bool = True,
     env: dict[str, str] | None = None,
     piped: bool = False,
+    replicas: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """`scte up --data <data_dir> --test-clock` on `ports` (via SCTE_*_PORT), its output to `log_path`.
 
     `new_session`: in its own process group, so that a test can send it SIGINT as a terminal's Ctrl-C does.
     `seed=False`: `--no-seed` (a quicker start for tests of the supervisor). `env`: added to the environment.
     `piped`: as an operator runs it, `scte up 2>&1 | tee <log_path>` under `sh` (the process returned).
+    `replicas`: `--replicas` (e.g. "notifications=2,search=2").
     """
     argv = [sys.executable, "-m", "scte.cli", "up", "--data", str(data_dir), "--test-clock"]
     if not seed:
         argv.append("--no-seed")
+    if replicas:
+        argv += ["--replicas", replicas]
     if piped:
         command = " ".join(shlex.quote(a) for a in argv) + " 2>&1 | tee " + shlex.quote(str(log_path))
         return subprocess.Popen(
@@ -255,7 +282,7 @@ def running_platform(tmp_path_factory: pytest.TempPathFactory, name: str = "scte
     data_dir = tmp_path_factory.mktemp(name) / "data"
     ports = up_ports()
     log_path = data_dir.parent / "scte-up.log"
-    process = launch_up(data_dir, ports, log_path)
+    process = launch_up(data_dir, ports, log_path, replicas=os.environ.get(REPLICAS_ENV) or None)
     url = f"http://127.0.0.1:{ports['gateway']}"
     try:
         wait_until_up(process, data_dir, log_path, url)

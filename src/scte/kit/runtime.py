@@ -29,7 +29,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -62,10 +62,10 @@ BackgroundTask = Callable[[ServiceContext], Awaitable[None]]
 
 
 def configure_logging(service: str, level: str = "info") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
-    )
+    """JSON log lines with trace and correlation ids (`scte.kit.logs`)."""
+    from scte.kit.logs import configure_logging as configure_json
+
+    configure_json(service, level)
 
 
 class _Server(uvicorn.Server):
@@ -140,6 +140,7 @@ class ServiceRuntime:
         self.topology = self.bus.topology
         self.database_url = self.settings.database_url(name)
         self.app: FastAPI = create_app(name, routers, domain_errors=domain_errors, health=self._health)
+        self.app.state.metrics_probe = self._metrics_probe
         self.context: ServiceContext | None = None
         self.running: RunningService | None = None
         self.consumer: Consumer | None = None
@@ -242,10 +243,16 @@ class ServiceRuntime:
     async def serve(self) -> None:
         """Start, serve HTTP on the service's port until SIGTERM/SIGINT, stop."""
         loop = asyncio.get_running_loop()
+        app, port = self.app, self.port
+        if self.settings.replica > 0:
+            # a replica after the first consumes only: the API (and its in-process state, such as the
+            # sign-in limits) stays on replica 0's port; this one answers /health on a port of its own
+            app = create_app(f"{self.name}-{self.settings.replica}", health=self._health)
+            port = self.settings.replica_port
         config = uvicorn.Config(
-            self.app,
+            app,
             host=self.settings.host,
-            port=self.port,
+            port=port,
             log_level="warning" if self.settings.log_level == "info" else self.settings.log_level,
             lifespan="off",
             access_log=False,
@@ -259,7 +266,7 @@ class ServiceRuntime:
             loop.add_signal_handler(sig, request_exit)
         try:
             await self.start()
-            log.info("%s: serving on http://%s:%d", self.name, self.settings.host, self.port)
+            log.info("%s: serving on http://%s:%d", self.name, self.settings.host, port)
             await server.serve()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -269,8 +276,13 @@ class ServiceRuntime:
 
     def run(self) -> None:
         """The process's entry point (`python -m scte.services.<name>`)."""
-        configure_logging(self.name, self.settings.log_level)
-        asyncio.run(self.serve())
+        from scte.kit import observability, tracing
+
+        observability.configure(self.name, self.settings)  # JSON logs, spans, the bus's observer
+        try:
+            asyncio.run(self.serve())
+        finally:
+            tracing.shutdown()  # the last spans reach the store
 
     # -- parts -------------------------------------------------------------------------------------------
 
@@ -319,10 +331,30 @@ class ServiceRuntime:
                 "queue": self.consumer.queue,
                 "received": stats.received,
                 "processed": stats.processed,
+                "duplicates": stats.duplicates,  # redeliveries the inbox recognised (not run again)
                 "retried": stats.retried,
                 "dead_lettered": stats.dead_lettered,
             }
         return body
+
+    async def _metrics_probe(self) -> dict[str, Any]:
+        """The outbox's backlog and lag, and the messages the consumer holds, for `/metrics`."""
+        context = self.context
+        if context is None:
+            return {}
+        async with context.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(func.count(), func.min(bus_outbox.c.created_at)).where(bus_outbox.c.sent_at.is_(None))
+                )
+            ).one()
+        pending, oldest = int(row[0] or 0), row[1]
+        lag = max(0.0, (datetime.now(UTC) - oldest).total_seconds()) if oldest is not None else 0.0
+        figures: dict[str, Any] = {"outbox_pending": pending, "outbox_lag_seconds": lag, "in_flight": {}}
+        consumer = self.consumer or context.extras.get("consumer")  # a service may run its own (activity)
+        if isinstance(consumer, Consumer):
+            figures["in_flight"][consumer.queue] = consumer.in_hand
+        return figures
 
     async def _guard(self, task: BackgroundTask, context: ServiceContext) -> None:
         while True:

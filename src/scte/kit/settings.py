@@ -71,8 +71,17 @@ class Settings(BaseSettings):
     ports: dict[str, int] = Field(default_factory=dict)
     """Port per service (tests); wins over `SCTE_<SERVICE>_PORT`."""
 
+    replica: int = Field(default=0, ge=0)
+    """Which process of the service this is (`scte up --replicas`, `scte.supervision.replicas`): 0
+    serves the API on the service's port; the others consume and answer `/health` on `replica_port`."""
+    replica_port: int = Field(default=0, ge=0, le=65535)
+
     log_level: str = "info"
     shutdown_grace_seconds: float = 10.0
+
+    span_store: bool = False
+    """Write this process's spans to the install's span store (`span_store_path`; `scte up` turns it on):
+    what the console's trace view reads. Spans also go over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set."""
 
     # -- per service ------------------------------------------------------------------------------------
 
@@ -105,6 +114,15 @@ class Settings(BaseSettings):
     @property
     def public_key_path(self) -> Path:
         return self.auth_public_key or self.data_dir / "keys" / "jwt-ed25519.pub.pem"
+
+    @property
+    def span_store_path(self) -> Path:
+        return self.data_dir / "traces" / "spans.sqlite"
+
+    @property
+    def metrics_token_path(self) -> Path:
+        """The install's token for `GET /metrics` (written by `scte up`, mode 0600)."""
+        return self.data_dir / "keys" / "metrics-token"
 
 
 @lru_cache(maxsize=1)

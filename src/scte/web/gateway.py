@@ -34,8 +34,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from scte.bus import observe
+from scte.kit import observability, tracing
 from scte.kit.app import MAX_BODY_SIZE, MAX_UPLOAD_BODY_SIZE, error_body
 from scte.kit.forwarding import forwarded_headers, gateway_secret_path, read_gateway_secret
+from scte.kit.metrics import install_metrics_route
+from scte.kit.observability import CORRELATION_HEADER, RequestObserver
 from scte.kit.settings import Settings, get_settings
 from scte.platform import GATEWAY_PORT, SERVICES
 
@@ -63,6 +67,16 @@ def service_urls(settings: Settings, services: list[str] | None = None) -> dict[
     }
 
 
+async def _propagate(request: httpx.Request) -> None:
+    """Every call to a service (a proxied API call, a page's call) carries the visitor's request's trace
+    context and correlation id: the service's spans join the action's trace, its events its correlation."""
+    if tracing.enabled():
+        tracing.inject(request.headers)  # type: ignore[arg-type]  # httpx.Headers is a mutable mapping
+    correlation = observe.correlation_id.get()
+    if correlation is not None:
+        request.headers[CORRELATION_HEADER] = correlation
+
+
 def create_gateway(
     urls: Mapping[str, str],
     *,
@@ -85,7 +99,11 @@ def create_gateway(
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         for name, url in routes.items():
             clients[name] = httpx.AsyncClient(
-                base_url=url, timeout=httpx.Timeout(timeout, connect=2.0), limits=limits, transport=transport
+                base_url=url,
+                timeout=httpx.Timeout(timeout, connect=2.0),
+                limits=limits,
+                transport=transport,
+                event_hooks={"request": [_propagate]},
             )
         try:
             yield
@@ -97,6 +115,10 @@ def create_gateway(
                 await admin.close()
 
     app = FastAPI(title="SCTE gateway", lifespan=lifespan, docs_url=None, redoc_url=None, max_body_size=MAX_BODY_SIZE)
+    # a visitor's request starts a user action: its correlation id (answered in X-Correlation-Id) and root span
+    app.add_middleware(RequestObserver, service="gateway", entry=True)
+    app.state.metrics_token_path = data_dir / "keys" / "metrics-token" if data_dir is not None else None
+    install_metrics_route(app, "gateway", lambda request: request.app.state.metrics_token_path)
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -189,7 +211,7 @@ def create_gateway(
 def main() -> None:
     """`python -m scte.web.gateway`: serve on `SCTE_GATEWAY_PORT` (default 8000)."""
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s gateway %(levelname)s %(message)s")
+    observability.configure("gateway", settings)  # JSON log lines, spans
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to a service is noise, and costs
     app = create_gateway(
         service_urls(settings),
@@ -198,9 +220,12 @@ def main() -> None:
         gateway_secret=read_gateway_secret(gateway_secret_path(settings)),
         broker_url=os.environ.get("AWS_ENDPOINT_URL") or None,
     )
-    uvicorn.run(
-        app, host=settings.host, port=settings.port("gateway", GATEWAY_PORT), log_level="warning", access_log=False
-    )
+    try:
+        uvicorn.run(
+            app, host=settings.host, port=settings.port("gateway", GATEWAY_PORT), log_level="warning", access_log=False
+        )
+    finally:
+        tracing.shutdown()
 
 
 if __name__ == "__main__":
