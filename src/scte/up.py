@@ -41,6 +41,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 import scte
 from scte.deploy.broker_keys import ADMIN, broker_file, ensure_keys, identity_dir, read_key
@@ -125,8 +126,17 @@ class Supervisor:
         test_clock: bool = False,
         log_level: str = "info",
         replicas: dict[str, int] | None = None,
+        broker: str = "embedded",
+        database: str = "sqlite",
+        provision: bool = False,
     ):
+        from scte.kit.settings import parse_broker, parse_database
+
         self.data_dir = data_dir.resolve()
+        # the two switches (`--broker`, `--database`), checked again here for callers other than the CLI
+        self.broker = parse_broker(broker)
+        self.database = parse_database(database)
+        self.provision = provision
         self.host = host
         self.test_clock = test_clock
         self.log_level = log_level
@@ -147,7 +157,8 @@ class Supervisor:
                 "SCTE_DATA_DIR": str(self.data_dir),
                 "SCTE_HOST": self.host,
                 "SCTE_TRANSPORT": "aws",
-                "AWS_ENDPOINT_URL": f"http://{self.host}:{self.broker_port}",
+                "SCTE_BROKER": self.broker,
+                "SCTE_DATABASE": self.database,
                 "SCTE_SMTP_HOST": self.host,
                 "SCTE_SMTP_PORT": str(self.smtp_port),
                 "SCTE_GATEWAY_PORT": str(self.gateway_port),
@@ -162,6 +173,20 @@ class Supervisor:
                 "SCTE_SPAN_STORE": "true",
             }
         )
+        if self.broker == "embedded":
+            env["SCTE_BROKER_PORT"] = str(self.broker_port)
+            env["AWS_ENDPOINT_URL"] = f"http://{self.host}:{self.broker_port}"  # for the AWS CLI beside it
+        else:
+            # another broker: each service's own credentials from the SDK's chain, and it checks the topology
+            # rather than provisioning it (scte.kit.settings.Settings.production)
+            for name in ("SCTE_BROKER_IDENTITY_DIR", "SCTE_PROVISION_ON_START"):
+                del env[name]
+            if self.broker == "aws":  # AWS's own endpoints: no override from the environment or ~/.aws/config
+                for name in [n for n in env if n.startswith("AWS_ENDPOINT_URL")]:
+                    del env[name]
+                env["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"] = "true"
+            else:
+                env["AWS_ENDPOINT_URL"] = self.broker
         for name, info in SERVICES.items():
             env[f"SCTE_{name.upper()}_PORT"] = str(_port_env(name, info.port))
         # links in mail (a password reset) point at the gateway unless the operator names another origin
@@ -169,6 +194,16 @@ class Supervisor:
         if self.test_clock:
             env["SCTE_CLOCK_FILE"] = str(self.data_dir / "clock-offset")
         return env
+
+    @property
+    def broker_url(self) -> str | None:
+        """The SQS/SNS endpoint: the embedded broker's, the `--broker` URL, or None (AWS's own)."""
+        if self.broker == "embedded":
+            return f"http://{self.host}:{self.broker_port}"
+        return None if self.broker == "aws" else self.broker
+
+    def broker_label(self) -> str:
+        return self.broker_url or "AWS (the SDK's credentials and region)"
 
     def service_port(self, name: str) -> int:
         return int(self.env[f"SCTE_{name.upper()}_PORT"])
@@ -235,7 +270,9 @@ class Supervisor:
         raise RuntimeError(f"{child.name} not ready after {timeout:.0f} s; see {child.log_path}")
 
     def _check_ports_free(self) -> None:
-        ports = {"broker": self.broker_port, "smtp": self.smtp_port, "gateway": self.gateway_port}
+        ports = {"smtp": self.smtp_port, "gateway": self.gateway_port}
+        if self.broker == "embedded":
+            ports["broker"] = self.broker_port
         ports.update({name: self.service_port(name) for name in self.services})
         busy = [f"{name} ({port})" for name, port in ports.items() if _listening(self.host, port)]
         if busy:
@@ -252,6 +289,45 @@ class Supervisor:
         for name in SERVICES:
             if name not in self.services:
                 console.print(f"[yellow]warning:[/] service {name} has no service.py yet; not started")
+        py = sys.executable
+        if self.broker == "embedded":
+            self._start_broker()
+        else:
+            asyncio.run(self._deployed_topology())
+        if self.database != "sqlite":
+            self._ensure_databases()
+        settings = Settings(data_dir=self.data_dir)
+        if generate_key_pair(settings.private_key_path, settings.public_key_path):
+            console.print(f"generated the token signing key pair in {settings.private_key_path.parent}")
+        ensure_gateway_secret(gateway_secret_path(settings))  # the gateway proves the visitor's address with it
+        ensure_metrics_token(settings.metrics_token_path)  # for the scraper of every /metrics (docs/security.md)
+        mail = Child("mail", [py, "-m", "scte.web.mail", str(self.data_dir), str(self.smtp_port)], self.smtp_port, None)
+        self._spawn(mail)
+        for name in self.services:
+            port = self.service_port(name)
+            module = SERVICES[name].module
+            argv = (
+                [py, "-m", module]
+                if find_spec(f"{module}.__main__") is not None
+                else [py, "-c", f"from {module}.service import main; main()"]
+            )
+            self._spawn(Child(name, argv, port, f"http://{self.host}:{port}/health"))
+        gateway = Child(
+            "gateway",
+            [py, "-m", "scte.web.gateway"],
+            self.gateway_port,
+            f"http://{self.host}:{self.gateway_port}/health",
+        )
+        self._wait_ready(mail)
+        for child in list(self.children):
+            if child.health is not None:
+                self._wait_ready(child)
+        self._start_replicas()
+        self._spawn(gateway)
+        self._wait_ready(gateway)
+
+    def _start_broker(self) -> None:
+        """The embedded broker, SigV4 strict with a key per service, and the topology on it."""
         py = sys.executable
         ensure_keys(self.data_dir, self.services, DEFAULT_ACCOUNT_ID)
         broker = Child(
@@ -282,35 +358,39 @@ class Supervisor:
         self._spawn(broker)
         self._wait_ready(broker)
         asyncio.run(self._provision())
-        settings = Settings(data_dir=self.data_dir)
-        if generate_key_pair(settings.private_key_path, settings.public_key_path):
-            console.print(f"generated the token signing key pair in {settings.private_key_path.parent}")
-        ensure_gateway_secret(gateway_secret_path(settings))  # the gateway proves the visitor's address with it
-        ensure_metrics_token(settings.metrics_token_path)  # for the scraper of every /metrics (docs/security.md)
-        mail = Child("mail", [py, "-m", "scte.web.mail", str(self.data_dir), str(self.smtp_port)], self.smtp_port, None)
-        self._spawn(mail)
-        for name in self.services:
-            port = self.service_port(name)
-            module = SERVICES[name].module
-            argv = (
-                [py, "-m", module]
-                if find_spec(f"{module}.__main__") is not None
-                else [py, "-c", f"from {module}.service import main; main()"]
-            )
-            self._spawn(Child(name, argv, port, f"http://{self.host}:{port}/health"))
-        gateway = Child(
-            "gateway",
-            [py, "-m", "scte.web.gateway"],
-            self.gateway_port,
-            f"http://{self.host}:{self.gateway_port}/health",
-        )
-        self._wait_ready(mail)
-        for child in list(self.children):
-            if child.health is not None:
-                self._wait_ready(child)
-        self._start_replicas()
-        self._spawn(gateway)
-        self._wait_ready(gateway)
+
+    async def _deployed_topology(self) -> None:
+        """Another broker: the topology made first when asked (`--provision`, a development broker), then
+        checked whole; what is missing stops `scte up` before any service starts, named."""
+        from scte.bus.transport import TransportError
+        from scte.bus.transports._check import TopologyMissing
+        from scte.bus.transports.aws import AwsTransport
+
+        transport = AwsTransport(self.env.get("SCTE_QUEUE_PREFIX", ""), self.broker_url)
+        wanted = topology(self.services)
+        try:
+            if self.provision:
+                await transport.provision(wanted)
+                console.print(f"provisioned the topology on {self.broker_label()}")
+            absent = await transport.check(wanted)
+        except TransportError as exc:
+            raise RuntimeError(f"the broker at {self.broker_label()}: {exc}") from exc
+        finally:
+            await transport.close()
+        if absent:
+            raise RuntimeError(str(TopologyMissing("", self.broker_label(), absent)))
+
+    def _ensure_databases(self) -> None:
+        from scte.kit.settings import service_database_url
+        from scte.supervision.databases import DatabaseServerError, ensure_databases
+
+        urls = [service_database_url(self.database, name) for name in self.services]
+        try:
+            created = asyncio.run(ensure_databases(urls))
+        except DatabaseServerError as exc:
+            raise RuntimeError(str(exc)) from exc
+        if created:
+            console.print(f"created the databases {', '.join(created)}")
 
     def _check_replicas(self) -> None:
         """Each replicated service exists here and has a database its processes can share."""
@@ -408,6 +488,10 @@ class Supervisor:
             if child.env:  # a replica after the first: it consumes; the API is replica 0's
                 where = f"http://{self.host}:{child.port}/health (replica: consumes, no API)"
             table.add_row(child.name, where, str(child.process.pid if child.process else ""))
+        if self.broker != "embedded":
+            table.add_row("broker", f"{self.broker_label()} (SQS/SNS; the topology checked)", "")
+        if self.database != "sqlite":
+            table.add_row("databases", f"{make_url(self.database).render_as_string()}_<service> (PostgreSQL)", "")
         table.add_row("data", str(self.data_dir), "")
         console.print(table)
         console.print("Ctrl-C stops everything.")
@@ -483,6 +567,9 @@ def up(
     test_clock: bool = False,
     log_level: str = "info",
     replicas: dict[str, int] | None = None,
+    broker: str = "embedded",
+    database: str = "sqlite",
+    provision: bool = False,
 ) -> int:
     lock = InstanceLock(secure_data_dir(data_dir))
     try:
@@ -490,7 +577,15 @@ def up(
     except AlreadyRunning as exc:
         console.print(f"[red]scte up failed:[/] {exc} (`scte down --data {data_dir}` stops it)")
         return 1
-    supervisor = Supervisor(data_dir, test_clock=test_clock, log_level=log_level, replicas=replicas)
+    supervisor = Supervisor(
+        data_dir,
+        test_clock=test_clock,
+        log_level=log_level,
+        replicas=replicas,
+        broker=broker,
+        database=database,
+        provision=provision,
+    )
 
     def interrupt(_sig: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM while starting: stop like Ctrl-C

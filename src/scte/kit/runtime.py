@@ -41,6 +41,8 @@ from scte.bus.scheduler import SchedulerLoop
 from scte.bus.service import BusConfig, RunningService, Service
 from scte.bus.storage import bus_outbox
 from scte.bus.topology import QueueSpec, TopicSpec
+from scte.bus.transport import TransportError
+from scte.bus.transports._check import TopologyMissing
 from scte.contracts.members import MemberSessionsRevoked
 from scte.kit.app import ServiceContext, create_app
 from scte.kit.auth import TokenIssuer, TokenVerifier, generate_key_pair
@@ -136,6 +138,7 @@ class ServiceRuntime:
             prepare_database=self._prepare_database,
             create_engine=create_engine,
             concurrency=concurrency,
+            consumer_options={"wait_seconds": self.settings.receive_wait_seconds},
         )
         self.topology = self.bus.topology
         self.database_url = self.settings.database_url(name)
@@ -163,6 +166,8 @@ class ServiceRuntime:
         assert running.engine is not None and running.sessionmaker is not None and running.transport is not None
         assert running.publisher is not None and running.relay is not None
         self.transport = running.transport
+        if settings.production:
+            await self._check_topology(running.transport)  # deployed beforehand: checked, never made here
         context = ServiceContext(
             name=self.name,
             settings=settings,
@@ -255,7 +260,8 @@ class ServiceRuntime:
             port=port,
             log_level="warning" if self.settings.log_level == "info" else self.settings.log_level,
             lifespan="off",
-            access_log=False,
+            access_log=False,  # the app writes one JSON line per request (scte.kit.observability)
+            log_config=None,  # uvicorn's own lines go through the process's JSON handler too
         )
         server = _Server(config)
 
@@ -275,12 +281,16 @@ class ServiceRuntime:
             log.info("%s: stopped", self.name)
 
     def run(self) -> None:
-        """The process's entry point (`python -m scte.services.<name>`)."""
+        """The process's entry point (`python -m scte.services.<name>`). A topology that is not deployed
+        stops it with the list of what is missing (exit status 78, EX_CONFIG: restarting will not help)."""
         from scte.kit import observability, tracing
 
         observability.configure(self.name, self.settings)  # JSON logs, spans, the bus's observer
         try:
             asyncio.run(self.serve())
+        except TopologyMissing as exc:
+            log.error("%s", exc)
+            raise SystemExit(78) from None
         finally:
             tracing.shutdown()  # the last spans reach the store
 
@@ -300,6 +310,28 @@ class ServiceRuntime:
         )
         return None, None
 
+    async def _check_topology(self, transport: Transport) -> None:
+        """Production mode: the service's queue, its dead-letter queue, the topics it reads and its own
+        topic, and its subscriptions must exist; `TopologyMissing` names what does not. A broker that does
+        not answer is logged and the start goes on (the relay and the consumer retry until it does)."""
+        check = getattr(transport, "check", None)
+        if check is None:
+            return
+        own = [t.name for t in self.topology.topics if t.name == self.name]
+        try:
+            absent: list[str] = await check(self.topology, topics=own)
+        except TransportError as exc:
+            if exc.code is not None:
+                raise TopologyMissing(self.name, self._broker_name(), [f"cannot be read: {exc}"]) from exc
+            log.warning("%s: checking the topology failed (%s); continuing", self.name, exc)
+            return
+        if absent:
+            raise TopologyMissing(self.name, self._broker_name(), absent)
+        log.info("%s: the topology is deployed (%d topics, %d queues)", self.name, len(own), len(self.topology.queues))
+
+    def _broker_name(self) -> str:
+        return self.settings.aws_endpoint_url or "AWS"
+
     def _bus_config(self) -> BusConfig:
         """The platform's settings as the bus service's configuration."""
         settings = self.settings
@@ -308,7 +340,7 @@ class ServiceRuntime:
             database=self.database_url,
             data_dir=settings.data_dir,
             prefix=settings.queue_prefix,
-            provision=settings.provision_on_start,
+            provision=settings.provision_on_start and not settings.production,  # production: checked instead
             broker_path=settings.data_dir / "queue" / "inprocess.db",
             credentials_file=settings.broker_key_file(self.name),
         )

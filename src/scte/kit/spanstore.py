@@ -167,15 +167,17 @@ class SpanStore:
         with self._lock:
             conn = self._connect()
             roots = conn.execute(
-                "SELECT trace_id, name, service, correlation_id, start_ns, failed, attributes FROM spans"
+                "SELECT id, trace_id, name, service, correlation_id, start_ns, failed, attributes FROM spans"
                 " WHERE is_root = 1 ORDER BY id DESC LIMIT ?",
                 (limit * 10,),
             ).fetchall()
             picked = []
-            for trace_id, name, service, correlation, start_ns, failed, attributes in roots:
+            for row_id, trace_id, name, service, correlation, start_ns, failed, attributes in roots:
                 method = json.loads(attributes).get("http.request.method")
                 if not include_reads and method in ("GET", "HEAD", "OPTIONS"):
                     continue
+                if correlation is not None and self._continues(conn, correlation, row_id):
+                    continue  # later work of an action listed under its first trace (see `traces_of`)
                 picked.append((trace_id, name, service, correlation, start_ns, bool(failed)))
                 if len(picked) == limit:
                     break
@@ -218,14 +220,24 @@ class SpanStore:
             for r in rows
         ]
 
+    @staticmethod
+    def _continues(conn: sqlite3.Connection, correlation: str, row_id: int) -> bool:
+        """Whether an earlier root span has this correlation id: the root at `row_id` is then work the
+        action caused outside its trace (a mail sent later by a dispatcher loop, not by a handler)."""
+        first = conn.execute(
+            "SELECT min(id) FROM spans WHERE correlation_id = ? AND is_root = 1", (correlation,)
+        ).fetchone()[0]
+        return first is not None and int(first) < row_id
+
     def traces_of(self, correlation_id: str, limit: int = 20) -> list[str]:
-        """The trace ids whose spans carry this correlation id, newest first."""
+        """The trace ids whose spans carry this correlation id, in the order they began: the first is the
+        action's own; any later one is work it caused that began a trace of its own."""
         with self._lock:
             rows = (
                 self._connect()
                 .execute(
-                    "SELECT trace_id, max(id) AS last FROM spans WHERE correlation_id = ?"
-                    " GROUP BY trace_id ORDER BY last DESC LIMIT ?",
+                    "SELECT trace_id, min(id) AS first FROM spans WHERE correlation_id = ?"
+                    " GROUP BY trace_id ORDER BY first LIMIT ?",
                     (correlation_id, limit),
                 )
                 .fetchall()

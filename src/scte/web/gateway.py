@@ -196,12 +196,25 @@ def create_gateway(
 
     if data_dir is not None:
         from scte.deploy.broker_keys import ADMIN, identity_dir
-        from scte.web import company, console, console_mail, courses, directory, gallery, inbox, portal, staff
+        from scte.kit.spanstore import SpanStore
+        from scte.web import (
+            company,
+            console,
+            console_mail,
+            console_traces,
+            courses,
+            directory,
+            gallery,
+            inbox,
+            portal,
+            staff,
+        )
         from scte.web.broker_admin import BrokerAdmin
         from scte.web.site import build_site, install_site
 
+        app.state.span_store = SpanStore(console_traces.span_store_path(data_dir))  # the trace view reads it
         site = build_site(clients, data_dir, public_key or data_dir / "keys" / "jwt-ed25519.pub.pem")
-        sections = [portal, courses, gallery, directory, inbox, company, staff, console, console_mail]
+        sections = [portal, courses, gallery, directory, inbox, company, staff, console, console_mail, console_traces]
         if broker_url:
             app.state.broker_admin = BrokerAdmin(broker_url, identity_dir(data_dir) / f"{ADMIN}.json")
         install_site(app, site, [section.router for section in sections])
@@ -218,11 +231,17 @@ def main() -> None:
         data_dir=settings.data_dir,
         public_key=settings.public_key_path,
         gateway_secret=read_gateway_secret(gateway_secret_path(settings)),
-        broker_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        # the console's broker pages read the embedded broker with the owner's key; another broker has neither
+        broker_url=settings.aws_endpoint_url if settings.broker == "embedded" else None,
     )
     try:
         uvicorn.run(
-            app, host=settings.host, port=settings.port("gateway", GATEWAY_PORT), log_level="warning", access_log=False
+            app,
+            host=settings.host,
+            port=settings.port("gateway", GATEWAY_PORT),
+            log_level="warning",
+            access_log=False,
+            log_config=None,  # uvicorn's lines as JSON too
         )
     finally:
         tracing.shutdown()
