@@ -132,7 +132,7 @@ def settings_for(name: str, config: BusConfig | None = None, **config_values: An
     if broker == "inprocess":
         overrides["transport"] = "inprocess"
     elif broker is not None:
-        overrides.update(transport="aws", aws_endpoint_url=None if broker == "aws" else broker)
+        overrides.update(transport="aws", broker=broker)  # a URL or aws: production mode (`Settings.production`)
     if "database" in values:
         overrides["database_urls"] = {name: values.pop("database")}
     for field, setting in (("data_dir", "data_dir"), ("prefix", "queue_prefix"), ("provision", "provision_on_start")):
