@@ -15,6 +15,10 @@ contracts_app = typer.Typer(no_args_is_help=True, help="The message contracts: e
 app.add_typer(contracts_app, name="contracts")
 admin_app = typer.Typer(no_args_is_help=True, help="Administration of an install (keys, accounts), on its host.")
 app.add_typer(admin_app, name="admin")
+from scte.cli_queues import dlq_app, queues_app  # noqa: E402  (the console's operations: scte.cli_queues)
+
+app.add_typer(queues_app, name="queues")
+app.add_typer(dlq_app, name="dlq")
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="Port to listen on (default 9324).")]
@@ -204,7 +208,7 @@ def up(
     """Start the system: broker, mail server, every service, the gateway; Ctrl-C stops it all."""
     import os
 
-    from scte.kit.settings import parse_broker, parse_database
+    from scte.kit.switches import parse_broker, parse_database
     from scte.platform import SERVICES
     from scte.supervision.replicas import ReplicasError, parse_replicas
     from scte.up import up as run_up
