@@ -1,5 +1,5 @@
 """The `scte` command: `scte up`, `scte down`, `scte seed`, `scte admin ...`, `scte queue serve`,
-`scte contracts asyncapi`."""
+`scte contracts asyncapi`, `scte deploy ...`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,14 @@ contracts_app = typer.Typer(no_args_is_help=True, help="The message contracts: e
 app.add_typer(contracts_app, name="contracts")
 admin_app = typer.Typer(no_args_is_help=True, help="Administration of an install (keys, accounts), on its host.")
 app.add_typer(admin_app, name="admin")
+deploy_app = typer.Typer(
+    no_args_is_help=True, help="Deployment to AWS: the CloudFormation template, the Lambda package."
+)
+app.add_typer(deploy_app, name="deploy")
+from scte.cli_queues import dlq_app, queues_app  # noqa: E402  (the console's operations: scte.cli_queues)
+
+app.add_typer(queues_app, name="queues")
+app.add_typer(dlq_app, name="dlq")
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="Port to listen on (default 9324).")]
@@ -204,7 +212,7 @@ def up(
     """Start the system: broker, mail server, every service, the gateway; Ctrl-C stops it all."""
     import os
 
-    from scte.kit.settings import parse_broker, parse_database
+    from scte.kit.switches import parse_broker, parse_database
     from scte.platform import SERVICES
     from scte.supervision.replicas import ReplicasError, parse_replicas
     from scte.up import up as run_up
@@ -394,6 +402,65 @@ def contracts_asyncapi(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}", err=True)
+
+
+@deploy_app.command("cloudformation")
+def deploy_cloudformation(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    prefix: Annotated[
+        str, typer.Option("--prefix", help="Prefix of topic, queue and role names (the services' SCTE_QUEUE_PREFIX).")
+    ] = "",
+    notifications_lambda: Annotated[
+        bool,
+        typer.Option(
+            "--notifications-lambda/--no-notifications-lambda",
+            help="The notifications service's handlers as a Lambda function on its queue (default on).",
+        ),
+    ] = True,
+) -> None:
+    """Print the CloudFormation template (JSON) of the platform: every topic, queue, dead-letter queue,
+    subscription and queue policy of the topology, and one least-privilege IAM role per service."""
+    import json
+
+    from scte.deploy.cloudformation import platform_template
+
+    try:
+        document = platform_template(prefix=prefix, lambda_notifications=notifications_lambda)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    text = json.dumps(document, indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+@deploy_app.command("lambda")
+def deploy_lambda(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write the zip to.")] = Path("build"),
+    dependencies: Annotated[
+        str,
+        typer.Option(
+            "--dependencies",
+            help="pip: install them from PyPI for the Lambda runtime (default); local: copy this environment's "
+            "(runs here, for local invocation); none: leave them out (a layer brings them; see requirements.txt).",
+        ),
+    ] = "pip",
+    python_version: Annotated[
+        str, typer.Option("--python-version", help="Python of the Lambda runtime (with --dependencies pip).")
+    ] = "3.13",
+) -> None:
+    """Build the notifications service's Lambda package: a zip of the handler, the scte package and its
+    dependencies (handler scte.deploy.lambda_notifications.handler)."""
+    from scte.deploy.lambda_package import PackageError, build
+
+    try:
+        built = build(output, dependencies=dependencies, python_version=python_version)
+    except PackageError as exc:
+        typer.echo(f"scte deploy lambda: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {built.zip_path} ({built.size_bytes / 1e6:.1f} MB, handler {built.handler})", err=True)
 
 
 def main() -> None:

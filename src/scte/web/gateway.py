@@ -42,6 +42,7 @@ from scte.kit.metrics import install_metrics_route
 from scte.kit.observability import CORRELATION_HEADER, RequestObserver
 from scte.kit.settings import Settings, get_settings
 from scte.platform import GATEWAY_PORT, SERVICES
+from scte.web.console_rates import sampling
 
 __all__ = ["UPLOAD_ROUTES", "create_gateway", "main", "service_urls"]
 
@@ -106,7 +107,8 @@ def create_gateway(
                 event_hooks={"request": [_propagate]},
             )
         try:
-            yield
+            async with sampling(_app):  # the console's rates: the broker's counters sampled (console_rates)
+                yield
         finally:
             await asyncio.gather(*(c.aclose() for c in clients.values()))
             clients.clear()

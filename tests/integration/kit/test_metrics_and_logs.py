@@ -213,6 +213,15 @@ def test_the_span_store_is_bounded_and_finds_an_action_by_its_correlation(tmp_pa
     assert trace_id == actions[0].trace_id
     assert [s.service for s in store.trace(trace_id)] == ["gateway", "search", "reports"]
     assert store.traces_of("c0") == []  # its root was trimmed with the oldest spans
+    # a continuation stored before the action's own request span (which ends last) is not an action either
+    with tracer.start_as_current_span(
+        "publish early", kind=SpanKind.PRODUCER, attributes={"scte.correlation_id": "c10"}
+    ):
+        pass
+    with tracer.start_as_current_span("POST /act/10", kind=SpanKind.SERVER, attributes={"scte.correlation_id": "c10"}):
+        pass
+    assert [a.name for a in store.actions(1)] == ["POST /act/10"]
+    assert [store.trace(t)[0].name for t in store.traces_of("c10")] == ["POST /act/10", "publish early"]
 
     # work of action 9 that began a trace of its own (a dispatcher loop's publish): found with the action,
     # after its own trace, and not listed as an action of its own
@@ -222,6 +231,6 @@ def test_the_span_store_is_bounded_and_finds_an_action_by_its_correlation(tmp_pa
         attributes={"scte.service": "notifications", "scte.correlation_id": "c9"},
     ):
         pass
-    assert [a.name for a in store.actions(2)] == ["POST /act/9", "POST /act/8"]
+    assert [a.name for a in store.actions(3)] == ["POST /act/10", "POST /act/9", "POST /act/8"]
     first, later = store.traces_of("c9")
     assert first == trace_id and [s.name for s in store.trace(later)] == ["publish notifications"]
