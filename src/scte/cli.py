@@ -1,10 +1,10 @@
 """The `scte` command: `scte up`, `scte down`, `scte seed`, `scte admin ...`, `scte queue serve`,
-`scte contracts asyncapi`, `scte deploy ...`."""
+`scte contracts asyncapi`, `scte deploy ...`, `scte run module:service`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -402,6 +402,63 @@ def contracts_asyncapi(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}", err=True)
+
+
+@app.command("run")
+def run_service(
+    target: Annotated[
+        str, typer.Argument(help="The service to run: module:ATTR (a scte.bus Service), e.g. mymodule:service.")
+    ],
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            "--broker",
+            help="inprocess (the broker engine in this process), http://HOST:PORT (the embedded broker or any "
+            "SQS/SNS endpoint) or aws (or SCTE_BUS_BROKER; default inprocess).",
+        ),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option("--database", help="The service's database URL (or SCTE_BUS_DATABASE; default ./NAME.db)."),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Directory of the default database and broker files (default .).")
+    ] = None,
+    prefix: Annotated[str | None, typer.Option("--prefix", help="Prefix of queue and topic names.")] = None,
+    provision: Annotated[
+        bool | None,
+        typer.Option("--provision/--no-provision", help="Create the topics, queue and subscriptions at start."),
+    ] = None,
+) -> None:
+    """Run a service declared with scte.bus.service.Service until SIGTERM or Ctrl-C."""
+    import sys
+
+    from scte.bus.asyncapi import load_object
+    from scte.bus.service import BusConfig, Service
+
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, "")  # `scte run mymodule:service` finds mymodule.py in the current directory
+    try:
+        service = load_object(target)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise typer.BadParameter(f"cannot load {target!r}: {exc}", param_hint="TARGET") from None
+    if not isinstance(service, Service):
+        raise typer.BadParameter(
+            f"{target} is a {type(service).__name__}, not a scte.bus.service.Service", param_hint="TARGET"
+        )
+    options: dict[str, object] = {
+        "broker": broker,
+        "database": database,
+        "data_dir": data,
+        "prefix": prefix,
+        "provision": provision,
+    }
+    given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+    try:
+        BusConfig.from_env(**given)  # refused here, with the option's message, before anything starts
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    service.run(**given)
 
 
 @deploy_app.command("cloudformation")
