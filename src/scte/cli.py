@@ -23,6 +23,9 @@ from scte.cli_queues import dlq_app, queues_app  # noqa: E402  (the console's op
 
 app.add_typer(queues_app, name="queues")
 app.add_typer(dlq_app, name="dlq")
+from scte.cli_trace import trace as _trace  # noqa: E402  (scte trace: the console's trace view, scte.cli_trace)
+
+app.command("trace")(_trace)
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="Port to listen on (default 9324).")]
