@@ -16,9 +16,12 @@ The broker runs SigV4 strict: each service has its own key, generated on the fir
 under `<data>/keys/broker/` (`scte.deploy.broker_keys`), and the topics' and queues' policies derived from
 the topology (`scte.deploy.policies`) say what each may do; `scte up` itself provisions with the owner's key.
 
-Ports come from the environment when set (`SCTE_GATEWAY_PORT`, `SCTE_BROKER_PORT`, `SCTE_SMTP_PORT`,
-`SCTE_<SERVICE>_PORT`), else the platform's defaults. `<data>/run/processes.json` lists the children
-(pid, command, environment) so a test can stop one service and start it again.
+Ports (`resolve_ports`): `--gateway-port`, `--broker-port`, `--mail-port` when given; else, with
+`--port-base N`, a block of 13 from N (gateway, broker, mail, then the services in `SERVICES` order);
+else the environment (`SCTE_GATEWAY_PORT`, `SCTE_BROKER_PORT`, `SCTE_SMTP_PORT`, `SCTE_<SERVICE>_PORT`);
+else the platform's defaults. A port in use stops the start with the flag or variable that moves it.
+`<data>/run/processes.json` lists the children (pid, command, environment) so a test can stop one
+service and start it again; `scte status` reads it (`scte.supervision.status`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -47,8 +51,9 @@ from scte.queue.server.config import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
 from scte.supervision.datadir import public_environment, secure_data_dir
 from scte.supervision.instance import AlreadyRunning, InstanceLock, process_started
 from scte.supervision.launch import launcher_argv
+from scte.supervision.progress import step
 
-__all__ = ["Child", "Supervisor", "up"]
+__all__ = ["PORT_FLAGS", "PORT_NAMES", "Child", "PortError", "Supervisor", "how_to_move", "resolve_ports", "up"]
 
 
 class _Console(Console):
@@ -85,9 +90,72 @@ class Child:
     restarts: int = 0  # crashes in a row; reset once the child has run RESTART_RESET seconds
 
 
-def _port_env(name: str, default: int) -> int:
-    value = os.environ.get(f"SCTE_{name.upper()}_PORT")
-    return int(value) if value else default
+PORT_FLAGS = {"gateway": "--gateway-port", "broker": "--broker-port", "smtp": "--mail-port"}
+"""The `scte up` flags of the three ports an operator meets; the services' ports move with --port-base
+or their SCTE_<SERVICE>_PORT variable."""
+PORT_NAMES = ("gateway", "broker", "smtp", *SERVICES)
+"""Every port `scte up` listens on, in the order of a --port-base block (13 ports from the base)."""
+
+
+class PortError(ValueError):
+    """Ports that cannot be used as given (out of range, not a number, or one port twice)."""
+
+
+def port_variable(name: str) -> str:
+    return f"SCTE_{name.upper()}_PORT"
+
+
+def how_to_move(name: str) -> str:
+    """How an operator changes the port of `name`: its flag (if it has one) or its variable."""
+    flag = PORT_FLAGS.get(name)
+    return f"{flag} or {port_variable(name)}" if flag else port_variable(name)
+
+
+def _defaults() -> dict[str, int]:
+    return {
+        "gateway": GATEWAY_PORT,
+        "broker": BROKER_PORT,
+        "smtp": SMTP_PORT,
+        **{name: info.port for name, info in SERVICES.items()},
+    }
+
+
+def resolve_ports(
+    *,
+    gateway: int | None = None,
+    broker: int | None = None,
+    mail: int | None = None,
+    base: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, int]:
+    """name -> port for every part: its flag, else `base` + its place in PORT_NAMES (--port-base), else
+    its SCTE_<NAME>_PORT variable, else the platform's default. Raises PortError naming the flag or
+    variable at fault."""
+    environ = os.environ if environ is None else environ
+    if base is not None and not 1 <= base <= 65535 - len(PORT_NAMES) + 1:
+        raise PortError(f"--port-base {base}: the {len(PORT_NAMES)} ports from it must lie within 1-65535")
+    ports: dict[str, int] = {}
+    for index, (name, default) in enumerate(_defaults().items()):
+        value = environ.get(port_variable(name), "").strip()
+        if value:
+            if not value.isdigit() or not 1 <= int(value) <= 65535:
+                raise PortError(f"{port_variable(name)}={value!r} is not a port (1-65535)")
+            default = int(value)
+        ports[name] = base + index if base is not None else default
+    for name, flag in zip(("gateway", "broker", "smtp"), (gateway, broker, mail), strict=True):
+        if flag is not None:
+            if not 1 <= flag <= 65535:
+                raise PortError(f"{PORT_FLAGS[name]} {flag} is not a port (1-65535)")
+            ports[name] = flag
+    taken: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in taken:
+            raise PortError(
+                f"{taken[port]} and {name} would both listen on {port}: "
+                f"change {how_to_move(name)} (or {how_to_move(taken[port])})"
+            )
+        taken[port] = name
+    return ports
 
 
 def _listening(host: str, port: int) -> bool:
@@ -105,14 +173,23 @@ def _http_ok(url: str) -> bool:
 
 
 class Supervisor:
-    def __init__(self, data_dir: Path, *, host: str = "127.0.0.1", test_clock: bool = False, log_level: str = "info"):
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        test_clock: bool = False,
+        log_level: str = "info",
+        ports: Mapping[str, int] | None = None,
+    ):
         self.data_dir = data_dir.resolve()
         self.host = host
         self.test_clock = test_clock
         self.log_level = log_level
-        self.gateway_port = _port_env("gateway", GATEWAY_PORT)
-        self.broker_port = _port_env("broker", BROKER_PORT)
-        self.smtp_port = _port_env("smtp", SMTP_PORT)
+        self.ports = dict(resolve_ports() if ports is None else ports)  # name -> port (resolve_ports)
+        self.gateway_port = self.ports["gateway"]
+        self.broker_port = self.ports["broker"]
+        self.smtp_port = self.ports["smtp"]
         self.children: list[Child] = []
         self.services = available_services()
         self.env = self._environment()
@@ -139,8 +216,8 @@ class Supervisor:
                 "SCTE_PROVISION_ON_START": "false",
             }
         )
-        for name, info in SERVICES.items():
-            env[f"SCTE_{name.upper()}_PORT"] = str(_port_env(name, info.port))
+        for name in SERVICES:
+            env[port_variable(name)] = str(self.ports[name])
         # links in mail (a password reset) point at the gateway unless the operator names another origin
         env.setdefault("SCTE_PUBLIC_URL", f"http://{self.host}:{self.gateway_port}")
         if self.test_clock:
@@ -209,9 +286,17 @@ class Supervisor:
     def _check_ports_free(self) -> None:
         ports = {"broker": self.broker_port, "smtp": self.smtp_port, "gateway": self.gateway_port}
         ports.update({name: self.service_port(name) for name in self.services})
-        busy = [f"{name} ({port})" for name, port in ports.items() if _listening(self.host, port)]
+        busy = [
+            f"{name} {port} (change: {how_to_move(name)})"
+            for name, port in ports.items()
+            if _listening(self.host, port)
+        ]
         if busy:
-            raise RuntimeError("ports already in use: " + ", ".join(busy) + " (another `scte up` running?)")
+            raise RuntimeError(
+                "ports already in use: "
+                + "; ".join(busy)
+                + f". Or move all {len(PORT_NAMES)} with --port-base N. Another `scte up` running? `scte status` tells."
+            )
 
     def start(self) -> None:
         from scte.kit.auth import generate_key_pair
@@ -249,9 +334,12 @@ class Supervisor:
             self.broker_port,
             None,
         )
-        self._spawn(broker)
-        self._wait_ready(broker)
-        asyncio.run(self._provision())
+        with step(console, "starting the broker") as broker_step:
+            self._spawn(broker)
+            self._wait_ready(broker)
+            broker_step.note("provisioning topics, queues and their policies")
+            asyncio.run(self._provision())
+            broker_step.finish(f"broker on {self.host}:{self.broker_port}, topics and queues provisioned")
         settings = Settings(data_dir=self.data_dir)
         if generate_key_pair(settings.private_key_path, settings.public_key_path):
             console.print(f"generated the token signing key pair in {settings.private_key_path.parent}")
@@ -273,12 +361,19 @@ class Supervisor:
             self.gateway_port,
             f"http://{self.host}:{self.gateway_port}/health",
         )
-        self._wait_ready(mail)
-        for child in list(self.children):
-            if child.health is not None:
+        waiting = [child for child in self.children if child.health is not None]
+        first = not (self.data_dir / SEEDED_MARKER).exists()
+        label = "services starting" + (" (first start: database migrations)" if first else "")
+        with step(console, label, total=len(waiting) + 1) as services_step:
+            self._wait_ready(mail)
+            services_step.advance("mail")
+            for child in waiting:
                 self._wait_ready(child)
-        self._spawn(gateway)
-        self._wait_ready(gateway)
+                services_step.advance(child.name)
+            services_step.finish(f"mail and {len(waiting)} services ready" + (" (migrated)" if first else ""))
+        with step(console, f"gateway on {self.host}:{self.gateway_port}"):
+            self._spawn(gateway)
+            self._wait_ready(gateway)
 
     async def _provision(self) -> None:
         """The topology, then the policies derived from it (`scte.deploy.policies`), with the owner's key."""
@@ -308,7 +403,9 @@ class Supervisor:
 
         console.print("first start: loading the seed data ...")
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("SCTE_")})
-        report = asyncio.run(seed(f"http://{self.host}:{self.gateway_port}", self.data_dir))
+        with step(console, "seeding") as seeding:
+            report = asyncio.run(seed(f"http://{self.host}:{self.gateway_port}", self.data_dir, step=seeding.note))
+            seeding.finish("seed data loaded")
         # the marker holds counts only (no password), readable by the install's owner alone
         fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -338,12 +435,12 @@ class Supervisor:
             where = {
                 "broker": f"http://{self.host}:{child.port} (SQS/SNS; AWS_ENDPOINT_URL)",
                 "mail": f"smtp://{self.host}:{child.port} (mailbox {self.data_dir / 'mail' / 'mail.db'})",
-                "gateway": f"{gateway}/api/<service>/ (REST; API docs: {gateway}/api/<service>/docs)",
+                "gateway": f"{gateway}/api/<service>/ (REST; API docs: {gateway}/docs)",
             }.get(child.name, f"http://{self.host}:{child.port}/docs")
             table.add_row(child.name, where, str(child.process.pid if child.process else ""))
         table.add_row("data", str(self.data_dir), "")
         console.print(table)
-        console.print("Ctrl-C stops everything.")
+        console.print("`scte status` tells how it is doing. Ctrl-C stops everything.")
 
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM in reverse start order (gateway and services together, then mail, then the broker)."""
@@ -409,14 +506,21 @@ class Supervisor:
             time.sleep(0.3)
 
 
-def up(data_dir: Path, *, seed: bool = True, test_clock: bool = False, log_level: str = "info") -> int:
+def up(
+    data_dir: Path,
+    *,
+    seed: bool = True,
+    test_clock: bool = False,
+    log_level: str = "info",
+    ports: Mapping[str, int] | None = None,
+) -> int:
     lock = InstanceLock(secure_data_dir(data_dir))
     try:
         lock.acquire()
     except AlreadyRunning as exc:
         console.print(f"[red]scte up failed:[/] {exc} (`scte down --data {data_dir}` stops it)")
         return 1
-    supervisor = Supervisor(data_dir, test_clock=test_clock, log_level=log_level)
+    supervisor = Supervisor(data_dir, test_clock=test_clock, log_level=log_level, ports=ports)
 
     def interrupt(_sig: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM while starting: stop like Ctrl-C
