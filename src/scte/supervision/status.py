@@ -145,7 +145,7 @@ def print_status(report: StatusReport, console: Console | None = None) -> None:
     """The report as a table (or the reason nothing runs), on stdout."""
     console = console or Console()
     if not report.running:
-        console.print(f"[red]not up:[/] {escape(report.message)}", highlight=False)
+        console.print(f"[red]not up:[/] {escape(report.message)}", highlight=False, soft_wrap=True)
         return
     colour = {"healthy": "green", "unhealthy": "yellow", "down": "red"}
     title = "SCTE Platform is up" if report.healthy else "SCTE Platform is degraded"
