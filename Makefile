@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint check install assets bench clean conformance conformance-sns fuzz
+.PHONY: up test test-production lint check install assets bench clean conformance conformance-sns fuzz
 
 # The website's front-end packages (package-lock.json) and its stylesheet compiled from them; see docs/website.md.
 NPM_STAMP := node_modules/.package-lock.json
@@ -38,6 +38,21 @@ up: $(STAMP) assets
 test: $(STAMP) assets
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=15 --ignore=tests/browser
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=5 tests/browser
+
+# The e2e flow suite again, on `scte up --replicas notifications=2,certification=2` (SCTE_E2E_REPLICAS,
+# tests/harness/platform.py): the same assertions with two processes consuming each of those queues
+# (notifications: a standard queue whose effect is mail; certification: a FIFO queue).
+REPLICAS ?= notifications=2,certification=2
+.PHONY: test-replicas
+test-replicas: $(STAMP) assets
+	SCTE_E2E_REPLICAS=$(REPLICAS) $(BIN)/pytest -n 2 --dist loadgroup --durations=5 \
+		tests/e2e/test_flows_b.py tests/e2e/test_flows_c.py tests/e2e/test_member_standing_e2e.py
+# The end-to-end flow suite in production mode: `scte up --broker` a moto_server (the AWS stand-in, topology
+# made by --provision, checked by every service) and `--database` PostgreSQL (a database per service, dropped
+# after); the same tests as in `make test` (tests/harness/platform.py, SCTE_E2E_BROKER, SCTE_E2E_DATABASE).
+PRODUCTION_FLOWS := tests/e2e/test_flows_b.py tests/e2e/test_flows_c.py tests/e2e/test_members_e2e.py
+test-production: $(STAMP) assets
+	SCTE_E2E_BROKER=moto SCTE_E2E_DATABASE=postgresql $(BIN)/pytest -n 2 --durations=5 $(PRODUCTION_FLOWS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

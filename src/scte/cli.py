@@ -165,6 +165,42 @@ def up(
         bool, typer.Option("--test-clock", help="Let <data>/clock-offset (seconds) move every service's clock.")
     ] = False,
     log_level: LogLevelOpt = "info",
+    replicas: Annotated[
+        str | None,
+        typer.Option(
+            "--replicas",
+            metavar="SERVICE=N,...",
+            help="Run N processes of a service, competing consumers of its queue (e.g. notifications=3,search=2);"
+            " replica 0 serves its API.",
+        ),
+    ] = None,
+    broker: Annotated[
+        str,
+        typer.Option(
+            "--broker",
+            envvar="SCTE_BROKER",
+            help="embedded: the platform's own broker, started here (default); URL: any SQS/SNS endpoint "
+            "(moto_server, LocalStack); aws: AWS with the SDK's default credentials and region. Outside the "
+            "embedded broker the services check the deployed topology and never create it.",
+        ),
+    ] = "embedded",
+    database: Annotated[
+        str,
+        typer.Option(
+            "--database",
+            envvar="SCTE_DATABASE",
+            help="sqlite: a file per service in the data directory (default); postgresql://USER@HOST:PORT/BASE: "
+            "a database per service, BASE_<service>, created and migrated on first start.",
+        ),
+    ] = "sqlite",
+    provision: Annotated[
+        bool,
+        typer.Option(
+            "--provision",
+            help="With --broker URL or aws: create or update the topology first (a development broker such "
+            "as moto_server; AWS is deployed from `scte deploy cloudformation`).",
+        ),
+    ] = False,
     gateway_port: Annotated[
         int | None,
         typer.Option(
@@ -193,15 +229,45 @@ def up(
     """Start the system: broker, mail server, every service, the gateway; Ctrl-C stops it all."""
     import os
 
+    from scte.kit.settings import parse_broker, parse_database
+    from scte.platform import SERVICES
+    from scte.supervision.replicas import ReplicasError, parse_replicas
     from scte.up import PortError, resolve_ports
     from scte.up import up as run_up
 
+    try:
+        counts = parse_replicas(replicas, SERVICES)
+    except ReplicasError as exc:
+        typer.echo(f"scte up: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        broker = parse_broker(broker)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--broker'") from None
+    try:
+        database = parse_database(database)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--database'") from None
+    if provision and broker == "embedded":
+        raise typer.BadParameter("the embedded broker is always provisioned by `scte up`", param_hint="'--provision'")
     directory = data or Path(os.environ.get("SCTE_DATA_DIR", "./var"))
     try:
         ports = resolve_ports(gateway=gateway_port, broker=broker_port, mail=mail_port, base=port_base)
     except PortError as exc:
         raise typer.BadParameter(str(exc)) from None
-    raise typer.Exit(run_up(directory, seed=seed, test_clock=test_clock, log_level=log_level, ports=ports))
+    raise typer.Exit(
+        run_up(
+            directory,
+            seed=seed,
+            test_clock=test_clock,
+            log_level=log_level,
+            replicas=counts,
+            broker=broker,
+            database=database,
+            provision=provision,
+            ports=ports,
+        )
+    )
 
 
 @app.command("status")

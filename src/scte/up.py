@@ -16,12 +16,17 @@ The broker runs SigV4 strict: each service has its own key, generated on the fir
 under `<data>/keys/broker/` (`scte.deploy.broker_keys`), and the topics' and queues' policies derived from
 the topology (`scte.deploy.policies`) say what each may do; `scte up` itself provisions with the owner's key.
 
+`--replicas notifications=3,search=2` runs several processes of a service, competing consumers of its
+queue; replica 0 serves its API, the others start once it is healthy (`scte.supervision.replicas`).
+
 Ports (`resolve_ports`): `--gateway-port`, `--broker-port`, `--mail-port` when given; else, with
 `--port-base N`, a block of 13 from N (gateway, broker, mail, then the services in `SERVICES` order);
 else the environment (`SCTE_GATEWAY_PORT`, `SCTE_BROKER_PORT`, `SCTE_SMTP_PORT`, `SCTE_<SERVICE>_PORT`);
 else the platform's defaults. A port in use stops the start with the flag or variable that moves it.
 `<data>/run/processes.json` lists the children (pid, command, environment) so a test can stop one
-service and start it again; `scte status` reads it (`scte.supervision.status`).
+service and start it again; `scte status` reads it (`scte.supervision.status`). The long steps (the
+broker, the services' first start with their migrations, the seed data) show their progress
+(`scte.supervision.progress`).
 """
 
 from __future__ import annotations
@@ -36,12 +41,13 @@ import sys
 import time
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 import scte
 from scte.deploy.broker_keys import ADMIN, broker_file, ensure_keys, identity_dir, read_key
@@ -52,6 +58,7 @@ from scte.supervision.datadir import public_environment, secure_data_dir
 from scte.supervision.instance import AlreadyRunning, InstanceLock, process_started
 from scte.supervision.launch import launcher_argv
 from scte.supervision.progress import step
+from scte.supervision.replicas import ReplicasError, check_database, replica_environment, replica_name
 
 __all__ = ["PORT_FLAGS", "PORT_NAMES", "Child", "PortError", "Supervisor", "how_to_move", "resolve_ports", "up"]
 
@@ -88,6 +95,7 @@ class Child:
     log_path: Path | None = None
     started_at: float = 0.0  # time.monotonic() of the last start
     restarts: int = 0  # crashes in a row; reset once the child has run RESTART_RESET seconds
+    env: dict[str, str] = field(default_factory=dict)  # on top of the supervisor's (a replica's index and port)
 
 
 PORT_FLAGS = {"gateway": "--gateway-port", "broker": "--broker-port", "smtp": "--mail-port"}
@@ -157,11 +165,17 @@ def resolve_ports(
         taken[port] = name
     return ports
 
-
 def _listening(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
+
+
+def _free_port(host: str) -> int:
+    """A port free now on `host` (the kernel's choice); a replica binds it a moment later."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def _http_ok(url: str) -> bool:
@@ -180,9 +194,19 @@ class Supervisor:
         host: str = "127.0.0.1",
         test_clock: bool = False,
         log_level: str = "info",
+        replicas: dict[str, int] | None = None,
+        broker: str = "embedded",
+        database: str = "sqlite",
+        provision: bool = False,
         ports: Mapping[str, int] | None = None,
     ):
+        from scte.kit.settings import parse_broker, parse_database
+
         self.data_dir = data_dir.resolve()
+        # the two switches (`--broker`, `--database`), checked again here for callers other than the CLI
+        self.broker = parse_broker(broker)
+        self.database = parse_database(database)
+        self.provision = provision
         self.host = host
         self.test_clock = test_clock
         self.log_level = log_level
@@ -193,6 +217,7 @@ class Supervisor:
         self.children: list[Child] = []
         self.services = available_services()
         self.env = self._environment()
+        self.replicas = dict(replicas or {})  # service -> processes (1 when not named)
 
     def _environment(self) -> dict[str, str]:
         src = str(Path(scte.__file__).resolve().parents[1])
@@ -203,7 +228,8 @@ class Supervisor:
                 "SCTE_DATA_DIR": str(self.data_dir),
                 "SCTE_HOST": self.host,
                 "SCTE_TRANSPORT": "aws",
-                "AWS_ENDPOINT_URL": f"http://{self.host}:{self.broker_port}",
+                "SCTE_BROKER": self.broker,
+                "SCTE_DATABASE": self.database,
                 "SCTE_SMTP_HOST": self.host,
                 "SCTE_SMTP_PORT": str(self.smtp_port),
                 "SCTE_GATEWAY_PORT": str(self.gateway_port),
@@ -214,8 +240,24 @@ class Supervisor:
                 # the topology and its policies are provisioned by `scte up` with the owner's key: a
                 # service's key may use its topic and its queues, not create or change them
                 "SCTE_PROVISION_ON_START": "false",
+                # every process's spans to the install's span store (the console's trace view)
+                "SCTE_SPAN_STORE": "true",
             }
         )
+        if self.broker == "embedded":
+            env["SCTE_BROKER_PORT"] = str(self.broker_port)
+            env["AWS_ENDPOINT_URL"] = f"http://{self.host}:{self.broker_port}"  # for the AWS CLI beside it
+        else:
+            # another broker: each service's own credentials from the SDK's chain, and it checks the topology
+            # rather than provisioning it (scte.kit.settings.Settings.production)
+            for name in ("SCTE_BROKER_IDENTITY_DIR", "SCTE_PROVISION_ON_START"):
+                del env[name]
+            if self.broker == "aws":  # AWS's own endpoints: no override from the environment or ~/.aws/config
+                for name in [n for n in env if n.startswith("AWS_ENDPOINT_URL")]:
+                    del env[name]
+                env["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"] = "true"
+            else:
+                env["AWS_ENDPOINT_URL"] = self.broker
         for name in SERVICES:
             env[port_variable(name)] = str(self.ports[name])
         # links in mail (a password reset) point at the gateway unless the operator names another origin
@@ -223,6 +265,16 @@ class Supervisor:
         if self.test_clock:
             env["SCTE_CLOCK_FILE"] = str(self.data_dir / "clock-offset")
         return env
+
+    @property
+    def broker_url(self) -> str | None:
+        """The SQS/SNS endpoint: the embedded broker's, the `--broker` URL, or None (AWS's own)."""
+        if self.broker == "embedded":
+            return f"http://{self.host}:{self.broker_port}"
+        return None if self.broker == "aws" else self.broker
+
+    def broker_label(self) -> str:
+        return self.broker_url or "AWS (the SDK's credentials and region)"
 
     def service_port(self, name: str) -> int:
         return int(self.env[f"SCTE_{name.upper()}_PORT"])
@@ -240,7 +292,11 @@ class Supervisor:
         child.log_path = logs / f"{child.name}.log"
         out = child.log_path.open("ab")
         child.process = subprocess.Popen(
-            launcher_argv(child.argv), env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            launcher_argv(child.argv),
+            env={**self.env, **child.env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         out.close()
         child.started_at = time.monotonic()
@@ -266,6 +322,7 @@ class Supervisor:
                     "argv": c.argv,
                     "port": c.port,
                     "health": c.health,
+                    **({"env": public_environment(c.env, list(c.env))} if c.env else {}),
                 }
                 for c in self.children
             },
@@ -284,13 +341,11 @@ class Supervisor:
         raise RuntimeError(f"{child.name} not ready after {timeout:.0f} s; see {child.log_path}")
 
     def _check_ports_free(self) -> None:
-        ports = {"broker": self.broker_port, "smtp": self.smtp_port, "gateway": self.gateway_port}
+        ports = {"smtp": self.smtp_port, "gateway": self.gateway_port}
+        if self.broker == "embedded":
+            ports["broker"] = self.broker_port
         ports.update({name: self.service_port(name) for name in self.services})
-        busy = [
-            f"{name} {port} (change: {how_to_move(name)})"
-            for name, port in ports.items()
-            if _listening(self.host, port)
-        ]
+        busy = [f"{name} {port} (change: {how_to_move(name)})" for name, port in ports.items() if _listening(self.host, port)]
         if busy:
             raise RuntimeError(
                 "ports already in use: "
@@ -301,12 +356,60 @@ class Supervisor:
     def start(self) -> None:
         from scte.kit.auth import generate_key_pair
         from scte.kit.forwarding import ensure_gateway_secret, gateway_secret_path
+        from scte.kit.metrics_token import ensure_metrics_token
         from scte.kit.settings import Settings
 
         self._check_ports_free()
+        self._check_replicas()
         for name in SERVICES:
             if name not in self.services:
                 console.print(f"[yellow]warning:[/] service {name} has no service.py yet; not started")
+        py = sys.executable
+        if self.broker == "embedded":
+            self._start_broker()
+        else:
+            asyncio.run(self._deployed_topology())
+        if self.database != "sqlite":
+            self._ensure_databases()
+        settings = Settings(data_dir=self.data_dir)
+        if generate_key_pair(settings.private_key_path, settings.public_key_path):
+            console.print(f"generated the token signing key pair in {settings.private_key_path.parent}")
+        ensure_gateway_secret(gateway_secret_path(settings))  # the gateway proves the visitor's address with it
+        ensure_metrics_token(settings.metrics_token_path)  # for the scraper of every /metrics (docs/security.md)
+        mail = Child("mail", [py, "-m", "scte.web.mail", str(self.data_dir), str(self.smtp_port)], self.smtp_port, None)
+        self._spawn(mail)
+        for name in self.services:
+            port = self.service_port(name)
+            module = SERVICES[name].module
+            argv = (
+                [py, "-m", module]
+                if find_spec(f"{module}.__main__") is not None
+                else [py, "-c", f"from {module}.service import main; main()"]
+            )
+            self._spawn(Child(name, argv, port, f"http://{self.host}:{port}/health"))
+        gateway = Child(
+            "gateway",
+            [py, "-m", "scte.web.gateway"],
+            self.gateway_port,
+            f"http://{self.host}:{self.gateway_port}/health",
+        )
+        waiting = [child for child in self.children if child.health is not None]
+        first = not (self.data_dir / SEEDED_MARKER).exists()
+        label = "services starting" + (" (first start: database migrations)" if first else "")
+        with step(console, label, total=len(waiting) + 1) as services_step:
+            self._wait_ready(mail)
+            services_step.advance("mail")
+            for child in waiting:
+                self._wait_ready(child)
+                services_step.advance(child.name)
+            services_step.finish(f"mail and {len(waiting)} services ready" + (" (migrated)" if first else ""))
+        self._start_replicas()
+        with step(console, f"gateway on {self.host}:{self.gateway_port}"):
+            self._spawn(gateway)
+            self._wait_ready(gateway)
+
+    def _start_broker(self) -> None:
+        """The embedded broker, SigV4 strict with a key per service, and the topology on it."""
         py = sys.executable
         ensure_keys(self.data_dir, self.services, DEFAULT_ACCOUNT_ID)
         broker = Child(
@@ -340,40 +443,72 @@ class Supervisor:
             broker_step.note("provisioning topics, queues and their policies")
             asyncio.run(self._provision())
             broker_step.finish(f"broker on {self.host}:{self.broker_port}, topics and queues provisioned")
-        settings = Settings(data_dir=self.data_dir)
-        if generate_key_pair(settings.private_key_path, settings.public_key_path):
-            console.print(f"generated the token signing key pair in {settings.private_key_path.parent}")
-        ensure_gateway_secret(gateway_secret_path(settings))  # the gateway proves the visitor's address with it
-        mail = Child("mail", [py, "-m", "scte.web.mail", str(self.data_dir), str(self.smtp_port)], self.smtp_port, None)
-        self._spawn(mail)
-        for name in self.services:
-            port = self.service_port(name)
-            module = SERVICES[name].module
-            argv = (
-                [py, "-m", module]
-                if find_spec(f"{module}.__main__") is not None
-                else [py, "-c", f"from {module}.service import main; main()"]
-            )
-            self._spawn(Child(name, argv, port, f"http://{self.host}:{port}/health"))
-        gateway = Child(
-            "gateway",
-            [py, "-m", "scte.web.gateway"],
-            self.gateway_port,
-            f"http://{self.host}:{self.gateway_port}/health",
-        )
-        waiting = [child for child in self.children if child.health is not None]
-        first = not (self.data_dir / SEEDED_MARKER).exists()
-        label = "services starting" + (" (first start: database migrations)" if first else "")
-        with step(console, label, total=len(waiting) + 1) as services_step:
-            self._wait_ready(mail)
-            services_step.advance("mail")
-            for child in waiting:
-                self._wait_ready(child)
-                services_step.advance(child.name)
-            services_step.finish(f"mail and {len(waiting)} services ready" + (" (migrated)" if first else ""))
-        with step(console, f"gateway on {self.host}:{self.gateway_port}"):
-            self._spawn(gateway)
-            self._wait_ready(gateway)
+
+    async def _deployed_topology(self) -> None:
+        """Another broker: the topology made first when asked (`--provision`, a development broker), then
+        checked whole; what is missing stops `scte up` before any service starts, named."""
+        from scte.bus.transport import TransportError
+        from scte.bus.transports._check import TopologyMissing
+        from scte.bus.transports.aws import AwsTransport
+
+        transport = AwsTransport(self.env.get("SCTE_QUEUE_PREFIX", ""), self.broker_url)
+        wanted = topology(self.services)
+        try:
+            if self.provision:
+                await transport.provision(wanted)
+                console.print(f"provisioned the topology on {self.broker_label()}")
+            absent = await transport.check(wanted)
+        except TransportError as exc:
+            raise RuntimeError(f"the broker at {self.broker_label()}: {exc}") from exc
+        finally:
+            await transport.close()
+        if absent:
+            raise RuntimeError(str(TopologyMissing("", self.broker_label(), absent)))
+
+    def _ensure_databases(self) -> None:
+        from scte.kit.settings import service_database_url
+        from scte.supervision.databases import DatabaseServerError, ensure_databases
+
+        urls = [service_database_url(self.database, name) for name in self.services]
+        try:
+            created = asyncio.run(ensure_databases(urls))
+        except DatabaseServerError as exc:
+            raise RuntimeError(str(exc)) from exc
+        if created:
+            console.print(f"created the databases {', '.join(created)}")
+
+    def _check_replicas(self) -> None:
+        """Each replicated service exists here and has a database its processes can share."""
+        for name in self.replicas:
+            if name not in self.services:
+                raise RuntimeError(f"--replicas: service {name} has no service.py here; it cannot be started")
+            url = self.env.get(f"SCTE_{name.upper()}_DATABASE_URL")
+            if url:
+                try:
+                    check_database(name, url)
+                except ReplicasError as exc:
+                    raise RuntimeError(str(exc)) from None
+
+    def _start_replicas(self) -> None:
+        """Replicas 1..N-1 of each service named in `--replicas`, once replica 0 is healthy (it has
+        migrated the database): consumers of the same queue, `/health` on a loopback port each
+        (`scte.supervision.replicas`)."""
+        started: list[Child] = []
+        for name, count in self.replicas.items():
+            first = next(c for c in self.children if c.name == name)
+            for index in range(1, count):
+                port = _free_port(self.host)
+                child = Child(
+                    replica_name(name, index),
+                    first.argv,
+                    port,
+                    f"http://{self.host}:{port}/health",
+                    env=replica_environment(index, port),
+                )
+                self._spawn(child)
+                started.append(child)
+        for child in started:
+            self._wait_ready(child)
 
     async def _provision(self) -> None:
         """The topology, then the policies derived from it (`scte.deploy.policies`), with the owner's key."""
@@ -437,7 +572,13 @@ class Supervisor:
                 "mail": f"smtp://{self.host}:{child.port} (mailbox {self.data_dir / 'mail' / 'mail.db'})",
                 "gateway": f"{gateway}/api/<service>/ (REST; API docs: {gateway}/docs)",
             }.get(child.name, f"http://{self.host}:{child.port}/docs")
+            if child.env:  # a replica after the first: it consumes; the API is replica 0's
+                where = f"http://{self.host}:{child.port}/health (replica: consumes, no API)"
             table.add_row(child.name, where, str(child.process.pid if child.process else ""))
+        if self.broker != "embedded":
+            table.add_row("broker", f"{self.broker_label()} (SQS/SNS; the topology checked)", "")
+        if self.database != "sqlite":
+            table.add_row("databases", f"{make_url(self.database).render_as_string()}_<service> (PostgreSQL)", "")
         table.add_row("data", str(self.data_dir), "")
         console.print(table)
         console.print("`scte status` tells how it is doing. Ctrl-C stops everything.")
@@ -512,6 +653,10 @@ def up(
     seed: bool = True,
     test_clock: bool = False,
     log_level: str = "info",
+    replicas: dict[str, int] | None = None,
+    broker: str = "embedded",
+    database: str = "sqlite",
+    provision: bool = False,
     ports: Mapping[str, int] | None = None,
 ) -> int:
     lock = InstanceLock(secure_data_dir(data_dir))
@@ -520,7 +665,16 @@ def up(
     except AlreadyRunning as exc:
         console.print(f"[red]scte up failed:[/] {exc} (`scte down --data {data_dir}` stops it)")
         return 1
-    supervisor = Supervisor(data_dir, test_clock=test_clock, log_level=log_level, ports=ports)
+    supervisor = Supervisor(
+        data_dir,
+        test_clock=test_clock,
+        log_level=log_level,
+        replicas=replicas,
+        broker=broker,
+        database=database,
+        provision=provision,
+        ports=ports,
+    )
 
     def interrupt(_sig: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM while starting: stop like Ctrl-C

@@ -41,6 +41,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
+from scte.bus import observe
 from scte.bus.contracts import Event, EventRegistry
 from scte.bus.contracts import registry as default_registry
 from scte.bus.database import closes_inline, inline_sqlite3, run_inline
@@ -181,6 +182,8 @@ class _Duplicate(Exception):
 class _Route:
     handler: Handler
     parameters: tuple[str, ...]
+    name: str = ""
+    """The handler's qualified name, for spans and metrics."""
 
 
 @dataclass(eq=False, slots=True)
@@ -448,7 +451,7 @@ class Consumer:
                 parameters.append(name)
             elif parameter.default is inspect.Parameter.empty:
                 raise TypeError(f"handler {handler.__qualname__} of {event_type}: nothing provides `{name}`")
-        return _Route(handler, tuple(parameters))
+        return _Route(handler, tuple(parameters), getattr(handler, "__qualname__", repr(handler)))
 
     @property
     def max_receive_count(self) -> int:
@@ -481,10 +484,20 @@ class Consumer:
             return await self._dead_letter(
                 message, "no-handler", LookupError(f"no handler for {envelope.type}"), acknowledge
             )
+        observer = observe.get_observer()
+        token = None if observer is None else observer.handling(self.name, self.queue, envelope, message, route.name)
         try:
             duplicate = await self._run(route, message, envelope, event)
         except Exception as exc:
+            if observer is not None:
+                observer.handled(token, exc)
             return await self._fail(message, exc, acknowledge)
+        except BaseException as exc:
+            if observer is not None:
+                observer.handled(token, exc)
+            raise
+        if observer is not None:
+            observer.handled(token, None, duplicate)
         if acknowledge:
             await self._delete(message)
         outcome = Outcome.DUPLICATE if duplicate else Outcome.PROCESSED
@@ -526,11 +539,17 @@ class Consumer:
                 seen = await self._seen(session, [item[2].id for item in decoded], raw)
                 done: list[Envelope] = []
                 taken: set[str] = set()
+                observer = observe.get_observer()
                 for index, route, envelope, event in decoded:
                     if envelope.id in seen or envelope.id in taken:
                         outcomes[index] = Outcome.DUPLICATE
                         continue
                     taken.add(envelope.id)
+                    token = (
+                        None
+                        if observer is None
+                        else observer.handling(self.name, self.queue, envelope, messages[index], route.name)
+                    )
                     try:
                         if raw is not None and _savepoint(session, root, raw):
                             await self._call_in_raw_savepoint(
@@ -539,9 +558,15 @@ class Consumer:
                         else:
                             async with session.begin_nested():
                                 await self._call(route, session, messages[index], envelope, event)
-                    except Exception as exc:
+                    except BaseException as exc:
+                        if observer is not None:
+                            observer.handled(token, exc)
+                        if not isinstance(exc, Exception):
+                            raise
                         failures[index] = exc
                         continue
+                    if observer is not None:
+                        observer.handled(token, None)
                     done.append(envelope)
                 if done:
                     known = raw if raw is not None and _savepoint(session, root, raw) else None

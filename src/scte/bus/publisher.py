@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.types import TypeEngine
 
+from scte.bus import observe
 from scte.bus.contracts import Event
 from scte.bus.database import closes_inline, inline_sqlite3, run_inline
 from scte.bus.envelope import Envelope, encode
@@ -94,7 +95,21 @@ class Publisher:
         spec = self.topology.topic(topic)
         if spec.events and event.event_type not in spec.events:
             raise ValueError(f"topic {topic!r} does not carry {event.event_type!r} (its events: {spec.events})")
-        envelope, message = encode(event, source=self.source, causation=causation, correlation_id=correlation_id)
+        if causation is None and correlation_id is None:
+            correlation_id = observe.correlation_id.get()  # the user action in hand, if any
+        observer = observe.get_observer()
+        if observer is None:
+            envelope, message = encode(event, source=self.source, causation=causation, correlation_id=correlation_id)
+        else:  # a publish span, current while encoding: the envelope carries its trace context
+            token = observer.publishing(self.source, topic, event.event_type)
+            try:
+                envelope, message = encode(
+                    event, source=self.source, causation=causation, correlation_id=correlation_id
+                )
+            except BaseException:
+                observer.published(token, None)
+                raise
+            observer.published(token, envelope)
         raw = await inline_sqlite3(session, _INSERT_OUTBOX)
         if raw is None or not _insert_inline(raw, session, envelope, topic, message):
             await session.execute(

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -33,6 +34,8 @@ from starlette.requests import ClientDisconnect
 
 from scte.kit.auth import AuthError, Forbidden, TokenIssuer, TokenVerifier
 from scte.kit.docs import install_docs
+from scte.kit.metrics import install_metrics_route
+from scte.kit.observability import RequestObserver
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -264,6 +267,16 @@ def _install_error_handlers(app: FastAPI, domain_errors: Mapping[type[Exception]
     app.add_exception_handler(Exception, unexpected)
 
 
+def _metrics_token_path(request: Request) -> Path | None:
+    """The install's metrics token file, from the running service's settings (`app.state.metrics_token`
+    overrides it: the gateway, tests)."""
+    given = getattr(request.app.state, "metrics_token_path", None)
+    if isinstance(given, Path):
+        return given
+    context = getattr(request.app.state, "context", None)
+    return context.settings.metrics_token_path if isinstance(context, ServiceContext) else None
+
+
 def create_app(
     service: str,
     routers: Sequence[APIRouter] = (),
@@ -280,7 +293,9 @@ def create_app(
     `domain_errors` maps the service's rule violations to a status (e.g. `{MembersError: 400}`).
     `verifier` checks tokens (it can also be set later as `app.state.token_verifier`); `health`
     adds the service's own checks to `/health` (a `status` other than "ok" answers 503). A request
-    body larger than `max_body_size` (or its route's own `max_body_size`) is answered 413."""
+    body larger than `max_body_size` (or its route's own `max_body_size`) is answered 413. Every request
+    is traced, timed and logged (`scte.kit.observability`); `/metrics` is for the install's metrics
+    token and staff (`scte.kit.metrics`)."""
     app = FastAPI(
         title=f"SCTE {service}",
         version=version,
@@ -290,6 +305,8 @@ def create_app(
         max_body_size=max_body_size,
     )
     install_docs(app)
+    app.add_middleware(RequestObserver, service=service)  # spans, latency, correlation, the access line
+    install_metrics_route(app, service, _metrics_token_path)
     app.state.service = service
     app.state.token_verifier = verifier
     app.state.health = health

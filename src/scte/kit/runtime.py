@@ -27,7 +27,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -39,6 +39,8 @@ from scte.bus.publisher import OutboxRelay, Publisher
 from scte.bus.scheduler import SchedulerLoop
 from scte.bus.storage import bus_outbox
 from scte.bus.topology import QueueSpec, TopicSpec, Topology
+from scte.bus.transport import TransportError
+from scte.bus.transports._check import TopologyMissing
 from scte.contracts.members import MemberSessionsRevoked
 from scte.kit.app import ServiceContext, create_app
 from scte.kit.auth import TokenIssuer, TokenVerifier, generate_key_pair
@@ -60,10 +62,10 @@ BackgroundTask = Callable[[ServiceContext], Awaitable[None]]
 
 
 def configure_logging(service: str, level: str = "info") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
-    )
+    """JSON log lines with trace and correlation ids (`scte.kit.logs`)."""
+    from scte.kit.logs import configure_logging as configure_json
+
+    configure_json(service, level)
 
 
 class _Server(uvicorn.Server):
@@ -129,6 +131,7 @@ class ServiceRuntime:
         self.topology = Topology(topics=tuple(topics), queues=(queue,) if queue is not None else ())
         self.database_url = self.settings.database_url(name)
         self.app: FastAPI = create_app(name, routers, domain_errors=domain_errors, health=self._health)
+        self.app.state.metrics_probe = self._metrics_probe
         self.context: ServiceContext | None = None
         self.consumer: Consumer | None = None
         self.scheduler: SchedulerLoop | None = None
@@ -149,7 +152,9 @@ class ServiceRuntime:
         sessions = sessionmaker(engine)
         transport = self.transport or await self._make_transport()
         self.transport = transport
-        if settings.provision_on_start:
+        if settings.production:
+            await self._check_topology(transport)  # deployed beforehand: checked, never made here
+        elif settings.provision_on_start:
             try:
                 await transport.provision(self.topology)
             except Exception:  # the broker may be down: the relay and consumer retry until it is back
@@ -189,6 +194,7 @@ class ServiceRuntime:
                 dependencies={"clock": self.clock, "settings": settings, "context": context, **self.dependencies},
                 concurrency=self.concurrency,
                 name=self.name,
+                wait_seconds=settings.receive_wait_seconds,
             )
             await self.consumer.start()
         for task in self.background:
@@ -256,10 +262,16 @@ class ServiceRuntime:
     async def serve(self) -> None:
         """Start, serve HTTP on the service's port until SIGTERM/SIGINT, stop."""
         loop = asyncio.get_running_loop()
+        app, port = self.app, self.port
+        if self.settings.replica > 0:
+            # a replica after the first consumes only: the API (and its in-process state, such as the
+            # sign-in limits) stays on replica 0's port; this one answers /health on a port of its own
+            app = create_app(f"{self.name}-{self.settings.replica}", health=self._health)
+            port = self.settings.replica_port
         config = uvicorn.Config(
-            self.app,
+            app,
             host=self.settings.host,
-            port=self.port,
+            port=port,
             log_level="warning" if self.settings.log_level == "info" else self.settings.log_level,
             lifespan="off",
             access_log=False,
@@ -273,7 +285,7 @@ class ServiceRuntime:
             loop.add_signal_handler(sig, request_exit)
         try:
             await self.start()
-            log.info("%s: serving on http://%s:%d", self.name, self.settings.host, self.port)
+            log.info("%s: serving on http://%s:%d", self.name, self.settings.host, port)
             await server.serve()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -282,9 +294,18 @@ class ServiceRuntime:
             log.info("%s: stopped", self.name)
 
     def run(self) -> None:
-        """The process's entry point (`python -m scte.services.<name>`)."""
-        configure_logging(self.name, self.settings.log_level)
-        asyncio.run(self.serve())
+        """The process's entry point (`python -m scte.services.<name>`). A topology that is not deployed
+        stops it with the list of what is missing (exit status 78, EX_CONFIG: restarting will not help)."""
+        from scte.kit import observability, tracing
+
+        observability.configure(self.name, self.settings)  # JSON logs, spans, the bus's observer
+        try:
+            asyncio.run(self.serve())
+        except TopologyMissing as exc:
+            log.error("%s", exc)
+            raise SystemExit(78) from None
+        finally:
+            tracing.shutdown()  # the last spans reach the store
 
     # -- parts -------------------------------------------------------------------------------------------
 
@@ -301,6 +322,28 @@ class ServiceRuntime:
             "%s: no public key at %s: every authenticated request is refused", self.name, settings.public_key_path
         )
         return None, None
+
+    async def _check_topology(self, transport: Transport) -> None:
+        """Production mode: the service's queue, its dead-letter queue, the topics it reads and its own
+        topic, and its subscriptions must exist; `TopologyMissing` names what does not. A broker that does
+        not answer is logged and the start goes on (the relay and the consumer retry until it does)."""
+        check = getattr(transport, "check", None)
+        if check is None:
+            return
+        own = [t.name for t in self.topology.topics if t.name == self.name]
+        try:
+            absent: list[str] = await check(self.topology, topics=own)
+        except TransportError as exc:
+            if exc.code is not None:
+                raise TopologyMissing(self.name, self._broker_name(), [f"cannot be read: {exc}"]) from exc
+            log.warning("%s: checking the topology failed (%s); continuing", self.name, exc)
+            return
+        if absent:
+            raise TopologyMissing(self.name, self._broker_name(), absent)
+        log.info("%s: the topology is deployed (%d topics, %d queues)", self.name, len(own), len(self.topology.queues))
+
+    def _broker_name(self) -> str:
+        return self.settings.aws_endpoint_url or "AWS"
 
     async def _make_transport(self) -> Transport:
         settings = self.settings
@@ -335,10 +378,30 @@ class ServiceRuntime:
                 "queue": self.consumer.queue,
                 "received": stats.received,
                 "processed": stats.processed,
+                "duplicates": stats.duplicates,  # redeliveries the inbox recognised (not run again)
                 "retried": stats.retried,
                 "dead_lettered": stats.dead_lettered,
             }
         return body
+
+    async def _metrics_probe(self) -> dict[str, Any]:
+        """The outbox's backlog and lag, and the messages the consumer holds, for `/metrics`."""
+        context = self.context
+        if context is None:
+            return {}
+        async with context.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(func.count(), func.min(bus_outbox.c.created_at)).where(bus_outbox.c.sent_at.is_(None))
+                )
+            ).one()
+        pending, oldest = int(row[0] or 0), row[1]
+        lag = max(0.0, (datetime.now(UTC) - oldest).total_seconds()) if oldest is not None else 0.0
+        figures: dict[str, Any] = {"outbox_pending": pending, "outbox_lag_seconds": lag, "in_flight": {}}
+        consumer = self.consumer or context.extras.get("consumer")  # a service may run its own (activity)
+        if isinstance(consumer, Consumer):
+            figures["in_flight"][consumer.queue] = consumer.in_hand
+        return figures
 
     async def _guard(self, task: BackgroundTask, context: ServiceContext) -> None:
         while True:

@@ -11,15 +11,76 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["BROKERS", "Settings", "get_settings", "parse_broker", "parse_database", "service_database_url"]
+
+BROKERS = ("embedded", "aws")
+"""The named brokers; any other value of `SCTE_BROKER` (`scte up --broker`) is an SQS/SNS endpoint URL."""
+
+
+def parse_broker(value: str) -> str:
+    """`embedded`, `aws` or an http(s) URL with a host (its trailing `/` dropped); else a ValueError that says
+    what is accepted."""
+    given = value.strip()
+    if given.lower() in BROKERS:
+        return given.lower()
+    parsed = urlsplit(given)
+    if parsed.scheme in ("http", "https") and parsed.hostname and not parsed.query and not parsed.fragment:
+        try:
+            parsed.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            pass
+        else:
+            return given.rstrip("/")
+    raise ValueError(
+        f"broker {value!r}: expected `embedded` (the platform's own broker), `aws` (AWS with the SDK's "
+        "credential chain and region) or the http(s) URL of an SQS/SNS endpoint, e.g. http://127.0.0.1:5000"
+    )
 
 
 def _env_name(service: str, what: str) -> str:
     return f"SCTE_{service.upper().replace('-', '_')}_{what}"
+
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
+
+
+def parse_database(value: str) -> str:
+    """`sqlite`, or a PostgreSQL server URL (`postgresql://user[:password]@host[:port]/base`) as SQLAlchemy's
+    asyncpg URL; the base name (default `scte`) prefixes each service's database. Else a ValueError."""
+    given = value.strip()
+    if given.lower() == "sqlite":
+        return "sqlite"
+    try:
+        url = make_url(given)
+    except ArgumentError:
+        url = None
+    if url is not None and url.drivername in _POSTGRES_SCHEMES and url.host:
+        base = url.database or "scte"
+        if base.replace("_", "").isalnum() and base.isascii() and len(base) <= 40:
+            rendered: str = url.set(drivername="postgresql+asyncpg", database=base).render_as_string(
+                hide_password=False
+            )
+            return rendered
+    shown = url.render_as_string(hide_password=True) if url is not None else given.rsplit("@", 1)[-1]
+    raise ValueError(
+        f"database {shown!r}: expected `sqlite` (one file per service in the data directory) or a PostgreSQL "
+        "server as postgresql://USER[:PASSWORD]@HOST[:PORT]/BASE (each service gets its own database BASE_<service>; "
+        "BASE: letters, digits and _, at most 40)"
+    )
+
+
+def service_database_url(base_url: str, service: str) -> str:
+    """The service's own database on the server of `base_url` (`parse_database`'s form): `<base>_<service>`."""
+    url = make_url(base_url)
+    out: str = url.set(database=f"{url.database}_{service.replace('-', '_')}").render_as_string(hide_password=False)
+    return out
 
 
 class Settings(BaseSettings):
@@ -32,15 +93,24 @@ class Settings(BaseSettings):
     """Where service APIs and the gateway listen (loopback: the gateway is the one public origin)."""
 
     transport: Literal["aws", "inprocess"] = "aws"
-    """aws: SQS/SNS at `aws_endpoint_url` (the embedded broker, or AWS); inprocess: the broker engine
-    inside this process (single-process runs and tests only)."""
-    aws_endpoint_url: str | None = Field(
-        default="http://127.0.0.1:9324", validation_alias=AliasChoices("AWS_ENDPOINT_URL", "SCTE_AWS_ENDPOINT_URL")
-    )
+    """aws: SQS/SNS through the SDK, at the endpoint `broker` names; inprocess: the broker engine inside
+    this process (single-process runs and tests only)."""
+    broker: str = "embedded"
+    """`SCTE_BROKER` (`scte up --broker`): `embedded`, the platform's own broker (`scte queue serve` at
+    `SCTE_BROKER_PORT` on `host`); `aws`, AWS itself with the SDK's default credential chain and region and
+    no endpoint override; or the URL of any SQS/SNS endpoint (moto_server, LocalStack...). Outside the
+    embedded broker a service never provisions: it checks the topology is there (`scte.bus.transports._check`)."""
+    broker_port: int = 9324
+    """The embedded broker's port (`SCTE_BROKER_PORT`)."""
     queue_prefix: str = ""
     """Prefix of physical queue and topic names (several platforms on one broker or AWS account)."""
+    receive_wait_seconds: int = Field(default=20, ge=0, le=20)
+    """The consumer's long poll (`WaitTimeSeconds`). 20 on SQS; moto_server needs less: it copies the FIFO
+    groups in flight once per ReceiveMessage, so a poll that began while a group was in flight does not see
+    its next message until the poll ends (moto/sqs/models.py, `receive_message`)."""
     provision_on_start: bool = True
-    """Each service provisions its own queue and subscriptions when it starts (idempotent)."""
+    """On the embedded broker, each service provisions its own queue and subscriptions when it starts
+    (idempotent); `scte up` provisions for them and turns it off. Never done on another broker."""
     broker_identity_dir: Path | None = None
     """Directory of the services' broker key files (`<service>.json`, written by `scte up`); unset: the
     usual AWS credential chain (or placeholders for a local broker that checks none)."""
@@ -66,21 +136,58 @@ class Settings(BaseSettings):
     clock_file: Path | None = None
     """A file holding an offset in seconds, re-read when it changes: moves a running system's clock."""
 
+    database: str = "sqlite"
+    """`SCTE_DATABASE` (`scte up --database`): `sqlite`, a file per service under the data directory, or a
+    PostgreSQL server URL whose base name `B` gives each service its own database `B_<service>`."""
     database_urls: dict[str, str] = Field(default_factory=dict)
     """Database URL per service (tests); wins over `SCTE_<SERVICE>_DATABASE_URL`."""
     ports: dict[str, int] = Field(default_factory=dict)
     """Port per service (tests); wins over `SCTE_<SERVICE>_PORT`."""
 
+    replica: int = Field(default=0, ge=0)
+    """Which process of the service this is (`scte up --replicas`, `scte.supervision.replicas`): 0
+    serves the API on the service's port; the others consume and answer `/health` on `replica_port`."""
+    replica_port: int = Field(default=0, ge=0, le=65535)
+
     log_level: str = "info"
     shutdown_grace_seconds: float = 10.0
+
+    span_store: bool = False
+    """Write this process's spans to the install's span store (`span_store_path`; `scte up` turns it on):
+    what the console's trace view reads. Spans also go over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set."""
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_switch(cls, value: str) -> str:
+        return parse_broker(value)
+
+    @field_validator("database")
+    @classmethod
+    def _database_switch(cls, value: str) -> str:
+        return parse_database(value)
+
+    @property
+    def aws_endpoint_url(self) -> str | None:
+        """The SQS/SNS endpoint the services call: the embedded broker's, the URL given, or None (AWS's own)."""
+        if self.broker == "embedded":
+            return f"http://{self.host}:{self.broker_port}"
+        return None if self.broker == "aws" else self.broker
+
+    @property
+    def production(self) -> bool:
+        """Not the embedded broker: the topology is deployed beforehand; a service checks it, never makes it."""
+        return self.transport == "aws" and self.broker != "embedded"
 
     # -- per service ------------------------------------------------------------------------------------
 
     def database_url(self, service: str) -> str:
-        """`SCTE_<SERVICE>_DATABASE_URL`, else the service's SQLite file in the data directory."""
+        """`SCTE_<SERVICE>_DATABASE_URL`, else its database on the `SCTE_DATABASE` server, else the service's
+        SQLite file in the data directory."""
         given = self.database_urls.get(service) or os.environ.get(_env_name(service, "DATABASE_URL"))
         if given:
             return given
+        if self.database != "sqlite":
+            return service_database_url(self.database, service)
         return f"sqlite+scte:///{(self.data_dir / f'{service}.db').resolve()}"
 
     def port(self, service: str, default: int) -> int:
@@ -105,6 +212,15 @@ class Settings(BaseSettings):
     @property
     def public_key_path(self) -> Path:
         return self.auth_public_key or self.data_dir / "keys" / "jwt-ed25519.pub.pem"
+
+    @property
+    def span_store_path(self) -> Path:
+        return self.data_dir / "traces" / "spans.sqlite"
+
+    @property
+    def metrics_token_path(self) -> Path:
+        """The install's token for `GET /metrics` (written by `scte up`, mode 0600)."""
+        return self.data_dir / "keys" / "metrics-token"
 
 
 @lru_cache(maxsize=1)

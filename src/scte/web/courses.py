@@ -84,6 +84,29 @@ async def buy_exam(exam_id: str, page: Member) -> Response:
     return page.redirect(f"/orders/{order['order_id']}/pay")
 
 
+@router.get("/exams/{exam_id}/sit")
+async def sit_exam_page(exam_id: str, page: Member) -> Response:
+    """The paper of an exam the member has a paid attempt for (409 from learning otherwise)."""
+    exam_id = valid_id(exam_id)
+    paper = await page.services.get("learning", f"/exams/{exam_id}/paper")
+    return page.render("portal/sit_exam.html", title=f"{paper['title']}", paper=paper)
+
+
+@router.post("/exams/{exam_id}/sit")
+async def sit_exam(exam_id: str, page: Member) -> Response:
+    """Hand the answers in: learning scores them as one paid attempt; the result shows on the exams page."""
+    form = await page.form()
+    exam_id = valid_id(exam_id)
+    paper = await page.services.get("learning", f"/exams/{exam_id}/paper")
+    answers: list[int | None] = []
+    for question in paper["questions"]:
+        chosen = form.get(f"q{question['number']}")
+        # an unanswered question scores nothing; a value that is not a choice is refused by learning
+        answers.append(int(chosen) if isinstance(chosen, str) and chosen.isdigit() and len(chosen) < 3 else None)
+    result = await page.services.post("learning", f"/exams/{exam_id}/sittings", {"answers": answers})
+    return page.redirect("/exams?notice=" + ("exam-passed" if result["passed"] else "exam-not-passed"))
+
+
 @router.get("/transcript")
 async def transcript(page: Member) -> Response:
     found = await _transcript(page)

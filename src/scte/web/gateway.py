@@ -35,8 +35,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from scte.bus import observe
+from scte.kit import observability, tracing
 from scte.kit.app import MAX_BODY_SIZE, MAX_UPLOAD_BODY_SIZE, error_body
 from scte.kit.forwarding import forwarded_headers, gateway_secret_path, read_gateway_secret
+from scte.kit.metrics import install_metrics_route
+from scte.kit.observability import CORRELATION_HEADER, RequestObserver
 from scte.kit.settings import Settings, get_settings
 from scte.platform import GATEWAY_PORT, SERVICES
 from scte.web.api_docs import install_api_docs
@@ -65,6 +69,16 @@ def service_urls(settings: Settings, services: list[str] | None = None) -> dict[
     }
 
 
+async def _propagate(request: httpx.Request) -> None:
+    """Every call to a service (a proxied API call, a page's call) carries the visitor's request's trace
+    context and correlation id: the service's spans join the action's trace, its events its correlation."""
+    if tracing.enabled():
+        tracing.inject(request.headers)  # type: ignore[arg-type]  # httpx.Headers is a mutable mapping
+    correlation = observe.correlation_id.get()
+    if correlation is not None:
+        request.headers[CORRELATION_HEADER] = correlation
+
+
 def create_gateway(
     urls: Mapping[str, str],
     *,
@@ -87,7 +101,11 @@ def create_gateway(
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         for name, url in routes.items():
             clients[name] = httpx.AsyncClient(
-                base_url=url, timeout=httpx.Timeout(timeout, connect=2.0), limits=limits, transport=transport
+                base_url=url,
+                timeout=httpx.Timeout(timeout, connect=2.0),
+                limits=limits,
+                transport=transport,
+                event_hooks={"request": [_propagate]},
             )
         try:
             yield
@@ -106,6 +124,10 @@ def create_gateway(
         openapi_url=None,  # scte.web.api_docs serves the platform's document instead
         max_body_size=MAX_BODY_SIZE,
     )
+    # a visitor's request starts a user action: its correlation id (answered in X-Correlation-Id) and root span
+    app.add_middleware(RequestObserver, service="gateway", entry=True)
+    app.state.metrics_token_path = data_dir / "keys" / "metrics-token" if data_dir is not None else None
+    install_metrics_route(app, "gateway", lambda request: request.app.state.metrics_token_path)
 
     @app.get(
         "/health",
@@ -194,12 +216,12 @@ def create_gateway(
 
     if data_dir is not None:
         from scte.deploy.broker_keys import ADMIN, identity_dir
-        from scte.web import company, console, courses, directory, gallery, inbox, portal, staff
+        from scte.web import company, console, console_mail, courses, directory, gallery, inbox, portal, staff
         from scte.web.broker_admin import BrokerAdmin
         from scte.web.site import build_site, install_site
 
         site = build_site(clients, data_dir, public_key or data_dir / "keys" / "jwt-ed25519.pub.pem")
-        sections = [portal, courses, gallery, directory, inbox, company, staff, console]
+        sections = [portal, courses, gallery, directory, inbox, company, staff, console, console_mail]
         if broker_url:
             app.state.broker_admin = BrokerAdmin(broker_url, identity_dir(data_dir) / f"{ADMIN}.json")
         install_site(app, site, [section.router for section in sections])
@@ -209,18 +231,22 @@ def create_gateway(
 def main() -> None:
     """`python -m scte.web.gateway`: serve on `SCTE_GATEWAY_PORT` (default 8000)."""
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s gateway %(levelname)s %(message)s")
+    observability.configure("gateway", settings)  # JSON log lines, spans
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to a service is noise, and costs
     app = create_gateway(
         service_urls(settings),
         data_dir=settings.data_dir,
         public_key=settings.public_key_path,
         gateway_secret=read_gateway_secret(gateway_secret_path(settings)),
-        broker_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        # the console's broker pages read the embedded broker with the owner's key; another broker has neither
+        broker_url=settings.aws_endpoint_url if settings.broker == "embedded" else None,
     )
-    uvicorn.run(
-        app, host=settings.host, port=settings.port("gateway", GATEWAY_PORT), log_level="warning", access_log=False
-    )
+    try:
+        uvicorn.run(
+            app, host=settings.host, port=settings.port("gateway", GATEWAY_PORT), log_level="warning", access_log=False
+        )
+    finally:
+        tracing.shutdown()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,13 @@ async def inbox(page: Member) -> Response:
     return page.render("portal/inbox.html", title="Inbox", deliveries=deliveries)
 
 
+@router.get("/inbox/{notification_id}")
+async def notice(notification_id: str, page: Member) -> Response:
+    """One notice as it was sent (its text; a one-time link is withheld: it lives in the mail only)."""
+    found = await page.services.get("notifications", f"/notifications/deliveries/{valid_id(notification_id)}")
+    return page.render("portal/notice.html", title=found.get("subject") or "Message", notice=found)
+
+
 @router.get("/invitations")
 async def invitations(page: Member) -> Response:
     found = await page.services.get("companies", f"/members/{page.member_id}/invitations")

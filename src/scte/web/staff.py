@@ -1,5 +1,5 @@
 """The staff pages (`/staff`): member administration (roles, exam results, completed courses),
-companies, courses, reports with CSV download, and the month's invoices.
+companies, courses, the exams' papers with their keys, reports with CSV download, and the month's invoices.
 
 Who may open them: staff only (a member or a company admin gets 403, a signed-out visitor sign-in).
 Recording an exam result or a completed course here is what the test centre and the course system do
@@ -206,6 +206,20 @@ async def save_course(page: Staff) -> Response:
 
 
 # -- reports and invoices ------------------------------------------------------------------------------
+
+
+@router.get("/staff/exams")
+async def exams(page: Staff) -> Response:
+    found = await page.services.get("learning", "/exams")
+    return page.render("staff/exams.html", title="Exams", exams=found)
+
+
+@router.get("/staff/exams/{exam_id}")
+async def exam_paper(exam_id: str, page: Staff) -> Response:
+    """One exam's paper with its key: what members sit from the portal (the key is never sent to them)."""
+    exam_id = valid_id(exam_id)
+    questions = await page.services.get("learning", f"/exams/{exam_id}/questions")
+    return page.render("staff/exam.html", title=f"{exam_id} paper", exam_id=exam_id, questions=questions)
 
 
 @router.get("/staff/reports")

@@ -30,7 +30,8 @@ def test_clock_offsets(tmp_path: Path) -> None:
 def test_settings_per_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCTE_LEARNING_DATABASE_URL", "postgresql+asyncpg://db/learning")
     monkeypatch.setenv("SCTE_LEARNING_PORT", "9999")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://broker:1")
+    monkeypatch.setenv("SCTE_BROKER", "http://broker:1/")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://elsewhere:2")  # the switch, not this, names the broker
     settings = Settings(data_dir=tmp_path, database_urls={"members": "sqlite+aiosqlite:///x.db"})
     assert settings.database_url("members") == "sqlite+aiosqlite:///x.db"
     assert settings.database_url("learning") == "postgresql+asyncpg://db/learning"

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
 from scte.bus.transport import IncomingMessage, OutgoingMessage, TransportError
+from scte.bus.transports._check import missing
 from scte.bus.transports._credentials import FileCredentials
 from scte.bus.transports._provision import (
     MAX_SNS_BATCH_BYTES,
@@ -120,6 +121,39 @@ class _AwsOps:
         sns = await self.t._client("sns")
         await sns.unsubscribe(SubscriptionArn=subscription_arn)
 
+    # -- the read-only calls of the production check (`_check`) --
+
+    async def queue_arn_and_redrive(self, name: str) -> tuple[str, str | None] | None:
+        try:
+            attributes = await self.get_queue_attributes(name, ("QueueArn", "RedrivePolicy"))
+        except ClientError as exc:
+            if _error(exc, "").code in _NOT_FOUND:
+                return None
+            raise
+        return attributes["QueueArn"], attributes.get("RedrivePolicy")
+
+    async def topic_exists(self, arn: str) -> bool:
+        sns = await self.t._client("sns")
+        try:
+            await sns.get_topic_attributes(TopicArn=arn)
+        except ClientError as exc:
+            if _error(exc, "").code in _NOT_FOUND:
+                return False
+            raise
+        return True
+
+    async def find_topic(self, name: str) -> str | None:
+        sns = await self.t._client("sns")
+        kwargs: dict[str, Any] = {}
+        while True:
+            response = await sns.list_topics(**kwargs)
+            for topic in response.get("Topics") or []:
+                if str(topic["TopicArn"]).rsplit(":", 1)[-1] == name:
+                    return str(topic["TopicArn"])
+            if not response.get("NextToken"):
+                return None
+            kwargs["NextToken"] = response["NextToken"]
+
 
 class AwsTransport:
     """`Transport` on SQS + SNS. Clients are opened on first use; `close()` ends them.
@@ -147,7 +181,10 @@ class AwsTransport:
     ) -> None:
         self.prefix = prefix
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
-        self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        # AWS_REGION, then the SDK's own chain (AWS_DEFAULT_REGION, the profile in ~/.aws/config)
+        self.region = (
+            region or os.environ.get("AWS_REGION") or get_session().get_config_variable("region") or "us-east-1"
+        )
         self._credentials = (aws_access_key_id, aws_secret_access_key)
         # a key file (`scte up`'s per-service key), read again when it changes: a rotated key is taken up
         self._key_file = FileCredentials(credentials_file) if credentials_file is not None else None
@@ -297,6 +334,19 @@ class AwsTransport:
         for topic in topology.topics:
             self._topics[topic.name] = (topic_arns[topic.name], topic.fifo)
         self._learn_queues(topology)
+
+    async def check(self, topology: Topology, *, topics: Collection[str] | None = None) -> list[str]:
+        """What the broker lacks of `topology` (production mode: nothing is created; see `_check`), in words
+        an operator can act on; empty when it is all there. The topic ARNs found are kept for publishing."""
+        try:
+            result = await missing(self._ops, topology, self.prefix, topics=topics)
+        except _ERRORS as exc:
+            raise _error(exc, "check the topology") from exc
+        for topic in topology.topics:
+            if topic.name in result.topic_arns:
+                self._topics[topic.name] = (result.topic_arns[topic.name], topic.fifo)
+        self._learn_queues(topology)
+        return result.missing
 
     async def publish(self, topic: str, messages: Sequence[OutgoingMessage]) -> None:
         if not messages:

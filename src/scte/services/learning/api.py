@@ -1,7 +1,8 @@
 """The learning service's REST API: courses, exams, enrollments, completions, attempts, transcripts.
 
-Members read the catalogue and their own transcript; staff (and the course and exam systems, which
-sign in as staff) publish courses, record completions and exam scores. Every route needs a token.
+Members read the catalogue and their own transcript, and sit an exam they paid for (its paper without
+the key, their answers scored here); staff (and the course and exam systems, which sign in as staff)
+publish courses, set exam papers, record completions and test-centre scores. Every route needs a token.
 """
 
 from __future__ import annotations
@@ -26,14 +27,19 @@ from scte.kit.bounds import Count, IsoInstant, PositiveCount
 from . import db
 from .domain import CourseState
 from .handlers import (
+    Conflict,
+    NotFound,
     complete_course,
     enroll_member,
     get_course,
     record_attempt,
+    sit_exam,
     transcript,
     upsert_course,
     upsert_exam,
 )
+from .questions import MAX_CHOICES, Question, replace_paper
+from .questions import paper as exam_paper
 
 __all__ = ["router"]
 
@@ -134,6 +140,41 @@ class AttemptOut(BaseModel):
     passed: bool
     taken_at: datetime
     attempts_left: int
+
+
+class SittingIn(Model):
+    answers: Annotated[list[Annotated[int, Strict(), Field(ge=0, lt=MAX_CHOICES)] | None], Field(max_length=1000)]
+    """The index of the chosen answer for each question of the paper in order; null leaves it unanswered."""
+
+
+class PaperQuestion(BaseModel):
+    number: int
+    prompt: str
+    choices: list[str]
+
+
+class KeyedQuestion(PaperQuestion):
+    answer: int
+
+
+class PaperOut(BaseModel):
+    exam_id: str
+    title: str
+    pass_mark_percent: Decimal = Decimal("76.00")
+    attempts_left: int
+    questions: list[PaperQuestion]
+
+
+class QuestionIn(Model):
+    prompt: Annotated[str, Field(min_length=1, max_length=2000)]
+    choices: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=500)]], Field(min_length=2, max_length=MAX_CHOICES)
+    ]
+    answer: Annotated[int, Strict(), Field(ge=0, lt=MAX_CHOICES)]
+
+
+class PaperIn(Model):
+    questions: Annotated[list[QuestionIn], Field(min_length=1, max_length=1000)]
 
 
 class TranscriptOut(BaseModel):
@@ -255,6 +296,74 @@ async def post_attempt(
             recorded_by=principal.member_id,
         )
     return AttemptOut.model_validate(recorded, from_attributes=True)
+
+
+@router.get(
+    "/exams/{exam_id}/paper",
+    summary="The exam's questions without the key, to sit it (a member with a paid attempt left)",
+)
+async def read_paper(exam_id: ExamPath, principal: CurrentPrincipal, session: DbSession) -> PaperOut:
+    exam = (await session.execute(select(db.exams).where(db.exams.c.exam_id == exam_id))).mappings().first()
+    if exam is None:
+        raise NotFound(f"no exam {exam_id}")
+    found = await transcript(session, principal.member_id)
+    left = found.exam_attempts_available.get(exam_id, 0)
+    if left < 1:
+        # the paper is shown only to someone about to sit it: the questions are the exam
+        raise Conflict(f"pay the {exam_id} exam fee first: no paid attempt is left")
+    questions = await exam_paper(session, exam_id)
+    if len(questions) != exam["questions"]:
+        raise Conflict(f"exam {exam_id} has no paper to sit online yet")
+    return PaperOut(
+        exam_id=exam_id,
+        title=exam["title"],
+        attempts_left=left,
+        questions=[PaperQuestion(number=q.number, prompt=q.prompt, choices=list(q.choices)) for q in questions],
+    )
+
+
+@router.post(
+    "/exams/{exam_id}/sittings",
+    status_code=201,
+    summary="Sit the exam: the caller's answers are scored as one paid attempt (the member themselves)",
+)
+async def post_sitting(
+    exam_id: ExamPath, body: SittingIn, principal: CurrentPrincipal, ctx: Context, session: DbSession
+) -> AttemptOut:
+    async with session.begin():
+        recorded = await sit_exam(
+            session,
+            outbox(ctx, session),
+            exam_id=exam_id,
+            member_id=principal.member_id,
+            answers=body.answers,
+            taken_at=ctx.clock.now(),
+        )
+    return AttemptOut.model_validate(recorded, from_attributes=True)
+
+
+@router.get("/exams/{exam_id}/questions", summary="The exam's paper with its key (staff)")
+async def read_questions(exam_id: ExamPath, _: Staff, session: DbSession) -> list[KeyedQuestion]:
+    if await session.scalar(select(db.exams.c.exam_id).where(db.exams.c.exam_id == exam_id)) is None:
+        raise NotFound(f"no exam {exam_id}")
+    return [
+        KeyedQuestion(number=q.number, prompt=q.prompt, choices=list(q.choices), answer=q.answer)
+        for q in await exam_paper(session, exam_id)
+    ]
+
+
+@router.put("/exams/{exam_id}/questions", summary="Replace the exam's paper; its question count follows (staff)")
+async def put_questions(exam_id: ExamPath, body: PaperIn, _: Staff, session: DbSession) -> list[KeyedQuestion]:
+    questions = [
+        Question(number, q.prompt, tuple(q.choices), q.answer) for number, q in enumerate(body.questions, start=1)
+    ]
+    async with session.begin():
+        if await session.scalar(select(db.exams.c.exam_id).where(db.exams.c.exam_id == exam_id)) is None:
+            raise NotFound(f"no exam {exam_id}")
+        await replace_paper(session, exam_id, questions)
+    return [
+        KeyedQuestion(number=q.number, prompt=q.prompt, choices=list(q.choices), answer=q.answer) for q in questions
+    ]
 
 
 @router.get("/members/{member_id}/transcript", summary="A member's courses, units and exam attempts (self or staff)")

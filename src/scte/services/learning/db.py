@@ -34,6 +34,7 @@ __all__ = [
     "courses",
     "enrollments",
     "exam_fees",
+    "exam_questions",
     "exams",
     "metadata",
     "row_to_completion",
@@ -101,6 +102,17 @@ exam_fees = Table(
     Index("ix_exam_fees_member_exam", "member_id", "exam_id"),
 )
 """One row per paid exam fee: each buys one attempt."""
+
+exam_questions = Table(
+    "exam_questions",
+    metadata,
+    Column("exam_id", String(16), ForeignKey("exams.exam_id"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("prompt", Text, nullable=False),
+    Column("choices", Text, nullable=False, comment="a JSON array of the choices' texts"),
+    Column("answer", Integer, nullable=False, comment="the index of the right choice"),
+)
+"""The exam's paper (scte.services.learning.questions): the key is shown to staff only."""
 
 attempts = Table(
     "exam_attempts",

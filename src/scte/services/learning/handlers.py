@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -35,6 +36,8 @@ from .domain import (
     enroll,
     score_attempt,
 )
+from .questions import paper as exam_paper
+from .questions import score_answers
 
 __all__ = [
     "HANDLERS",
@@ -45,6 +48,7 @@ __all__ = [
     "complete_course",
     "on_order_paid",
     "record_attempt",
+    "sit_exam",
     "transcript",
     "upsert_course",
 ]
@@ -284,6 +288,34 @@ async def record_attempt(
     await publish(ExamPassed(**fields) if result.passed else ExamFailed(**fields), topic=TOPIC)
     return AttemptRecorded(
         attempt.attempt_id, exam_id, member_id, correct, total, result.percent, result.passed, at, available - 1
+    )
+
+
+async def sit_exam(
+    session: AsyncSession,
+    publish: Publish,
+    *,
+    exam_id: str,
+    member_id: str,
+    answers: Sequence[int | None],
+    taken_at: datetime,
+) -> AttemptRecorded:
+    """Score a member's answers to the exam's paper as one paid attempt (the member sits it themselves)."""
+    questions = await exam_paper(session, exam_id)
+    exam_questions = await session.scalar(select(db.exams.c.questions).where(db.exams.c.exam_id == exam_id))
+    if exam_questions is None:
+        raise NotFound(f"no exam {exam_id}")
+    if len(questions) != exam_questions:
+        raise Conflict(f"exam {exam_id} has no paper to sit online yet")
+    return await record_attempt(
+        session,
+        publish,
+        exam_id=exam_id,
+        member_id=member_id,
+        correct=score_answers(questions, answers),
+        questions=len(questions),
+        taken_at=taken_at,
+        recorded_by=member_id,
     )
 
 

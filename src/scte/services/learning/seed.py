@@ -15,6 +15,7 @@ from scte.kit.app import ServiceContext
 
 from . import db
 from .handlers import upsert_course, upsert_exam
+from .questions import demo_paper, paper, replace_paper
 
 __all__ = ["COURSES", "EXAMS", "seed"]
 
@@ -80,7 +81,11 @@ async def seed(context: ServiceContext, *, courses: bool = True) -> int:
             return await context.publisher.publish(session, event, topic=topic)
 
         for exam_id, title, questions in EXAMS:
-            await upsert_exam(session, exam_id=exam_id, title=title, questions=questions)
+            # a paper staff set decides the question count; a new exam gets the demonstration paper
+            existing = await paper(session, exam_id)
+            await upsert_exam(session, exam_id=exam_id, title=title, questions=len(existing) or questions)
+            if not existing:
+                await replace_paper(session, exam_id, demo_paper(questions))
         if courses and not await session.scalar(select(func.count()).select_from(db.courses)):
             for course_id, title, units, description, capacity in COURSES:
                 await upsert_course(

@@ -1,4 +1,5 @@
-"""The notifications REST API: a member's channel preferences and delivery log (self or staff)."""
+"""The notifications REST API: a member's channel preferences and delivery log, and each notice read
+back as it was sent, without its secrets (self or staff)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,18 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from jinja2 import TemplateError
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from scte.kit.app import Context, DbSession
+from scte.kit.app import Context, DbSession, NotFound
 from scte.kit.auth import CurrentPrincipal, ensure_self_or_staff
 from scte.kit.db import upsert
 
 from .db import deliveries, preferences
+from .dispatcher import notice_address
 from .domain import Category, Channel
+from .render import render_for_reading
 
 __all__ = ["router"]
 
@@ -54,6 +58,33 @@ class DeliveryOut(BaseModel):
     created_at: datetime
     sent_at: datetime | None
     next_attempt_at: datetime | None
+
+
+class NoticeOut(DeliveryOut):
+    text: str
+    """The plain-text body as the template renders it now; a secret field (a reset link) is withheld."""
+
+
+NoticePath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+@router.get(
+    "/notifications/deliveries/{notification_id}",
+    summary="One notice with its text, secrets withheld (its recipient; staff: anyone's)",
+)
+async def read_delivery(notification_id: NoticePath, session: DbSession, principal: CurrentPrincipal) -> NoticeOut:
+    row = (await session.execute(select(deliveries).where(deliveries.c.notification_id == notification_id))).first()
+    if row is None or (row.recipient_id != principal.member_id and not principal.is_staff):
+        # someone else's notice is not found rather than forbidden: its id says nothing of whom it was for
+        raise NotFound("There is no such notice.")
+    _, context = await notice_address(session, row)
+    try:
+        rendered = render_for_reading(row.template, context)
+    except TemplateError:  # a notice whose template cannot render (it failed to send for that reason)
+        text = ""
+    else:
+        text = rendered.text
+    return NoticeOut(**DeliveryOut.model_validate(row, from_attributes=True).model_dump(), text=text)
 
 
 @router.get("/notifications/preferences/{member_id}", summary="A member's channel preferences")

@@ -28,10 +28,37 @@ from .domain import Channel, DeliveryError, next_retry_delay, should_retry
 from .providers import DeliveryFailed, Outgoing, Provider
 from .render import render
 
-__all__ = ["TOPIC", "Dispatcher"]
+__all__ = ["TOPIC", "Dispatcher", "notice_address"]
 
 TOPIC = "notifications"
 log = logging.getLogger(__name__)
+
+
+async def notice_address(session: AsyncSession, row: Any) -> tuple[str | None, dict[str, Any]]:
+    """Where a delivery-log row goes (None: no address known yet) and the context its template renders
+    with: the event, the recipient's and the member's current display names."""
+    person = (await session.execute(select(recipients).where(recipients.c.member_id == row.recipient_id))).first()
+    member_id = (row.context or {}).get("member_id")
+    member = None
+    if member_id:
+        member = (await session.execute(select(recipients).where(recipients.c.member_id == member_id))).first()
+    address: str | None = None
+    if row.channel == Channel.EMAIL:
+        address = person.email if person is not None else None
+    else:
+        prefs = (await session.execute(select(preferences).where(preferences.c.member_id == row.recipient_id))).first()
+        if prefs is not None:
+            address = prefs.phone if row.channel == Channel.SMS else prefs.push_token
+    name = (person.display_name if person is not None else None) or "SCTE member"
+    context = {
+        "event": (row.context or {}).get("event", {}),
+        "recipient": {"member_id": row.recipient_id, "display_name": name},
+        "member": {
+            "member_id": member_id,
+            "display_name": (member.display_name if member is not None else None) or "A colleague",
+        },
+    }
+    return address, context
 
 
 class Dispatcher:
@@ -107,32 +134,7 @@ class Dispatcher:
 
     async def _address(self, row: Any) -> tuple[str | None, dict[str, Any]]:
         async with self.sessionmaker() as session:
-            person = (
-                await session.execute(select(recipients).where(recipients.c.member_id == row.recipient_id))
-            ).first()
-            member_id = (row.context or {}).get("member_id")
-            member = None
-            if member_id:
-                member = (await session.execute(select(recipients).where(recipients.c.member_id == member_id))).first()
-            address: str | None = None
-            if row.channel == Channel.EMAIL:
-                address = person.email if person is not None else None
-            else:
-                prefs = (
-                    await session.execute(select(preferences).where(preferences.c.member_id == row.recipient_id))
-                ).first()
-                if prefs is not None:
-                    address = prefs.phone if row.channel == Channel.SMS else prefs.push_token
-        name = (person.display_name if person is not None else None) or "SCTE member"
-        context = {
-            "event": (row.context or {}).get("event", {}),
-            "recipient": {"member_id": row.recipient_id, "display_name": name},
-            "member": {
-                "member_id": member_id,
-                "display_name": (member.display_name if member is not None else None) or "A colleague",
-            },
-        }
-        return address, context
+            return await notice_address(session, row)
 
     async def _attempt(self, row: Any) -> None:
         attempts = row.attempts + 1

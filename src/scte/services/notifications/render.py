@@ -10,10 +10,14 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 
-__all__ = ["Rendered", "render"]
+__all__ = ["SECRET_FIELDS", "Rendered", "render", "render_for_reading"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 SIGNATURE = "-- \n"
+SECRET_FIELDS: dict[str, tuple[str, ...]] = {"password_reset": ("reset_url",)}
+"""Per template, the event fields that carry a secret (a single-use link): sent in the mail only,
+never shown when a notice is read back from the delivery log (by its member or by staff)."""
+WITHHELD = "(the one-time link is in the mail itself; it is not shown here)"
 
 _text = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=False, undefined=StrictUndefined)
 _html = Environment(
@@ -50,3 +54,12 @@ def render(template: str, context: dict[str, Any]) -> Rendered:
     except TemplateNotFound:
         html = _html.get_template("_layout.html").render(variables)
     return Rendered(subject, text.strip() + "\n", html)
+
+
+def render_for_reading(template: str, context: dict[str, Any]) -> Rendered:
+    """The notice as `render` makes it, with its secret fields replaced by a note (`SECRET_FIELDS`)."""
+    secrets = SECRET_FIELDS.get(template, ())
+    if secrets:
+        event = {**context.get("event", {}), **dict.fromkeys(secrets, WITHHELD)}
+        context = {**context, "event": event}
+    return render(template, context)

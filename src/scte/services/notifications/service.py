@@ -11,7 +11,7 @@ from scte.kit.revocation import with_revocations
 from scte.kit.runtime import ServiceRuntime
 from scte.kit.settings import Settings
 
-from . import api, handlers
+from . import api, handlers, mailbox
 from .dispatcher import Dispatcher
 from .domain import Channel
 from .providers import Provider, RecordingProvider, SmtpProvider
@@ -79,7 +79,7 @@ def build_runtime(
     return ServiceRuntime(
         "notifications",
         settings,
-        routers=[api.router],
+        routers=[api.router, mailbox.router],
         queue=QUEUE,
         handlers=handlers.HANDLERS,
         migrations="scte.services.notifications",

@@ -193,3 +193,88 @@ async def test_a_capacity_past_the_column_is_refused_not_a_server_error(svc: Run
     assert "capacity" in refused["message"]
     attempt = {"member_id": "m1", "correct": 2**63}
     assert_error(await svc.client.post("/exams/BPI/attempts", json=attempt, headers=svc.staff()), 422)
+
+
+# --- sitting an exam from the portal ---------------------------------------------------------------
+
+
+async def test_a_member_sits_a_paid_exam_and_is_scored_against_the_key(svc: Running) -> None:
+    member = svc.as_member("m1")
+    refused = assert_error(await svc.client.get("/exams/BPI/paper", headers=member), 409)
+    assert "pay the BPI exam fee" in refused["message"]
+    assert_error(await svc.client.post("/exams/BPI/sittings", json={"answers": [0] * 50}, headers=member), 409)
+    await grant(svc, paid("o1", ("exam_fee", "BPI"), ("exam_fee", "BPI")))
+
+    paper = await svc.client.get("/exams/BPI/paper", headers=member)
+    assert paper.status_code == 200, paper.text
+    questions = paper.json()["questions"]
+    assert len(questions) == 50 and paper.json()["attempts_left"] == 2
+    assert all("answer" not in q for q in questions), "the key must not reach the member"
+    key = (await svc.client.get("/exams/BPI/questions", headers=svc.staff())).json()
+    assert [q["prompt"] for q in key] == [q["prompt"] for q in questions]
+
+    # 37 right of 50 is 74%: not passed; one paid attempt is spent
+    wrong = [(q["answer"] + 1) % len(q["choices"]) for q in key]
+    answers: list[int | None] = [q["answer"] for q in key[:37]] + wrong[37:]
+    failed = await svc.client.post("/exams/BPI/sittings", json={"answers": answers}, headers=member)
+    assert failed.status_code == 201, failed.text
+    assert (failed.json()["correct"], failed.json()["passed"], failed.json()["attempts_left"]) == (37, False, 1)
+    # 38 right and the rest left unanswered is 76%: passed, and exam.passed is published for m1
+    answers = [q["answer"] for q in key[:38]] + [None] * 12
+    passed = await svc.client.post("/exams/BPI/sittings", json={"answers": answers}, headers=member)
+    assert (passed.json()["member_id"], passed.json()["score_percent"], passed.json()["passed"]) == (
+        "m1",
+        "76.00",
+        True,
+    )
+    assert_error(await svc.client.get("/exams/BPI/paper", headers=member), 409)
+    ctx = svc.runtime.context
+    assert ctx is not None
+    async with ctx.sessionmaker() as session:
+        recorded = (await session.execute(select(db.attempts.c.recorded_by))).scalars().all()
+    assert recorded == ["m1", "m1"]
+
+
+async def test_sitting_bad_answers_and_papers_are_refused_with_a_message(svc: Running) -> None:
+    member = svc.as_member("m1")
+    assert_error(await svc.client.get("/exams/BPI/paper"), 401)
+    assert_error(await svc.client.post("/exams/BPI/sittings", json={"answers": []}), 401)
+    assert_error(await svc.client.get("/exams/BPI/questions", headers=member), 403)
+    assert_error(await svc.client.put("/exams/BPI/questions", json={"questions": []}, headers=member), 403)
+    assert_error(await svc.client.get("/exams/NOPE/paper", headers=member), 404)
+    await grant(svc, paid("o1", ("exam_fee", "BPI")))
+    too_few = assert_error(await svc.client.post("/exams/BPI/sittings", json={"answers": [0]}, headers=member), 400)
+    assert "50 questions" in too_few["message"]
+    for answers in ([7] * 50, [-1] * 50, ["a"] * 50, [True] * 50, [0] * 1001):
+        assert_error(await svc.client.post("/exams/BPI/sittings", json={"answers": answers}, headers=member), 422)
+    assert_error(await svc.client.post("/exams/BPI/sittings", json={"answers": [0] * 50, "x": 1}, headers=member), 422)
+    # a choice index past this question's choices (the bank has 4) is a 400, and spends nothing
+    refused = assert_error(
+        await svc.client.post("/exams/BPI/sittings", json={"answers": [5] * 50}, headers=member), 400
+    )
+    assert "has no choice 5" in refused["message"]
+    assert (await svc.client.get("/exams/BPI/paper", headers=member)).json()["attempts_left"] == 1
+
+    staff = svc.staff()
+    one = {"prompt": "Which?", "choices": ["a", "b"], "answer": 1}
+    for bad in (
+        {"questions": []},
+        {"questions": [{**one, "choices": ["only"]}]},
+        {"questions": [{**one, "choices": ["a"] * 7}]},
+        {"questions": [{**one, "answer": 6}]},
+        {"questions": [{**one, "prompt": ""}]},
+    ):
+        assert_error(await svc.client.put("/exams/BPI/questions", json=bad, headers=staff), 422)
+    assert_error(
+        await svc.client.put("/exams/BPI/questions", json={"questions": [{**one, "answer": 2}]}, headers=staff), 400
+    )
+    assert_error(await svc.client.put("/exams/NOPE/questions", json={"questions": [one]}, headers=staff), 404)
+
+    # staff replace the paper: its question count follows, and the member sits the new one
+    assert (
+        await svc.client.put("/exams/BPI/questions", json={"questions": [one, one]}, headers=staff)
+    ).status_code == 200
+    exams = {e["exam_id"]: e for e in (await svc.client.get("/exams", headers=member)).json()}
+    assert exams["BPI"]["questions"] == 2
+    result = await svc.client.post("/exams/BPI/sittings", json={"answers": [1, 0]}, headers=member)
+    assert (result.json()["correct"], result.json()["questions"], result.json()["passed"]) == (1, 2, False)

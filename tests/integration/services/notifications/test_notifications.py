@@ -290,3 +290,51 @@ async def test_a_password_reset_link_is_mailed_as_text_and_html(service: Any, sm
     html = mail.get_body(("html",))
     assert text is not None and link in text.get_content() and "30 minutes" in text.get_content()
     assert html is not None and f'href="{link}"' in html.get_content()
+
+
+async def test_a_notice_is_read_back_by_its_recipient_with_secrets_withheld(service: Any, smtp: Inbox) -> None:
+    """The inbox page shows what was sent: the notice's text as mailed, but never a reset link (it is
+    the key to the account; it lives in the mail only), and only to its recipient or staff."""
+    from datetime import timedelta
+
+    from scte.contracts.members import PasswordResetRequested
+
+    await service.publish(registered("m1", "ada@example.com"), topic="members")
+    await service.publish(awarded("m1"), topic="certification")
+    link = "https://scte.example/password-reset?token=secret-TOKEN_42"
+    await service.publish(
+        PasswordResetRequested(
+            member_id="m1", reset_url=link, expires_at=NOW + timedelta(minutes=30), requested_at=NOW
+        ),
+        topic="members",
+    )
+
+    async def three_sent() -> list[dict[str, Any]] | None:
+        found = (await service.client.get("/notifications/deliveries", headers=service.auth("m1"))).json()
+        return found if len(found) == 3 and all(d["status"] == "sent" for d in found) else None
+
+    notices = {d["template"]: d for d in await service.eventually(three_sent)}
+    congrats = await service.client.get(
+        f"/notifications/deliveries/{notices['certification_awarded']['notification_id']}", headers=service.auth("m1")
+    )
+    assert congrats.status_code == 200, congrats.text
+    mailed = next(m for m in smtp.messages if "BPI" in m["Subject"]).get_body(("plain",))
+    assert mailed is not None
+    assert congrats.json()["text"].strip() == mailed.get_content().replace("\r\n", "\n").strip()
+    assert "Broadband Premises Installer (BPI)" in congrats.json()["text"]
+
+    reset_id = notices["password_reset"]["notification_id"]
+    reset = (await service.client.get(f"/notifications/deliveries/{reset_id}", headers=service.auth("m1"))).json()
+    assert "30 minutes" in reset["text"] and "secret-TOKEN_42" not in reset["text"]
+    assert "one-time link is in the mail itself" in reset["text"]
+    as_staff = await service.client.get(f"/notifications/deliveries/{reset_id}", headers=service.staff())
+    assert as_staff.status_code == 200 and "secret-TOKEN_42" not in as_staff.text
+
+    # someone else's notice is not found; no token is 401; a malformed id is 422
+    other = await service.client.get(f"/notifications/deliveries/{reset_id}", headers=service.auth("m2"))
+    assert other.status_code == 404 and "no such notice" in other.json()["message"]
+    assert (await service.client.get(f"/notifications/deliveries/{reset_id}")).status_code == 401
+    missing = await service.client.get("/notifications/deliveries/nope", headers=service.auth("m1"))
+    assert missing.status_code == 404
+    bad = await service.client.get("/notifications/deliveries/" + "x" * 65, headers=service.auth("m1"))
+    assert bad.status_code == 422
