@@ -165,6 +165,7 @@ def resolve_ports(
         taken[port] = name
     return ports
 
+
 def _listening(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
@@ -345,7 +346,11 @@ class Supervisor:
         if self.broker == "embedded":
             ports["broker"] = self.broker_port
         ports.update({name: self.service_port(name) for name in self.services})
-        busy = [f"{name} {port} (change: {how_to_move(name)})" for name, port in ports.items() if _listening(self.host, port)]
+        busy = [
+            f"{name} {port} (change: {how_to_move(name)})"
+            for name, port in ports.items()
+            if _listening(self.host, port)
+        ]
         if busy:
             raise RuntimeError(
                 "ports already in use: "
