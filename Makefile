@@ -46,7 +46,9 @@ REPLICAS ?= notifications=2,certification=2
 .PHONY: test-replicas
 test-replicas: $(STAMP) assets
 	SCTE_E2E_REPLICAS=$(REPLICAS) $(BIN)/pytest -n 2 --dist loadgroup --durations=5 \
-		tests/e2e/test_flows_b.py tests/e2e/test_flows_c.py tests/e2e/test_member_standing_e2e.py
+		tests/e2e/test_flows_b.py tests/e2e/test_flows_c.py tests/e2e/test_member_standing_e2e.py \
+		tests/e2e/test_replicas_e2e.py
+
 # The end-to-end flow suite in production mode: `scte up --broker` a moto_server (the AWS stand-in, topology
 # made by --provision, checked by every service) and `--database` PostgreSQL (a database per service, dropped
 # after); the same tests as in `make test` (tests/harness/platform.py, SCTE_E2E_BROKER, SCTE_E2E_DATABASE).

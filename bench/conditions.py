@@ -8,13 +8,15 @@
     report["conditions"] = conditions.report()   # machine, every side, and the verdict
 
 Per side: the load average before and after, and the CPU that processes *outside* the benchmark used
-meanwhile (the whole machine's busy CPU from /proc/stat minus this process, its children and the
-side's `extra_processes`, e.g. RabbitMQ's Erlang VM), in cores. The load average counts the
-benchmark's own processes too (a side that keeps two cores busy raises it towards 2 by itself), so
-the verdict rests on the load *before* each side and on the others' CPU *during* it:
+just before it (a one-second sample) and meanwhile (the whole machine's busy CPU from /proc/stat minus
+this process, its children and the side's `extra_processes`, e.g. RabbitMQ's Erlang VM), in cores.
+The load average counts the benchmark's own processes too, and decays over minutes: after a side that
+kept two cores busy it stays near 2 through the next side's start whatever the rest of the machine
+does. So it decides only before the first side, when nothing of the benchmark has run yet; before the
+later sides the others' CPU sample stands in for it:
 
-- quiet: before every side the 1-minute load average was at most QUIET_LOAD_PER_CORE per core, and
-  during every side other processes used at most QUIET_OTHERS_SHARE of the machine's cores;
+- quiet: before the first side the 1-minute load average was at most QUIET_LOAD_PER_CORE per core;
+  before and during every side other processes used at most QUIET_OTHERS_SHARE of the cores;
 - otherwise not quiet, with the reasons; `assert_quiet_or_say_so` prints them on stderr, and a report
   is never labelled quiet when it was not.
 """
@@ -36,7 +38,9 @@ import psutil
 QUIET_LOAD_PER_CORE = 0.25
 """1-minute load average per core at most, before a side, for the run to count as quiet."""
 QUIET_OTHERS_SHARE = 0.10
-"""Share of the machine's cores at most that other processes may use during a side."""
+"""Share of the machine's cores at most that other processes may use before and during a side."""
+OTHERS_SAMPLE_SECONDS = 1.0
+"""How long others' CPU is sampled just before each side (/proc/stat ticks are 10 ms: 1 s is 100 ticks)."""
 
 
 def cpu_model() -> str:
@@ -118,7 +122,8 @@ class Conditions:
     def side(self, name: str, extra_processes: Iterable[psutil.Process] = ()) -> Iterator[dict[str, Any]]:
         """Record the load around one side; `extra_processes` count as the side's own (not others')."""
         extra = list(extra_processes)
-        record: dict[str, Any] = {"load_average_before": load_average()}
+        record: dict[str, Any] = {"load_average_before": load_average(), "first_side": not self.sides}
+        record["others_cpu_cores_before"] = self._others_cores(extra, OTHERS_SAMPLE_SECONDS)
         busy, own, wall = _busy_seconds(), _own_seconds(extra), time.monotonic()
         try:
             yield record
@@ -132,12 +137,26 @@ class Conditions:
             record["quiet"], record["not_quiet_because"] = self._verdict(record)
             self.sides[name] = record
 
+    def _others_cores(self, extra: list[psutil.Process], seconds: float) -> float:
+        """Cores that processes outside the benchmark kept busy over the next `seconds`."""
+        busy, own, wall = _busy_seconds(), _own_seconds(extra), time.monotonic()
+        time.sleep(seconds)
+        wall = time.monotonic() - wall
+        others = max(0.0, (_busy_seconds() - busy) - (_own_seconds(extra) - own))
+        return round(min(float(self.cores), others / wall), 2)
+
     def _verdict(self, record: dict[str, Any]) -> tuple[bool, list[str]]:
         reasons = []
         before, load_limit = record["load_average_before"][0], QUIET_LOAD_PER_CORE * self.cores
-        if before > load_limit:
-            reasons.append(f"1-min load average {before} before the side (quiet: <= {load_limit})")
-        others, others_limit = record["others_cpu_cores"], QUIET_OTHERS_SHARE * self.cores
+        if record["first_side"] and before > load_limit:
+            reasons.append(f"1-min load average {before} before the first side (quiet: <= {load_limit})")
+        others_limit = QUIET_OTHERS_SHARE * self.cores
+        if record["others_cpu_cores_before"] > others_limit:
+            reasons.append(
+                f"other processes used {record['others_cpu_cores_before']} cores just before the side"
+                f" (quiet: <= {others_limit})"
+            )
+        others = record["others_cpu_cores"]
         if others > others_limit:
             reasons.append(f"other processes used {others} cores during the side (quiet: <= {others_limit})")
         return not reasons, reasons
@@ -152,8 +171,8 @@ class Conditions:
             "started_at": self.started_at,
             "quiet": self.quiet,
             "quiet_rule": (
-                f"before each side 1-min load <= {QUIET_LOAD_PER_CORE} per core, and during each side other"
-                f" processes <= {QUIET_OTHERS_SHARE:.0%} of the cores"
+                f"before the first side 1-min load <= {QUIET_LOAD_PER_CORE} per core; before (1 s sample) and"
+                f" during each side other processes <= {QUIET_OTHERS_SHARE:.0%} of the cores"
             ),
             "sides": self.sides,
         }

@@ -170,6 +170,7 @@ def _drain(
         prefix=prefix,
         together=True,
         timeout=300,
+        embedded=not args.broker,
     ) as running:
         ready = datetime.now(UTC)
         deadline = time.monotonic() + args.timeout

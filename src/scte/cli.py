@@ -16,6 +16,10 @@ contracts_app = typer.Typer(no_args_is_help=True, help="The message contracts: e
 app.add_typer(contracts_app, name="contracts")
 admin_app = typer.Typer(no_args_is_help=True, help="Administration of an install (keys, accounts), on its host.")
 app.add_typer(admin_app, name="admin")
+from scte.cli_queues import dlq_app, queues_app  # noqa: E402  (the console's operations: scte.cli_queues)
+
+app.add_typer(queues_app, name="queues")
+app.add_typer(dlq_app, name="dlq")
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="Port to listen on (default 9324).")]

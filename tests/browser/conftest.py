@@ -12,6 +12,10 @@ from playwright.sync_api import Browser
 from tests.harness.browser import Browsing, open_browser
 from tests.harness.platform import E2E_TIMEOUT, Platform, running_platform
 
+# The console samples the broker's counters every 2 s here (10 s by default): its rates and under-performing
+# hops show within seconds of the traffic a test drives (tests/browser/test_console_rates.py).
+os.environ.setdefault("SCTE_CONSOLE_SAMPLE_SECONDS", "2")
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The session's `scte up` starts in the first test's setup: every test here may wait for it."""

@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from scte.bus.contracts import Event
 from scte.bus.envelope import encode
@@ -184,10 +185,13 @@ def replicas(
     prefix: str = "",
     timeout: float = 180.0,
     together: bool = False,
+    embedded: bool = True,
 ) -> Iterator[Fleet]:
     """`count` processes of `service` until the block ends: replica 0 healthy before the others start
     (as `scte up` does: it migrates the database), or all at once with `together` (the database is
-    migrated already; a benchmark wants them to start draining a backlog at the same moment)."""
+    migrated already; a benchmark wants them to start draining a backlog at the same moment).
+    `embedded`: `broker_url` is the platform's own broker (`fleet.broker`), else any SQS/SNS endpoint
+    (`scte up --broker URL`: the services check the topology there instead of provisioning it)."""
     info = SERVICES[service]
     port = free_port()
     common = _base_env(
@@ -195,6 +199,11 @@ def replicas(
             "SCTE_DATA_DIR": str(data_dir),
             "SCTE_TRANSPORT": "aws",
             "AWS_ENDPOINT_URL": broker_url,
+            **(
+                {"SCTE_BROKER": "embedded", "SCTE_BROKER_PORT": str(urlsplit(broker_url).port)}
+                if embedded
+                else {"SCTE_BROKER": broker_url}
+            ),
             "SCTE_PROVISION_ON_START": "false",
             f"SCTE_{service.upper()}_PORT": str(port),
             f"SCTE_{service.upper()}_DATABASE_URL": database_url,

@@ -5,7 +5,8 @@
 it in `X-Correlation-Id`; a service takes the gateway's), the latency histogram, and one JSON log line
 per request (`scte.access`, INFO). `BusObserver`, the bus's observer (`scte.bus.observe`): a producer
 span per publish, a consumer span per handler whose parent is the span that published its event
-(the envelope's trace context), handler latency and queue wait. `configure()` sets all of it up for a
+(the envelope's trace context), handler latency and queue wait, and one JSON line per message handled
+(`scte.handler`, INFO). `configure()` sets all of it up for a
 process: JSON logs, the tracer provider (`scte.kit.tracing`), the bus observer.
 
 One pure ASGI layer for the three, not OpenTelemetry's ASGI instrumentation and a metrics middleware
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["CORRELATION_HEADER", "BusObserver", "RequestObserver", "configure", "valid_correlation_id"]
 
 access_log = logging.getLogger("scte.access")
+handler_log = logging.getLogger("scte.handler")
 
 CORRELATION_HEADER = "x-correlation-id"
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -176,12 +178,25 @@ class BusObserver:
                 attributes["scte.queue_wait_ms"] = round(wait * 1e3, 3)
             parent = tracing.parent_from(envelope.traceparent, envelope.tracestate)
             span = tracing.start_span(f"handle {envelope.type}", SpanKind.CONSUMER, attributes, parent)
-        return (span, reset, time.perf_counter(), consumer, envelope.type)
+        return (span, reset, time.perf_counter(), consumer, envelope.type, handler, wait, message.receive_count)
 
     def handled(self, token: Any, error: BaseException | None, duplicate: bool = False) -> None:
-        span, reset, started, consumer, event_type = token
+        span, reset, started, consumer, event_type, handler, wait, receive_count = token
         outcome = "failed" if error is not None else "duplicate" if duplicate else "processed"
-        HANDLER_SECONDS.labels(consumer, event_type, outcome).observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        HANDLER_SECONDS.labels(consumer, event_type, outcome).observe(seconds)
+        if handler_log.isEnabledFor(logging.INFO):  # one line per message handled, with the span's ids
+            handler_log.info(
+                "handled",
+                extra={
+                    "event_type": event_type,
+                    "handler": handler,
+                    "outcome": outcome,
+                    "receive_count": receive_count,
+                    "duration_ms": round(seconds * 1e3, 3),
+                    "queue_wait_ms": None if wait is None else round(wait * 1e3, 3),
+                },
+            )
         tracing.end_span(span, error, **({"scte.duplicate": True} if duplicate else {}))
         with contextlib.suppress(ValueError):  # reset in another context (cancelled midway): nothing to restore
             observe.correlation_id.reset(reset)

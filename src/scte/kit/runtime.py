@@ -274,7 +274,8 @@ class ServiceRuntime:
             port=port,
             log_level="warning" if self.settings.log_level == "info" else self.settings.log_level,
             lifespan="off",
-            access_log=False,
+            access_log=False,  # the app writes one JSON line per request (scte.kit.observability)
+            log_config=None,  # uvicorn's own lines go through the process's JSON handler too
         )
         server = _Server(config)
 
@@ -285,6 +286,9 @@ class ServiceRuntime:
             loop.add_signal_handler(sig, request_exit)
         try:
             await self.start()
+            if app is not self.app:  # the replica's /metrics answers to the same token and staff as the API's
+                for part in ("context", "token_verifier", "revocations"):
+                    setattr(app.state, part, getattr(self.app.state, part, None))
             log.info("%s: serving on http://%s:%d", self.name, self.settings.host, port)
             await server.serve()
         finally:
@@ -372,10 +376,12 @@ class ServiceRuntime:
             await conn.execute(text("SELECT 1"))
             pending = int(await conn.scalar(select(func.count()).where(bus_outbox.c.sent_at.is_(None))) or 0)
         body: dict[str, Any] = {"status": "ok", "database": "ok", "outbox_pending": pending}
-        if self.consumer is not None:
-            stats = self.consumer.stats
+        # a service running its own consumer (activity: no inbox) keeps it in extras: reported the same
+        consumer = self.consumer if self.consumer is not None else context.extras.get("consumer")
+        if isinstance(consumer, Consumer):
+            stats = consumer.stats
             body["consumer"] = {
-                "queue": self.consumer.queue,
+                "queue": consumer.queue,
                 "received": stats.received,
                 "processed": stats.processed,
                 "duplicates": stats.duplicates,  # redeliveries the inbox recognised (not run again)

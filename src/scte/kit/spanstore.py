@@ -167,15 +167,17 @@ class SpanStore:
         with self._lock:
             conn = self._connect()
             roots = conn.execute(
-                "SELECT trace_id, name, service, correlation_id, start_ns, failed, attributes FROM spans"
+                "SELECT id, trace_id, name, kind, service, correlation_id, start_ns, failed, attributes FROM spans"
                 " WHERE is_root = 1 ORDER BY id DESC LIMIT ?",
                 (limit * 10,),
             ).fetchall()
             picked = []
-            for trace_id, name, service, correlation, start_ns, failed, attributes in roots:
+            for row_id, trace_id, name, kind, service, correlation, start_ns, failed, attributes in roots:
                 method = json.loads(attributes).get("http.request.method")
                 if not include_reads and method in ("GET", "HEAD", "OPTIONS"):
                     continue
+                if kind != "server" and correlation is not None and self._continues(conn, correlation, row_id):
+                    continue  # later work of an action, listed under the action's own trace (see `traces_of`)
                 picked.append((trace_id, name, service, correlation, start_ns, bool(failed)))
                 if len(picked) == limit:
                     break
@@ -218,14 +220,26 @@ class SpanStore:
             for r in rows
         ]
 
+    @staticmethod
+    def _continues(conn: sqlite3.Connection, correlation: str, row_id: int) -> bool:
+        """Whether the root at `row_id` (not a request) is work an action caused outside its trace (a mail
+        a dispatcher loop sent after the handler): a request's root, or an earlier root, has its
+        correlation id. (Not by order alone: the request's span ends, and is stored, last.)"""
+        other = conn.execute(
+            "SELECT 1 FROM spans WHERE correlation_id = ? AND is_root = 1 AND (kind = 'server' OR id < ?) LIMIT 1",
+            (correlation, row_id),
+        ).fetchone()
+        return other is not None
+
     def traces_of(self, correlation_id: str, limit: int = 20) -> list[str]:
-        """The trace ids whose spans carry this correlation id, newest first."""
+        """The trace ids whose spans carry this correlation id: first the action's own (rooted in a request),
+        then, in the order they were stored, work it caused that began a trace of its own."""
         with self._lock:
             rows = (
                 self._connect()
                 .execute(
-                    "SELECT trace_id, max(id) AS last FROM spans WHERE correlation_id = ?"
-                    " GROUP BY trace_id ORDER BY last DESC LIMIT ?",
+                    "SELECT trace_id, min(id) AS first, max(is_root = 1 AND kind = 'server') AS request FROM spans"
+                    " WHERE correlation_id = ? GROUP BY trace_id ORDER BY request DESC, first LIMIT ?",
                     (correlation_id, limit),
                 )
                 .fetchall()

@@ -71,7 +71,7 @@ def install(new: TracerProvider | None) -> None:
 
 def configure(service: str, settings: Settings) -> TracerProvider | None:
     """The process's provider with the exporters its environment asks for (see the module docstring);
-    None, and no SDK import, when it asks for none. Also made the global provider (for libraries)."""
+    None, and no SDK import, when it asks for none."""
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     if not settings.span_store and not endpoint:
         return None
@@ -91,7 +91,8 @@ def configure(service: str, settings: Settings) -> TracerProvider | None:
 
         made.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         log.info("%s: exporting spans over OTLP to %s", service, endpoint)
-    trace.set_tracer_provider(made)
+    # Not made the global provider: FastAPI traces its own requests through the global one, and would
+    # double every server span (and add one per dependency) next to `scte.kit.observability`'s.
     install(made)
     return made
 

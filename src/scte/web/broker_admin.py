@@ -33,6 +33,7 @@ from scte.bus.consumer import DEAD_LETTER_ATTRIBUTE
 
 __all__ = [
     "BrokerAdmin",
+    "BrokerMetrics",
     "BrokerUnavailable",
     "DeadLetter",
     "QueueNotFound",
@@ -154,8 +155,14 @@ class DeadLetter:
 
 
 @dataclass
-class _Metrics:
+class BrokerMetrics:
+    """One scrape of the broker's `/metrics`: per queue its counters (since the broker started) and gauges,
+    per topic its published count."""
+
     oldest: dict[str, float] = field(default_factory=dict)
+    visible: dict[str, int] = field(default_factory=dict)
+    in_flight: dict[str, int] = field(default_factory=dict)
+    delayed: dict[str, int] = field(default_factory=dict)
     sent: dict[str, int] = field(default_factory=dict)
     received: dict[str, int] = field(default_factory=dict)
     deleted: dict[str, int] = field(default_factory=dict)
@@ -244,8 +251,9 @@ class BrokerAdmin:
 
     # -- reading -------------------------------------------------------------------------------------------
 
-    async def _metrics(self) -> _Metrics:
-        out = _Metrics()
+    async def metrics(self) -> BrokerMetrics:
+        """The broker's figures as its `/metrics` gives them (empty when it does not answer)."""
+        out = BrokerMetrics()
         try:
             response = await self._http.get("/metrics")
             response.raise_for_status()
@@ -260,6 +268,12 @@ class BrokerAdmin:
                 queue, topic = labels.get("queue"), labels.get("topic")
                 if queue and sample.name == "scte_queue_oldest_message_age_seconds":
                     out.oldest[queue] = float(sample.value)
+                elif queue and sample.name == "scte_queue_messages_visible":
+                    out.visible[queue] = int(sample.value)
+                elif queue and sample.name == "scte_queue_messages_in_flight":
+                    out.in_flight[queue] = int(sample.value)
+                elif queue and sample.name == "scte_queue_messages_delayed":
+                    out.delayed[queue] = int(sample.value)
                 elif queue and sample.name == "scte_queue_messages_sent_total":
                     out.sent[queue] = int(sample.value)
                 elif queue and sample.name == "scte_queue_messages_received_total":
@@ -287,8 +301,13 @@ class BrokerAdmin:
         """The URL of queue `name` (QueueNotFound when the broker has none)."""
         return str((await self._call("sqs", "get_queue_url", QueueName=name))["QueueUrl"])
 
-    async def queues(self) -> list[QueueRow]:
-        names, metrics = await asyncio.gather(self.queue_names(), self._metrics())
+    async def queues(self, metrics: BrokerMetrics | None = None) -> list[QueueRow]:
+        """Every queue with its attributes; its counters and the oldest message's age from `metrics` (one
+        scrape shared with `topics`), scraped here when not given."""
+        if metrics is None:
+            names, figures = await asyncio.gather(self.queue_names(), self.metrics())
+        else:
+            names, figures = await self.queue_names(), metrics
 
         async def one(name: str) -> QueueRow | None:
             try:
@@ -307,18 +326,18 @@ class BrokerAdmin:
                 visible=int(attrs.get("ApproximateNumberOfMessages", 0)),
                 in_flight=int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
                 delayed=int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
-                oldest_age=metrics.oldest.get(name),
+                oldest_age=figures.oldest.get(name),
                 dead_letter_queue=dlq,
                 fifo=attrs.get("FifoQueue") == "true",
-                sent=metrics.sent.get(name),
-                received=metrics.received.get(name),
-                deleted=metrics.deleted.get(name),
+                sent=figures.sent.get(name),
+                received=figures.received.get(name),
+                deleted=figures.deleted.get(name),
             )
 
         rows = await asyncio.gather(*(one(name) for name in names))
         return [row for row in rows if row is not None]
 
-    async def topics(self) -> list[TopicRow]:
+    async def topics(self, metrics: BrokerMetrics | None = None) -> list[TopicRow]:
         arns: list[str] = []
         token: str | None = None
         while True:
@@ -343,7 +362,8 @@ class BrokerAdmin:
             token = answer.get("NextToken")
             if not token:
                 break
-        metrics = await self._metrics()
+        if metrics is None:
+            metrics = await self.metrics()
         rows = [
             TopicRow(
                 arn.rsplit(":", 1)[-1],
@@ -425,6 +445,85 @@ class BrokerAdmin:
             if not wanted:
                 break
         return moved
+
+    async def peek(self, dlq: str, message_id: str) -> DeadLetter | None:
+        """One message of `dlq`, left in place; None when it is not (or no longer) there."""
+        for letter in await self.dead_letters(dlq, limit=PEEK_ROUNDS * 10):
+            if letter.message_id == message_id:
+                return letter
+        return None
+
+    async def topic_of(self, letter: DeadLetter) -> TopicRow | None:
+        """The topic the event was published to: its source's (the topology names a topic for its service)."""
+        for topic in await self.topics():
+            if topic.name.removesuffix(".fifo") == letter.source:
+                return topic
+        return None
+
+    async def replay(self, dlq: str, message_id: str) -> tuple[bool, str]:
+        """Publish the event of one message of `dlq` again to its topic (attributes restored, the same event
+        id), then delete it from the DLQ; (replayed, the topic's name). Every subscriber whose filter wants
+        it gets it again; those that handled it already drop it (their inbox knows the event id), so a
+        replay, or two, changes nothing twice. A failure between the publish and the delete leaves the
+        dead letter in place, never loses it."""
+        url = await self.queue_url(dlq)
+        for _ in range(PEEK_ROUNDS):
+            batch = await self._receive(url, 30)
+            if not batch:
+                break
+            found = None
+            for message in batch:
+                if str(message["MessageId"]) == message_id and found is None:
+                    found = message
+                    continue
+                await self._call(
+                    "sqs",
+                    "change_message_visibility",
+                    QueueUrl=url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=0,
+                )
+            if found is None:
+                continue
+            letter = _dead_letter(found)
+            topic = await self.topic_of(letter)
+            if topic is None:
+                await self._call(
+                    "sqs",
+                    "change_message_visibility",
+                    QueueUrl=url,
+                    ReceiptHandle=found["ReceiptHandle"],
+                    VisibilityTimeout=0,
+                )
+                raise QueueNotFound(f"no topic for the source {letter.source!r}")
+            arn = await self._topic_arn(topic.name)
+            params: dict[str, Any] = {
+                "TopicArn": arn,
+                "Message": letter.body,
+                "MessageAttributes": {
+                    k: {"DataType": "String", "StringValue": v} for k, v in letter.restored_attributes().items()
+                },
+            }
+            if topic.name.endswith(".fifo"):
+                params["MessageGroupId"] = letter.group_id or letter.subject or "replayed"
+                # a fresh deduplication id: the topic's 5-minute deduplication must not drop the replay (the
+                # subscribers' inboxes, keyed by the event id, are what makes it harmless)
+                params["MessageDeduplicationId"] = f"replay-{uuid.uuid4().hex}"
+            await self._call("sns", "publish", **params)
+            await self._call("sqs", "delete_message", QueueUrl=url, ReceiptHandle=found["ReceiptHandle"])
+            return True, topic.name
+        return False, ""
+
+    async def _topic_arn(self, name: str) -> str:
+        token: str | None = None
+        while True:
+            answer = await self._call("sns", "list_topics", **({"NextToken": token} if token else {}))
+            for t in answer.get("Topics") or ():
+                if str(t["TopicArn"]).rsplit(":", 1)[-1] == name:
+                    return str(t["TopicArn"])
+            token = answer.get("NextToken")
+            if not token:
+                raise QueueNotFound(name)
 
     async def redrive_all(self, dlq: str) -> str:
         """A message move task from `dlq` back to the queue whose RedrivePolicy names it; its handle."""

@@ -44,6 +44,7 @@ from scte.kit.observability import CORRELATION_HEADER, RequestObserver
 from scte.kit.settings import Settings, get_settings
 from scte.platform import GATEWAY_PORT, SERVICES
 from scte.web.api_docs import install_api_docs
+from scte.web.console_rates import sampling
 
 __all__ = ["UPLOAD_ROUTES", "create_gateway", "main", "service_urls"]
 
@@ -108,7 +109,8 @@ def create_gateway(
                 event_hooks={"request": [_propagate]},
             )
         try:
-            yield
+            async with sampling(_app):  # the console's rates: the broker's counters sampled (console_rates)
+                yield
         finally:
             await asyncio.gather(*(c.aclose() for c in clients.values()))
             clients.clear()
@@ -216,12 +218,25 @@ def create_gateway(
 
     if data_dir is not None:
         from scte.deploy.broker_keys import ADMIN, identity_dir
-        from scte.web import company, console, console_mail, courses, directory, gallery, inbox, portal, staff
+        from scte.kit.spanstore import SpanStore
+        from scte.web import (
+            company,
+            console,
+            console_mail,
+            console_traces,
+            courses,
+            directory,
+            gallery,
+            inbox,
+            portal,
+            staff,
+        )
         from scte.web.broker_admin import BrokerAdmin
         from scte.web.site import build_site, install_site
 
+        app.state.span_store = SpanStore(console_traces.span_store_path(data_dir))  # the trace view reads it
         site = build_site(clients, data_dir, public_key or data_dir / "keys" / "jwt-ed25519.pub.pem")
-        sections = [portal, courses, gallery, directory, inbox, company, staff, console, console_mail]
+        sections = [portal, courses, gallery, directory, inbox, company, staff, console, console_mail, console_traces]
         if broker_url:
             app.state.broker_admin = BrokerAdmin(broker_url, identity_dir(data_dir) / f"{ADMIN}.json")
         install_site(app, site, [section.router for section in sections])
@@ -243,7 +258,12 @@ def main() -> None:
     )
     try:
         uvicorn.run(
-            app, host=settings.host, port=settings.port("gateway", GATEWAY_PORT), log_level="warning", access_log=False
+            app,
+            host=settings.host,
+            port=settings.port("gateway", GATEWAY_PORT),
+            log_level="warning",
+            access_log=False,
+            log_config=None,  # uvicorn's lines as JSON too
         )
     finally:
         tracing.shutdown()

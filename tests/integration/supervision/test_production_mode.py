@@ -8,6 +8,7 @@ The whole platform on moto_server and PostgreSQL, with the e2e flow suite: `make
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -190,3 +191,49 @@ def test_a_service_outside_the_embedded_broker_checks_and_never_provisions(tmp_p
     finally:
         process.terminate()
         process.wait(60)
+
+
+async def _sdk_endpoint(service: str) -> str:
+    """The endpoint an SDK client made with no endpoint argument uses, in this process's environment."""
+    import aiobotocore.session
+
+    session = aiobotocore.session.get_session()
+    async with session.create_client(
+        service, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
+    ) as client:
+        return str(client.meta.endpoint_url)
+
+
+@pytest.mark.parametrize("broker", ["embedded", "http://127.0.0.1:5000", "aws"])
+def test_each_broker_gives_the_services_one_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broker: str
+) -> None:
+    """What `scte up` hands its children for each `--broker`: with `aws` no endpoint at all, not even one left
+    in the operator's environment (the SDK's own endpoints, its credential chain and region)."""
+    from scte.kit.settings import Settings
+    from scte.up import Supervisor
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://stale.example:1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://stale.example:2")
+    env = Supervisor(tmp_path / "data", broker=broker).env
+    for name in [n for n in os.environ if n.startswith(("AWS_", "SCTE_"))]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.startswith(("AWS_", "SCTE_")):
+            monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert env["SCTE_BROKER"] == broker
+    if broker == "embedded":
+        assert settings.aws_endpoint_url == env["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{env['SCTE_BROKER_PORT']}"
+        assert "SCTE_BROKER_IDENTITY_DIR" in env  # a key per service on the embedded broker
+        assert not settings.production
+        return
+    assert settings.production
+    assert "SCTE_BROKER_IDENTITY_DIR" not in env  # the SDK's credential chain
+    if broker == "aws":
+        assert settings.aws_endpoint_url is None
+        assert not [n for n in env if n.startswith("AWS_ENDPOINT_URL")]
+        assert asyncio.run(_sdk_endpoint("sqs")) == "https://sqs.eu-west-1.amazonaws.com"
+        assert asyncio.run(_sdk_endpoint("sns")) == "https://sns.eu-west-1.amazonaws.com"
+    else:
+        assert settings.aws_endpoint_url == env["AWS_ENDPOINT_URL"] == broker

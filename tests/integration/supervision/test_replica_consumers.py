@@ -97,9 +97,13 @@ def _with_redeliveries(originals: list[OutgoingMessage]) -> tuple[list[OutgoingM
     return messages, again
 
 
-def _consumer_stats(url: str) -> dict[str, Any]:
+def _get_json(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=10) as response:
-        return dict(json.loads(response.read())["consumer"])
+        return dict(json.loads(response.read()))
+
+
+def _consumer_stats(url: str) -> dict[str, Any]:
+    return dict(_get_json(url)["consumer"])
 
 
 async def _until(condition: Any, what: str, progress: dict[str, Any], timeout: float) -> None:
@@ -150,6 +154,10 @@ async def test_three_replicas_handle_a_burst_once_each_and_in_order_per_member(d
                 progress: dict[str, Any] = {}
                 await _until(all_handled, f"{events} events handled by the replicas", progress, timeout=420)
                 assert running.alive()
+                # HTTP: the API on replica 0's port only; the others answer /health (and /metrics)
+                paths = [set(_get_json(url.replace("/health", "/openapi.json"))["paths"]) for url in running.health]
+                assert "/reports" in paths[0], paths[0]
+                assert all(p <= {"/health", "/metrics"} for p in paths[1:]), paths
                 stats = [_consumer_stats(url) for url in running.health]
                 async with engine.connect() as conn:
                     counts = {(r.program, r.month): r.count for r in (await conn.execute(select(award_counts))).all()}

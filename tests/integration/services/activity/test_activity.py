@@ -96,3 +96,15 @@ async def test_access_and_bad_input(service: Any) -> None:
     assert r.status_code == 422 and "limit" in r.json()["message"]
     r = await service.client.get("/members/m1/activity?before=yesterday", headers=service.auth("m1"))
     assert r.status_code == 422
+
+
+async def test_health_reports_its_own_consumer(service: Any) -> None:
+    """The console counts a queue's consumers from each service's /health: activity runs its consumer
+    itself (no inbox), and reports it all the same."""
+
+    async def reported() -> dict[str, Any]:
+        body: dict[str, Any] = (await service.client.get("/health")).json()
+        return body if body.get("consumer") else {}
+
+    body = await service.eventually(reported)
+    assert body["consumer"]["queue"] == "activity" and body["status"] == "ok"
