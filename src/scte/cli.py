@@ -233,7 +233,7 @@ def up(
     """Start the system: broker, mail server, every service, the gateway; Ctrl-C stops it all."""
     import os
 
-    from scte.kit.settings import parse_broker, parse_database
+    from scte.kit.switches import parse_broker, parse_database
     from scte.platform import SERVICES
     from scte.supervision.replicas import ReplicasError, parse_replicas
     from scte.up import PortError, resolve_ports

@@ -5,20 +5,22 @@ consumers need one member's (or one company's, or one order's) events in order a
 service declares the queue it consumes from in its own `service.QUEUE`; `topology()` merges them.
 
 Service modules are imported lazily and one at a time, so a service still under construction (no
-`service.py` yet, or one that fails to import) leaves the others usable.
+`service.py` yet, or one that fails to import) leaves the others usable. The contracts are imported on
+the first use of `TOPICS` too: the supervisor reads the ports here and nothing else (it stays small).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from scte import contracts
-from scte.bus.contracts import Event
-from scte.bus.topology import QueueSpec, TopicSpec, Topology
+if TYPE_CHECKING:
+    from scte.bus.topology import TopicSpec, Topology
 
 __all__ = [
     "BROKER_PORT",
@@ -29,6 +31,7 @@ __all__ = [
     "TOPICS",
     "ServiceInfo",
     "available_services",
+    "installed_services",
     "service_module",
     "topology",
 ]
@@ -45,6 +48,8 @@ overtake the award that caused it, a charge must reach the invoice builder befor
 
 
 def _events_of(module: ModuleType) -> tuple[str, ...]:
+    from scte.bus.contracts import Event
+
     found = {
         value.event_type
         for value in vars(module).values()
@@ -53,16 +58,30 @@ def _events_of(module: ModuleType) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-TOPICS: tuple[TopicSpec, ...] = tuple(
-    TopicSpec(
-        module.__name__.rsplit(".", 1)[1],
-        fifo=module.__name__.rsplit(".", 1)[1] in FIFO_TOPICS,
-        events=_events_of(module),
+@functools.cache
+def _topics() -> tuple[TopicSpec, ...]:
+    from scte import contracts
+    from scte.bus.topology import TopicSpec
+
+    return tuple(
+        TopicSpec(
+            module.__name__.rsplit(".", 1)[1],
+            fifo=module.__name__.rsplit(".", 1)[1] in FIFO_TOPICS,
+            events=_events_of(module),
+        )
+        for module in contracts.MODULES
     )
-    for module in contracts.MODULES
-)
+
+
+TOPICS: tuple[TopicSpec, ...]
 """One topic per contract module: `members`, `learning`, `certification`, `commerce`, `companies`,
-`notifications`, `activity`, `reports`, `media`."""
+`notifications`, `activity`, `reports`, `media`. Made on first use (module `__getattr__`)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TOPICS":
+        return _topics()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -110,8 +129,20 @@ def available_services() -> list[str]:
     return [name for name in SERVICES if service_module(name) is not None]
 
 
+def installed_services() -> list[str]:
+    """The services that have a `service.py`, found without importing it (as the supervisor does: it
+    starts them and keeps none of their modules; one that fails to import fails its own process)."""
+    found = []
+    for name, info in SERVICES.items():
+        if importlib.util.find_spec(info.module) is not None and importlib.util.find_spec(f"{info.module}.service"):
+            found.append(name)
+    return found
+
+
 def topology(services: list[str] | None = None) -> Topology:
     """The topics and every (available) service's queue."""
+    from scte.bus.topology import QueueSpec, Topology
+
     queues: list[QueueSpec] = []
     for name in services if services is not None else list(SERVICES):
         module = service_module(name)
@@ -122,4 +153,4 @@ def topology(services: list[str] | None = None) -> Topology:
             queues.append(queue)
         elif queue is not None:
             log.warning("service %s: QUEUE is not a QueueSpec; leaving it out", name)
-    return Topology(topics=TOPICS, queues=tuple(queues))
+    return Topology(topics=_topics(), queues=tuple(queues))

@@ -47,16 +47,15 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import make_url
 
 import scte
-from scte.deploy.broker_keys import ADMIN, broker_file, ensure_keys, identity_dir, read_key
-from scte.deploy.policies import apply_policies, platform_policies
-from scte.platform import BROKER_PORT, GATEWAY_PORT, SERVICES, SMTP_PORT, available_services, topology
-from scte.queue.server.config import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
+from scte.deploy.broker_keys import broker_file, identity_dir
+from scte.platform import BROKER_PORT, GATEWAY_PORT, SERVICES, SMTP_PORT, installed_services
 from scte.supervision.datadir import public_environment, secure_data_dir
+from scte.supervision.forkserver import ForkedProcess, ForkServer, become_subreaper, reap_orphans
 from scte.supervision.instance import AlreadyRunning, InstanceLock, process_started
 from scte.supervision.launch import launcher_argv
+from scte.supervision.prepare import SEEDED_MARKER
 from scte.supervision.progress import step
 from scte.supervision.replicas import ReplicasError, check_database, replica_environment, replica_name
 
@@ -78,7 +77,6 @@ class _Console(Console):
 
 
 console = _Console(stderr=True)
-SEEDED_MARKER = ".seeded"
 # A child that crashes (any exit but a clean one or SIGTERM's) is started again after 1, 2, 4 ... seconds,
 # at most RESTART_MAX_DELAY apart; a child that has run RESTART_RESET seconds starts that count afresh.
 RESTART_MAX_DELAY = 30.0
@@ -91,11 +89,12 @@ class Child:
     argv: list[str]
     port: int
     health: str | None  # URL answering 200 when ready, None: TCP port only
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | ForkedProcess | None = None
     log_path: Path | None = None
     started_at: float = 0.0  # time.monotonic() of the last start
     restarts: int = 0  # crashes in a row; reset once the child has run RESTART_RESET seconds
     env: dict[str, str] = field(default_factory=dict)  # on top of the supervisor's (a replica's index and port)
+    forked: bool = False  # `python -m <module>` forked from the fork server when it runs (shares its imports)
 
 
 PORT_FLAGS = {"gateway": "--gateway-port", "broker": "--broker-port", "smtp": "--mail-port"}
@@ -201,7 +200,7 @@ class Supervisor:
         provision: bool = False,
         ports: Mapping[str, int] | None = None,
     ):
-        from scte.kit.settings import parse_broker, parse_database
+        from scte.kit.switches import parse_broker, parse_database
 
         self.data_dir = data_dir.resolve()
         # the two switches (`--broker`, `--database`), checked again here for callers other than the CLI
@@ -216,7 +215,8 @@ class Supervisor:
         self.broker_port = self.ports["broker"]
         self.smtp_port = self.ports["smtp"]
         self.children: list[Child] = []
-        self.services = available_services()
+        self.forkserver: ForkServer | None = None
+        self.services = installed_services()  # not imported here: the supervisor keeps no service's code
         self.env = self._environment()
         self.replicas = dict(replicas or {})  # service -> processes (1 when not named)
 
@@ -292,15 +292,31 @@ class Supervisor:
         logs.mkdir(parents=True, exist_ok=True)
         child.log_path = logs / f"{child.name}.log"
         out = child.log_path.open("ab")
-        child.process = subprocess.Popen(
+        env = {**self.env, **child.env}
+        forked = None
+        if child.forked and self.forkserver is not None and child.argv[:2] == [sys.executable, "-m"]:
+            forked = self.forkserver.spawn(child.argv[2], child.argv[3:], env, out.fileno())
+            if forked is None and self.forkserver.failure:
+                console.print(
+                    f"[yellow]the fork server failed ({self.forkserver.failure}); starting processes alone[/]"
+                )
+                self.forkserver = None
+        child.process = forked or subprocess.Popen(
             launcher_argv(child.argv),
-            env={**self.env, **child.env},
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         out.close()
         child.started_at = time.monotonic()
+
+    def _start_forkserver(self) -> None:
+        """The fork server imports the services' libraries while the keys and the broker are made."""
+        if become_subreaper():
+            logs = self.data_dir / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            self.forkserver = ForkServer(self.env, logs / "forkserver.log")
 
     @staticmethod
     def crashed(returncode: int) -> bool:
@@ -358,29 +374,44 @@ class Supervisor:
                 + f". Or move all {len(PORT_NAMES)} with --port-base N. Another `scte up` running? `scte status` tells."
             )
 
-    def start(self) -> None:
-        from scte.kit.auth import generate_key_pair
-        from scte.kit.forwarding import ensure_gateway_secret, gateway_secret_path
-        from scte.kit.metrics_token import ensure_metrics_token
-        from scte.kit.settings import Settings
+    def _prepare(self, step: str, *args: str) -> subprocess.Popen[bytes]:
+        """A one-off step in a process of its own (`scte.supervision.prepare`), its messages on our stderr."""
+        argv = [sys.executable, "-m", "scte.supervision.prepare", step, str(self.data_dir), *args]
+        return subprocess.Popen(launcher_argv(argv), env=self.env, stdout=sys.stderr.fileno())
 
+    @staticmethod
+    def _abandon(step: subprocess.Popen[bytes]) -> None:
+        step.kill()
+        step.wait()
+
+    def _finish(self, step: subprocess.Popen[bytes], what: str) -> None:
+        """Wait for a step to succeed; interrupted meanwhile (Ctrl-C), stop it."""
+        try:
+            code = step.wait()
+        except BaseException:
+            self._abandon(step)
+            raise
+        if code != 0:
+            raise RuntimeError(f"{what} failed (exit {code}); see the messages above")
+
+    def start(self) -> None:
         self._check_ports_free()
         self._check_replicas()
+        self._start_forkserver()
         for name in SERVICES:
             if name not in self.services:
                 console.print(f"[yellow]warning:[/] service {name} has no service.py yet; not started")
         py = sys.executable
+        # the token key pair, the gateway's secret, the metrics token (first start); with the embedded
+        # broker, the services' broker keys too
+        keys = self._prepare("keys", ",".join(self.services) if self.broker == "embedded" else "")
+        self._finish(keys, "making the keys")
         if self.broker == "embedded":
             self._start_broker()
         else:
             asyncio.run(self._deployed_topology())
         if self.database != "sqlite":
             self._ensure_databases()
-        settings = Settings(data_dir=self.data_dir)
-        if generate_key_pair(settings.private_key_path, settings.public_key_path):
-            console.print(f"generated the token signing key pair in {settings.private_key_path.parent}")
-        ensure_gateway_secret(gateway_secret_path(settings))  # the gateway proves the visitor's address with it
-        ensure_metrics_token(settings.metrics_token_path)  # for the scraper of every /metrics (docs/security.md)
         mail = Child("mail", [py, "-m", "scte.web.mail", str(self.data_dir), str(self.smtp_port)], self.smtp_port, None)
         self._spawn(mail)
         for name in self.services:
@@ -391,12 +422,13 @@ class Supervisor:
                 if find_spec(f"{module}.__main__") is not None
                 else [py, "-c", f"from {module}.service import main; main()"]
             )
-            self._spawn(Child(name, argv, port, f"http://{self.host}:{port}/health"))
+            self._spawn(Child(name, argv, port, f"http://{self.host}:{port}/health", forked=True))
         gateway = Child(
             "gateway",
             [py, "-m", "scte.web.gateway"],
             self.gateway_port,
             f"http://{self.host}:{self.gateway_port}/health",
+            forked=True,
         )
         waiting = [child for child in self.children if child.health is not None]
         first = not (self.data_dir / SEEDED_MARKER).exists()
@@ -416,7 +448,6 @@ class Supervisor:
     def _start_broker(self) -> None:
         """The embedded broker, SigV4 strict with a key per service, and the topology on it."""
         py = sys.executable
-        ensure_keys(self.data_dir, self.services, DEFAULT_ACCOUNT_ID)
         broker = Child(
             "broker",
             [
@@ -444,9 +475,16 @@ class Supervisor:
         )
         with step(console, "starting the broker") as broker_step:
             self._spawn(broker)
-            self._wait_ready(broker)
+            # the topology and its policies, with the owner's key; the step loads the services' declarations
+            # while the broker starts, then waits for it
+            provision = self._prepare("topology", ",".join(self.services), f"http://{self.host}:{self.broker_port}")
+            try:
+                self._wait_ready(broker)
+            except BaseException:
+                self._abandon(provision)
+                raise
             broker_step.note("provisioning topics, queues and their policies")
-            asyncio.run(self._provision())
+            self._finish(provision, "provisioning the topology")
             broker_step.finish(f"broker on {self.host}:{self.broker_port}, topics and queues provisioned")
 
     async def _deployed_topology(self) -> None:
@@ -457,6 +495,8 @@ class Supervisor:
         from scte.bus.transports.aws import AwsTransport
 
         transport = AwsTransport(self.env.get("SCTE_QUEUE_PREFIX", ""), self.broker_url)
+        from scte.platform import topology
+
         wanted = topology(self.services)
         try:
             if self.provision:
@@ -515,54 +555,12 @@ class Supervisor:
         for child in started:
             self._wait_ready(child)
 
-    async def _provision(self) -> None:
-        """The topology, then the policies derived from it (`scte.deploy.policies`), with the owner's key."""
-        from scte.bus.transports.aws import AwsTransport
-
-        endpoint = f"http://{self.host}:{self.broker_port}"
-        admin_file = identity_dir(self.data_dir) / f"{ADMIN}.json"
-        transport = AwsTransport(endpoint_url=endpoint, region=DEFAULT_REGION, credentials_file=admin_file)
-        try:
-            await transport.provision(topology(self.services))
-        finally:
-            await transport.close()
-        admin = read_key(admin_file)
-        policies = platform_policies(self.services, account=DEFAULT_ACCOUNT_ID, region=DEFAULT_REGION)
-        await apply_policies(
-            policies,
-            endpoint_url=endpoint,
-            region=DEFAULT_REGION,
-            access_key=(admin.access_key_id, admin.secret_access_key),
-        )
-
     def seed_if_first_start(self) -> None:
         marker = self.data_dir / SEEDED_MARKER
         if marker.exists():
             return
-        from scte.seed import seed
-
-        console.print("first start: loading the seed data ...")
-        os.environ.update({k: v for k, v in self.env.items() if k.startswith("SCTE_")})
-        with step(console, "seeding") as seeding:
-            report = asyncio.run(seed(f"http://{self.host}:{self.gateway_port}", self.data_dir, step=seeding.note))
-            seeding.finish("seed data loaded")
-        # the marker holds counts only (no password), readable by the install's owner alone
-        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(report.public(), out, indent=2)
-        console.print(
-            f"seeded {report.members} members, {report.courses} courses, {report.companies} companies"
-            + (f" (skipped: {'; '.join(report.skipped)})" if report.skipped else "")
-        )
-        if report.staff_password is not None:
-            # Shown here once and kept nowhere: `scte admin reset-password` makes a new one.
-            console.print(
-                f"staff sign-in: {report.staff_email}  password: {report.staff_password}\n"
-                "  (shown once, not stored: keep it now; `scte admin reset-password "
-                f"{report.staff_email}` sets a new one)",
-                soft_wrap=True,
-                highlight=False,
-            )
+        # the step shows its own progress (scte.supervision.prepare.seed): it prints the staff password
+        self._finish(self._prepare("seed", f"http://{self.host}:{self.gateway_port}"), "loading the seed data")
 
     def print_table(self) -> None:
         table = Table(title="SCTE Platform is up", show_lines=False)
@@ -583,6 +581,8 @@ class Supervisor:
         if self.broker != "embedded":
             table.add_row("broker", f"{self.broker_label()} (SQS/SNS; the topology checked)", "")
         if self.database != "sqlite":
+            from sqlalchemy.engine import make_url
+
             table.add_row("databases", f"{make_url(self.database).render_as_string()}_<service> (PostgreSQL)", "")
         table.add_row("data", str(self.data_dir), "")
         console.print(table)
@@ -609,6 +609,9 @@ class Supervisor:
                     console.print(f"[yellow]{child.name} did not stop in {grace:.0f} s; killing it[/]")
                     child.process.kill()
                     child.process.wait()
+        if self.forkserver is not None:
+            self.forkserver.close()
+            self.forkserver = None
 
     def watch(self) -> None:
         """Wait for Ctrl-C or SIGTERM. A child that crashes is started again, with a growing delay; one that
@@ -631,6 +634,7 @@ class Supervisor:
                         child.restarts = 0
                     continue
                 code = child.process.returncode
+                assert code is not None  # polled just above
                 if not self.crashed(code):
                     if child.name not in reported:
                         reported.add(child.name)
@@ -649,6 +653,7 @@ class Supervisor:
                     self._launch(child)
                     self._write_registry()
                     console.print(f"{child.name} restarted (pid {child.process.pid})")
+            reap_orphans({c.process.pid for c in self.children if c.process is not None})
             time.sleep(0.3)
 
 

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scte.deploy.policies import principal_arn
-
 __all__ = [
     "ADMIN",
     "ROTATION_GRACE_SECONDS",
@@ -75,6 +73,8 @@ def new_key(name: str, account: str) -> BrokerKey:
     secret = secrets.token_urlsafe(30)
     if name == ADMIN:
         return BrokerKey(name, key_id, secret, f"arn:aws:iam::{account}:root", admin=True)
+    from scte.deploy.policies import principal_arn  # here: the supervisor reads paths from this module only
+
     return BrokerKey(name, key_id, secret, principal_arn(account, name))
 
 

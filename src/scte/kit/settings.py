@@ -11,69 +11,18 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+
+from scte.kit.switches import BROKERS, parse_broker, parse_database
 
 __all__ = ["BROKERS", "Settings", "get_settings", "parse_broker", "parse_database", "service_database_url"]
-
-BROKERS = ("embedded", "aws")
-"""The named brokers; any other value of `SCTE_BROKER` (`scte up --broker`) is an SQS/SNS endpoint URL."""
-
-
-def parse_broker(value: str) -> str:
-    """`embedded`, `aws` or an http(s) URL with a host (its trailing `/` dropped); else a ValueError that says
-    what is accepted."""
-    given = value.strip()
-    if given.lower() in BROKERS:
-        return given.lower()
-    parsed = urlsplit(given)
-    if parsed.scheme in ("http", "https") and parsed.hostname and not parsed.query and not parsed.fragment:
-        try:
-            parsed.port  # noqa: B018 - raises on a port that is not a number
-        except ValueError:
-            pass
-        else:
-            return given.rstrip("/")
-    raise ValueError(
-        f"broker {value!r}: expected `embedded` (the platform's own broker), `aws` (AWS with the SDK's "
-        "credential chain and region) or the http(s) URL of an SQS/SNS endpoint, e.g. http://127.0.0.1:5000"
-    )
 
 
 def _env_name(service: str, what: str) -> str:
     return f"SCTE_{service.upper().replace('-', '_')}_{what}"
-
-
-_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
-
-
-def parse_database(value: str) -> str:
-    """`sqlite`, or a PostgreSQL server URL (`postgresql://user[:password]@host[:port]/base`) as SQLAlchemy's
-    asyncpg URL; the base name (default `scte`) prefixes each service's database. Else a ValueError."""
-    given = value.strip()
-    if given.lower() == "sqlite":
-        return "sqlite"
-    try:
-        url = make_url(given)
-    except ArgumentError:
-        url = None
-    if url is not None and url.drivername in _POSTGRES_SCHEMES and url.host:
-        base = url.database or "scte"
-        if base.replace("_", "").isalnum() and base.isascii() and len(base) <= 40:
-            rendered: str = url.set(drivername="postgresql+asyncpg", database=base).render_as_string(
-                hide_password=False
-            )
-            return rendered
-    shown = url.render_as_string(hide_password=True) if url is not None else given.rsplit("@", 1)[-1]
-    raise ValueError(
-        f"database {shown!r}: expected `sqlite` (one file per service in the data directory) or a PostgreSQL "
-        "server as postgresql://USER[:PASSWORD]@HOST[:PORT]/BASE (each service gets its own database BASE_<service>; "
-        "BASE: letters, digits and _, at most 40)"
-    )
 
 
 def service_database_url(base_url: str, service: str) -> str:

@@ -30,9 +30,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 __all__ = [
     "MAX_REPLICAS",
     "ReplicasError",
@@ -105,6 +102,10 @@ def check_database(service: str, url: str) -> None:
     """Raise ReplicasError when several processes of `service` cannot share its database `url`:
     an in-memory SQLite database (each process would have one of its own), or a URL that names no
     database SQLAlchemy knows."""
+    # here, not at the top: the supervisor imports this module and keeps no SQLAlchemy (issue 16)
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(url)
     except ArgumentError:  # not the URL in the message: it may hold a password

@@ -231,6 +231,10 @@ async def test_a_fresh_transport_finds_provisioned_names(bus: Bus) -> None:
         await other.publish("ledger", [message])  # a FIFO topic, found without the topology
         got = await drain(other, "books", 1)
         assert [m.body for m in got] == [message.body]
+        if isinstance(other, AwsTransport):
+            # the look-ups went through the direct client: no aiobotocore client (nor botocore's service
+            # models, ~17 MB a process) in a service that only publishes and consumes (issue 16)
+            assert other._clients == {}
     finally:
         await other.close()
 

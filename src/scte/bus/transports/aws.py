@@ -281,8 +281,11 @@ class AwsTransport:
     async def _url(self, physical: str) -> str:
         url = self._urls.get(physical)
         if url is None:
-            sqs = await self._client("sqs")
-            response = await sqs.get_queue_url(QueueName=physical)
+            if self._wire is not None:  # a running service's look-ups never load botocore's models (~17 MB)
+                response: Mapping[str, Any] = await self._wire.sqs("GetQueueUrl", {"QueueName": physical})
+            else:
+                sqs = await self._client("sqs")
+                response = await sqs.get_queue_url(QueueName=physical)
             url = self._urls[physical] = str(response["QueueUrl"])
         return url
 
@@ -294,7 +297,7 @@ class AwsTransport:
         for physical, fifo in candidates:
             try:
                 url = await self._url(physical)
-            except ClientError as exc:
+            except (ClientError, WireError) as exc:
                 last = exc
                 if _error(exc, "").code in _NOT_FOUND:
                     continue
@@ -310,10 +313,9 @@ class AwsTransport:
         if known is not None:
             return known
         wanted = {physical_name(self.prefix, name, False): False, physical_name(self.prefix, name, True): True}
-        sns = await self._client("sns")
         kwargs: dict[str, Any] = {}
         while True:
-            response = await sns.list_topics(**kwargs)
+            response = await self._list_topics(kwargs.get("NextToken"))
             for topic in response.get("Topics") or []:
                 arn = str(topic["TopicArn"])
                 fifo = wanted.get(arn.rsplit(":", 1)[-1])
@@ -323,6 +325,16 @@ class AwsTransport:
             if not response.get("NextToken"):
                 raise TransportError(f"topic {name!r} does not exist", code="NotFound")
             kwargs["NextToken"] = response["NextToken"]
+
+    async def _list_topics(self, token: str | None) -> Mapping[str, Any]:
+        """One page of ListTopics (botocore's shape), through the direct client when there is one."""
+        if self._wire is None:
+            sns = await self._client("sns")
+            return dict(await sns.list_topics(**({"NextToken": token} if token else {})))
+        root = await self._wire.sns("ListTopics", [("NextToken", token)] if token else [])
+        arns = [element.text or "" for element in root.iter() if element.tag.endswith("}TopicArn")]
+        following = [element.text for element in root.iter() if element.tag.endswith("}NextToken") and element.text]
+        return {"Topics": [{"TopicArn": arn} for arn in arns], **({"NextToken": following[0]} if following else {})}
 
     # -- Transport -------------------------------------------------------------------------------------
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-
-from zxcvbn import zxcvbn
+from typing import Any
 
 __all__ = ["ESTIMATE_MAX_LENGTH", "MAX_LENGTH", "MIN_LENGTH", "MIN_SCORE", "password_problems", "user_inputs"]
 
@@ -38,6 +37,14 @@ def _without(password: str, words: Iterable[str]) -> str:
     for word in words:
         rest = rest.replace(word, "")
     return rest
+
+
+def zxcvbn(password: str, user_inputs: list[str] | None = None) -> Any:
+    """zxcvbn's estimate. Imported on the first new password, not with the service: its word lists
+    take about 14 MB, which a process that sets no password (most of its life) does without."""
+    from zxcvbn import zxcvbn as estimate
+
+    return estimate(password, user_inputs=user_inputs)
 
 
 def password_problems(password: str, email: str = "", display_name: str = "") -> list[str]:
