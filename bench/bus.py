@@ -6,7 +6,7 @@ Prints one JSON document on stdout (machine and conditions, then one entry per m
 on stderr. `--runs R` runs the whole list of modes R times, interleaved (mode 1, mode 2, ..., mode 1, ...),
 so that a machine getting busier or quieter weighs on every mode alike.
 
-A mode is `<side>[-per-event|-grouped][-full]`, each on fresh databases in a temporary directory:
+A mode is `<side>[-service][-per-event|-grouped][-full]`, each on fresh databases in a temporary directory:
 - side `http` (the headline: a networked broker, as RabbitMQ is): `scte queue serve` in a subprocess,
   the AWS transport over loopback; side `inprocess`: the `scte.queue` engine in this process, no network;
   side `faststream`: what a Python team would otherwise pick, FastStream 0.7.8 with RabbitMQ
@@ -24,7 +24,11 @@ A mode is `<side>[-per-event|-grouped][-full]`, each on fresh databases in a tem
 - concurrency: our consumer runs `--concurrency` handlers (32); FastStream's channel gets
   `prefetch_count` = the same number, which bounds its concurrent handlers too (aio-pika starts a
   task per delivered, unacknowledged message);
-- `faststream-bare` (not run by default): FastStream with a handler that does no database work.
+- `faststream-bare` (not run by default): FastStream with a handler that does no database work;
+- `-service` (ours only, not run by default): the same handler, relay and consumer options wired by the
+  declarative service (`scte.bus.service.Service`: `service.running(transport=...)`) instead of by
+  hand, to show in one run that the service object costs nothing on the path
+  (`--modes inprocess,inprocess-service,http,http-service --runs 3`).
 
 The work is the same everywhere: the handler inserts one effect row into a SQLite service database
 (`scte.bus.database.sqlite_engine`, the inline driver) in a transaction that also checks and records
@@ -68,6 +72,7 @@ from scte.bus.contracts import Event, EventRegistry
 from scte.bus.database import sessionmaker, sqlite_engine
 from scte.bus.envelope import Envelope
 from scte.bus.publisher import OutboxRelay, Publisher
+from scte.bus.service import RunningService, Service
 from scte.bus.storage import bus_inbox, utcnow
 from scte.bus.storage import metadata as bus_metadata
 from scte.bus.topology import QueueSpec, Subscription, TopicSpec, Topology
@@ -166,6 +171,7 @@ async def run_ours(
     concurrency: int,
     per_event: bool = False,
     full: bool = False,
+    service: bool = False,
     broker_cpu: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     db, sessions = await service_db(directory, full=full)
@@ -182,26 +188,49 @@ async def run_ours(
         if state["handled"] >= state["target"]:
             done.set()
 
-    relay = OutboxRelay(sessions, transport, batch_size=200)
-    publisher = Publisher("bench", TOPOLOGY, relay=relay)
-    consumer = Consumer(
-        transport,
-        TOPOLOGY,
-        CONTRACTS,
-        queue="bench-consumer",
-        handlers={Measured: handle},
-        sessionmaker=sessions,
-        concurrency=concurrency,
-        wait_seconds=20,
-        transaction_per_event=per_event,
-    )
+    running: RunningService | None = None
+    if service:  # the declarative service, with the options of the hand wiring below
+        running = Service(
+            "bench",
+            topics=TOPOLOGY.topics,
+            queue=TOPOLOGY.queues[0],
+            handlers={Measured: handle},
+            registry=CONTRACTS,
+            create_engine=lambda _url: db,
+            prepare_database=_tables_made,
+            concurrency=concurrency,
+            relay_options={"batch_size": 200},
+            consumer_options={"wait_seconds": 20, "transaction_per_event": per_event},
+        ).running(transport=transport, provision=False)
+        await running.open()
+        assert running.sessionmaker is not None and running.relay is not None and running.publisher is not None
+        sessions, relay, publisher = running.sessionmaker, running.relay, running.publisher
+    else:
+        relay = OutboxRelay(sessions, transport, batch_size=200)
+        publisher = Publisher("bench", TOPOLOGY, relay=relay)
+        consumer = Consumer(
+            transport,
+            TOPOLOGY,
+            CONTRACTS,
+            queue="bench-consumer",
+            handlers={Measured: handle},
+            sessionmaker=sessions,
+            concurrency=concurrency,
+            wait_seconds=20,
+            transaction_per_event=per_event,
+        )
 
     async def publish(seq: int) -> None:
         async with sessions() as session, session.begin():
             await publisher.publish(session, Measured(seq=seq, t0=time.perf_counter()), topic="bench")
 
-    relay.start()
-    await consumer.start()
+    if running is not None:
+        await running.start()
+        assert running.consumer is not None
+        consumer = running.consumer
+    else:
+        relay.start()
+        await consumer.start()
     try:
         state.update(handled=0, target=events)
         started = time.perf_counter()
@@ -226,9 +255,12 @@ async def run_ours(
             await asyncio.wait_for(done.wait(), 30)
         unloaded = list(latencies)
     finally:
-        await consumer.stop(grace_seconds=5)
-        await relay.stop()
-        await db.dispose()
+        if running is not None:
+            await running.stop(10)  # the consumer gets half: the 5 s of the hand wiring
+        else:
+            await consumer.stop(grace_seconds=5)
+            await relay.stop()
+            await db.dispose()
     result = summary(events, elapsed, saturated, unloaded, cpu)
     if broker is not None:
         result["broker_cpu_ms_per_event"] = round(broker * 1000 / events, 3)
@@ -250,6 +282,10 @@ async def bench_inprocess(directory: Path, **options: Any) -> dict[str, Any]:
         return await run_ours(InProcessTransport(engine), directory, **options)
     finally:
         await engine.close()
+
+
+async def _tables_made(_url: str) -> None:
+    """The declarative side's database is `service_db`'s, its tables made there."""
 
 
 def free_port() -> int:
@@ -377,10 +413,16 @@ def parse_mode(mode: str) -> tuple[str, dict[str, Any]]:
     for suffix, key in (("-per-event", "per_event"), ("-grouped", "grouped")):
         if side.endswith(suffix):
             side, flags[key] = side[: -len(suffix)], True
+    if side.endswith("-service"):
+        side, flags["service"] = side[: -len("-service")], True
     if side.endswith("-full"):  # either order
         side, flags["full"] = side[: -len("-full")], True
     if side not in SIDES:
-        raise SystemExit(f"unknown mode {mode!r}: a side of {', '.join(SIDES)}, then -per-event/-grouped, -full")
+        raise SystemExit(
+            f"unknown mode {mode!r}: a side of {', '.join(SIDES)}, then -service, -per-event/-grouped, -full"
+        )
+    if flags.get("service") and side.startswith("faststream"):
+        raise SystemExit(f"{mode}: -service is ours (the declarative service); FastStream has its own wiring")
     if flags.get("per_event") and side.startswith("faststream"):
         raise SystemExit(f"{mode}: FastStream commits per event by default; its batched variant is -grouped")
     if flags.get("grouped") and not side.startswith("faststream"):

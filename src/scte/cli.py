@@ -1,10 +1,11 @@
 """The `scte` command: `scte up`, `scte down`, `scte status`, `scte seed`, `scte admin ...`,
-`scte queue serve`, `scte contracts asyncapi`; shell completion with `scte --install-completion`."""
+`scte queue serve`, `scte contracts asyncapi`, `scte deploy ...`, `scte run module:service`; shell
+completion with `scte --install-completion`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,6 +17,10 @@ contracts_app = typer.Typer(no_args_is_help=True, help="The message contracts: e
 app.add_typer(contracts_app, name="contracts")
 admin_app = typer.Typer(no_args_is_help=True, help="Administration of an install (keys, accounts), on its host.")
 app.add_typer(admin_app, name="admin")
+deploy_app = typer.Typer(
+    no_args_is_help=True, help="Deployment to AWS: the CloudFormation template, the Lambda package."
+)
+app.add_typer(deploy_app, name="deploy")
 from scte.cli_queues import dlq_app, queues_app  # noqa: E402  (the console's operations: scte.cli_queues)
 
 app.add_typer(queues_app, name="queues")
@@ -450,6 +455,122 @@ def contracts_asyncapi(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}", err=True)
+
+
+@app.command("run")
+def run_service(
+    target: Annotated[
+        str, typer.Argument(help="The service to run: module:ATTR (a scte.bus Service), e.g. mymodule:service.")
+    ],
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            "--broker",
+            help="inprocess (the broker engine in this process), http://HOST:PORT (the embedded broker or any "
+            "SQS/SNS endpoint) or aws (or SCTE_BUS_BROKER; default inprocess).",
+        ),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option("--database", help="The service's database URL (or SCTE_BUS_DATABASE; default ./NAME.db)."),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Directory of the default database and broker files (default .).")
+    ] = None,
+    prefix: Annotated[str | None, typer.Option("--prefix", help="Prefix of queue and topic names.")] = None,
+    provision: Annotated[
+        bool | None,
+        typer.Option("--provision/--no-provision", help="Create the topics, queue and subscriptions at start."),
+    ] = None,
+) -> None:
+    """Run a service declared with scte.bus.service.Service until SIGTERM or Ctrl-C."""
+    import sys
+
+    from scte.bus.asyncapi import load_object
+    from scte.bus.service import BusConfig, Service
+
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, "")  # `scte run mymodule:service` finds mymodule.py in the current directory
+    try:
+        service = load_object(target)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise typer.BadParameter(f"cannot load {target!r}: {exc}", param_hint="TARGET") from None
+    if not isinstance(service, Service):
+        raise typer.BadParameter(
+            f"{target} is a {type(service).__name__}, not a scte.bus.service.Service", param_hint="TARGET"
+        )
+    options: dict[str, object] = {
+        "broker": broker,
+        "database": database,
+        "data_dir": data,
+        "prefix": prefix,
+        "provision": provision,
+    }
+    given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+    try:
+        BusConfig.from_env(**given)  # refused here, with the option's message, before anything starts
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    service.run(**given)
+
+
+@deploy_app.command("cloudformation")
+def deploy_cloudformation(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    prefix: Annotated[
+        str, typer.Option("--prefix", help="Prefix of topic, queue and role names (the services' SCTE_QUEUE_PREFIX).")
+    ] = "",
+    notifications_lambda: Annotated[
+        bool,
+        typer.Option(
+            "--notifications-lambda/--no-notifications-lambda",
+            help="The notifications service's handlers as a Lambda function on its queue (default on).",
+        ),
+    ] = True,
+) -> None:
+    """Print the CloudFormation template (JSON) of the platform: every topic, queue, dead-letter queue,
+    subscription and queue policy of the topology, and one least-privilege IAM role per service."""
+    import json
+
+    from scte.deploy.cloudformation import platform_template
+
+    try:
+        document = platform_template(prefix=prefix, lambda_notifications=notifications_lambda)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    text = json.dumps(document, indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+@deploy_app.command("lambda")
+def deploy_lambda(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write the zip to.")] = Path("build"),
+    dependencies: Annotated[
+        str,
+        typer.Option(
+            "--dependencies",
+            help="pip: install them from PyPI for the Lambda runtime (default); local: copy this environment's "
+            "(runs here, for local invocation); none: leave them out (a layer brings them; see requirements.txt).",
+        ),
+    ] = "pip",
+    python_version: Annotated[
+        str, typer.Option("--python-version", help="Python of the Lambda runtime (with --dependencies pip).")
+    ] = "3.13",
+) -> None:
+    """Build the notifications service's Lambda package: a zip of the handler, the scte package and its
+    dependencies (handler scte.deploy.lambda_notifications.handler)."""
+    from scte.deploy.lambda_package import PackageError, build
+
+    try:
+        built = build(output, dependencies=dependencies, python_version=python_version)
+    except PackageError as exc:
+        typer.echo(f"scte deploy lambda: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {built.zip_path} ({built.size_bytes / 1e6:.1f} MB, handler {built.handler})", err=True)
 
 
 def main() -> None:

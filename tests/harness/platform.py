@@ -354,6 +354,34 @@ def postgres_base(server: str = POSTGRES_URL) -> Iterator[str]:
         asyncio.run(drop_databases([service_database_url(base, name) for name in SERVICES]))
 
 
+def wait_for_idle_queues(endpoint: str, timeout: float = STARTUP_TIMEOUT) -> None:
+    """Until every queue on the SQS endpoint is empty, nothing in flight, twice in a row: the seed's thousands
+    of events are consumed. The embedded broker drains them within the seeding; moto_server takes minutes,
+    and the tests' own events would wait behind them (a standard queue delivers in its order there)."""
+    import boto3
+
+    sqs = boto3.client(
+        "sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    busy: dict[str, int] = {}
+    while quiet < 2:
+        busy = {}
+        for url in sqs.list_queues().get("QueueUrls", []):
+            if url.rsplit("/", 1)[-1].removesuffix(".fifo").endswith("-dlq"):
+                continue  # what is dead-lettered stays there
+            counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+            total = sum(int(counts.get(n, 0)) for n in names)
+            if total:
+                busy[url.rsplit("/", 1)[-1]] = total
+        quiet = 0 if busy else quiet + 1
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the queues on {endpoint} not drained in {timeout} s: {busy}")
+        time.sleep(1.0)
+
+
 def platform_options(stack: ExitStack, directory: Path, env: dict[str, str]) -> list[str]:
     """The `scte up` options of the mode chosen by SCTE_E2E_BROKER and SCTE_E2E_DATABASE, and what they need
     (a moto_server, a PostgreSQL base) entered on `stack`; what its environment needs added to `env`."""
@@ -392,6 +420,8 @@ def _running(data_dir: Path, args: list[str], env: dict[str, str]) -> Iterator[P
     url = f"http://127.0.0.1:{ports['gateway']}"
     try:
         wait_until_up(process, data_dir, log_path, url)
+        if E2E_BROKER == "moto":
+            wait_for_idle_queues(args[args.index("--broker") + 1])
         platform = Platform(url, data_dir, process)
         yield platform
         for extra in platform.extra.values():

@@ -15,40 +15,73 @@ A message ends in one of four ways (`Outcome`):
 - released: the consumer stopped before starting it; its visibility is set to 0.
 
 The broker's own redrive policy stays as the safety net for consumers that die repeatedly on a message.
+
+The parts around it live beside it: `handlers` (what a handler is and may ask for), `outcomes` (how a
+message ends, the retry backoff, the counts), `dead_letters` (the dead-letter record) and
+`acknowledgements` (deletes gathered into batches, the free slots the pollers take).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import inspect
-import json
 import logging
 import random
 import signal
 import sqlite3
-import traceback
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 from scte.bus import observe
+from scte.bus.acknowledgements import _Deletes, _Slots
 from scte.bus.contracts import Event, EventRegistry
 from scte.bus.contracts import registry as default_registry
 from scte.bus.database import closes_inline, inline_sqlite3, run_inline
-from scte.bus.envelope import DecodeError, Envelope, SchemaMismatch, UnknownEventType, decode
+from scte.bus.dead_letters import (
+    DEAD_LETTER_ATTRIBUTE,
+    MAX_ATTRIBUTES,
+    MAX_ERROR_CHARS,
+    dead_letter_message,
+    decode_reason,
+    traceback_digest,
+)
+from scte.bus.envelope import DecodeError, Envelope, decode
+from scte.bus.handlers import BUILTIN_DEPENDENCIES, Handler, Handlers, Notifiable, Publish, Schedule, _normalise, _Route
+from scte.bus.outcomes import ConsumerStats, HandlerTimeout, Outcome, RetryPolicy
 from scte.bus.scheduler import schedule as schedule_event
 from scte.bus.storage import bus_inbox
 from scte.bus.transport import IncomingMessage, OutgoingMessage, Transport, TransportError
+
+__all__ = [  # what lived here before the split, still importable from here
+    "BUILTIN_DEPENDENCIES",
+    "DEAD_LETTER_ATTRIBUTE",
+    "MAX_ATTRIBUTES",
+    "MAX_ERROR_CHARS",
+    "Consumer",
+    "ConsumerStats",
+    "Handler",
+    "HandlerTimeout",
+    "Handlers",
+    "Notifiable",
+    "Outcome",
+    "Publish",
+    "RetryPolicy",
+    "Schedule",
+    "_Deletes",
+    "_Slots",
+    "decode_reason",
+    "run_consumers",
+    "traceback_digest",
+]
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -71,24 +104,6 @@ _NOT_EXTENDABLE = frozenset(
 )
 
 T = TypeVar("T")
-
-Handler = Callable[..., Awaitable[None]]
-"""A plain async function; its parameters are filled by name (see `Consumer`)."""
-
-Handlers = Mapping[Any, Handler]
-"""Event type (the type string or the `Event` subclass) -> handler. The key is `Any` because `Mapping`
-keys are invariant (a `dict[type[ExamPassed], ...]` is not a `Mapping[type[Event], ...]`); the
-consumer checks the keys when it is built."""
-
-DEAD_LETTER_ATTRIBUTE = "scte-dead-letter"
-"""The message attribute that records why a message was dead-lettered: a JSON object with `reason`,
-`error_type`, `error` (at most 1,000 characters), `traceback_digest` (the first 16 hex digits of the
-SHA-256 of the formatted traceback, to group identical failures), `consumer`, `queue`, `receive_count`,
-`failed_at` and, when the original had no room left in the 10-attribute budget, `folded` (the original
-attributes it displaced, restored by a redrive tool)."""
-
-MAX_ATTRIBUTES = 10
-MAX_ERROR_CHARS = 1000
 
 _INSERT_INBOX = insert(bus_inbox)
 _SEEN = select(bus_inbox.c.event_id).where(
@@ -119,71 +134,8 @@ def _savepoint(session: AsyncSession, root: SessionTransaction | None, raw: sqli
     return root is not None and root.is_active and session.sync_session.get_transaction() is root and raw.in_transaction
 
 
-BUILTIN_DEPENDENCIES = frozenset({"event", "envelope", "message", "session", "publish", "schedule"})
-
-
-class Outcome(Enum):
-    PROCESSED = "processed"
-    DUPLICATE = "duplicate"
-    RETRY = "retry"
-    DEAD_LETTERED = "dead-lettered"
-    RELEASED = "released"
-
-    @property
-    def settled(self) -> bool:
-        """True if the message is gone from the queue (or should be: Lambda deletes it)."""
-        return self in (Outcome.PROCESSED, Outcome.DUPLICATE, Outcome.DEAD_LETTERED)
-
-
-class Notifiable(Protocol):
-    """Told after a handler's transaction committed events to the outbox (`OutboxRelay.notify`)."""
-
-    def notify(self) -> None: ...
-
-
-class Publish(Protocol):
-    """What a handler asking for `publish` gets: the outbox of its own transaction."""
-
-    async def __call__(self, event: Event, *, topic: str) -> Envelope: ...
-
-
-class Schedule(Protocol):
-    """What a handler asking for `schedule` gets: a delivery at `deliver_at`, in its own transaction."""
-
-    async def __call__(
-        self, event: Event, *, deliver_at: datetime, topic: str | None = None, queue: str | None = None
-    ) -> Envelope: ...
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Backoff before redelivery after the n-th failed receive: `min(cap, base * 2**(n-1))`, scaled by a
-    random factor in `[1 - jitter, 1]` so that messages failing together do not come back together."""
-
-    base_seconds: float = 1.0
-    cap_seconds: float = 900.0
-    jitter: float = 0.5
-
-    def delay(self, receive_count: int, rng: random.Random | None = None) -> int:
-        raw = min(self.cap_seconds, self.base_seconds * 2.0 ** max(0, receive_count - 1))
-        factor = 1.0 - self.jitter * (rng or random).random()
-        return max(0, min(43_200, round(raw * factor)))
-
-
-class HandlerTimeout(Exception):
-    """The handler ran longer than the consumer's `handler_timeout`."""
-
-
 class _Duplicate(Exception):
     """Raised inside the inbox transaction to roll it back: another delivery committed first."""
-
-
-@dataclass(frozen=True)
-class _Route:
-    handler: Handler
-    parameters: tuple[str, ...]
-    name: str = ""
-    """The handler's qualified name, for spans and metrics."""
 
 
 @dataclass(eq=False, slots=True)
@@ -197,154 +149,6 @@ class _Lease:
     def settled(self) -> bool:
         """`done`, read again after an await (a method: type checkers keep no narrowing across it)."""
         return self.done
-
-
-@dataclass
-class ConsumerStats:
-    received: int = 0
-    processed: int = 0
-    duplicates: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
-    released: int = 0
-    heartbeats: int = 0
-    transport_errors: int = 0
-    by_outcome: dict[str, int] = field(default_factory=dict)
-
-
-class _Ack:
-    """One `_Deletes.delete()` call: answered when the broker has answered for all its receipts."""
-
-    __slots__ = ("future", "left")
-
-    def __init__(self, future: asyncio.Future[None], left: int) -> None:
-        self.future = future
-        self.left = left  # receipts not yet acknowledged by the broker
-
-
-class _Deletes:
-    """Acknowledgements of one queue, gathered into `DeleteMessageBatch` calls.
-
-    Handlers that finish while a delete call is in flight queue their receipts; when it returns, the
-    next call carries all of them (up to 10 per call, the calls concurrent). Alone, a delete goes out
-    at once. `delete()` returns when the broker has answered for its receipts, as a direct call would,
-    and raises the `TransportError` of the call that carried them.
-
-    One future per `delete()` (an `_Ack` counting its receipts down), not one per receipt gathered:
-    a batch of 10 settles with one future instead of ten and a `gather`."""
-
-    def __init__(self, transport: Transport, queue: str) -> None:
-        self.transport = transport
-        self.queue = queue
-        self._pending: list[tuple[str, _Ack]] = []
-        self._flushing = False
-
-    async def delete(self, receipts: Sequence[str]) -> None:
-        if not receipts:
-            return
-        ack = _Ack(asyncio.get_running_loop().create_future(), len(receipts))
-        self._pending.extend([(receipt, ack) for receipt in receipts])
-        if not self._flushing:
-            self._flushing = True
-            flush = asyncio.ensure_future(self._flush())
-            flush.add_done_callback(_quiet)
-        await ack.future
-
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                pending, self._pending = self._pending, []
-                if len(pending) <= 10:  # the usual case: one call, no gather
-                    await self._send(pending)
-                    continue
-                chunks = [pending[i : i + 10] for i in range(0, len(pending), 10)]
-                await asyncio.gather(*(self._send(chunk) for chunk in chunks))
-        finally:
-            self._flushing = False
-            for _receipt, ack in self._pending:  # only if cancelled: fail what is left
-                if not ack.future.done():
-                    ack.future.set_exception(TransportError("the delete was cancelled"))
-            self._pending = []
-
-    async def _send(self, chunk: list[tuple[str, _Ack]]) -> None:
-        try:
-            await self.transport.delete(self.queue, [receipt for receipt, _ack in chunk])
-        except BaseException as exc:
-            error = exc if isinstance(exc, TransportError) else TransportError(f"delete failed: {exc!r}")
-            for _receipt, ack in chunk:
-                if not ack.future.done():
-                    ack.future.set_exception(error)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for _receipt, ack in chunk:
-            ack.left -= 1
-            if ack.left == 0 and not ack.future.done():
-                ack.future.set_result(None)
-
-
-class _Slots:
-    """The consumer's free places for messages, taken by the pollers up to 10 at a time.
-
-    Not an `asyncio.Semaphore`: when a batch of 10 finishes and its slots come back, a semaphore
-    wakes one waiting poller per slot, and each of them, finding the others still queued, takes one
-    (`locked()` is true while any waiter is queued): four pollers receiving one message each, and
-    four single-message transactions instead of one batch (at saturation a quarter of the messages
-    went that way). Here every waiting poller is woken and the first to run takes all it may."""
-
-    def __init__(self, free: int) -> None:
-        self.free = free
-        self._freed = asyncio.Event()
-
-    async def take(self, most: int) -> int:
-        """At least one slot and at most `most`: as many as are free."""
-        while self.free == 0:
-            self._freed.clear()
-            await self._freed.wait()
-        taken = min(most, self.free)
-        self.free -= taken
-        return taken
-
-    def give(self, count: int) -> None:
-        if count > 0:
-            self.free += count
-            self._freed.set()
-
-
-def _quiet(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("consumer: delete flush failed", exc_info=task.exception())
-
-
-def _normalise(handlers: Handlers) -> dict[str, Handler]:
-    routes: dict[str, Handler] = {}
-    for key, handler in handlers.items():
-        if isinstance(key, str):
-            event_type = key
-        elif isinstance(key, type) and issubclass(key, Event):
-            event_type = key.event_type
-        else:
-            raise TypeError(f"handler keys are event types or Event classes, not {key!r}")
-        if event_type in routes:
-            raise ValueError(f"two handlers for {event_type}")
-        routes[event_type] = handler
-    return routes
-
-
-def decode_reason(exc: DecodeError) -> str:
-    """The dead-letter reason of a message that cannot become an event."""
-    if isinstance(exc, UnknownEventType):
-        return "unknown-event-type"
-    if isinstance(exc, SchemaMismatch):
-        return "schema-mismatch"
-    return "undecodable"  # UndecodableMessage: attributes missing or invalid, body not a JSON object
-
-
-def traceback_digest(exc: BaseException) -> str:
-    """A short stable digest of a failure's traceback (frames and exception type, not the message)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    text = "".join(f"{f.filename}:{f.name}:{f.lineno}\n" for f in frames) + type(exc).__qualname__
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class Consumer:
@@ -763,28 +567,7 @@ class Consumer:
 
     def dead_letter_message(self, message: IncomingMessage, reason: str, exc: BaseException) -> OutgoingMessage:
         """The message as it goes to the dead-letter queue: body unchanged, the failure in one attribute."""
-        record: dict[str, Any] = {
-            "reason": reason,
-            "error_type": type(exc).__qualname__,
-            "error": str(exc)[:MAX_ERROR_CHARS],
-            "traceback_digest": traceback_digest(exc),
-            "consumer": self.name,
-            "queue": self.queue,
-            "receive_count": message.receive_count,
-            "failed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        }
-        attributes = {k: v for k, v in message.attributes.items() if k != DEAD_LETTER_ATTRIBUTE}
-        if len(attributes) >= MAX_ATTRIBUTES:
-            names = list(attributes)
-            record["folded"] = {name: attributes.pop(name) for name in names[MAX_ATTRIBUTES - 1 :]}
-        attributes[DEAD_LETTER_ATTRIBUTE] = json.dumps(record, separators=(",", ":"))
-        fifo = self.spec.fifo
-        return OutgoingMessage(
-            body=message.body,
-            attributes=attributes,
-            group_id=(message.group_id or "dead-letters") if fifo else None,
-            deduplication_id=message.message_id if fifo else None,
-        )
+        return dead_letter_message(message, reason, exc, consumer=self.name, queue=self.queue, fifo=self.spec.fifo)
 
     async def _dead_letter(
         self, message: IncomingMessage, reason: str, exc: BaseException, acknowledge: bool

@@ -9,6 +9,8 @@
         await bus.run_until_idle()
         assert await bus.dead_letters("members") == []
 
+`BusHarness.of(service)` runs a declared `scte.bus.service.Service` (its topology, tables, handlers).
+
 Everything is real except time and the network: the `scte.queue` engine on a temporary file (through
 the in-process transport), SQLite databases for the service (outbox, inbox, schedule and the
 service's own tables), the consumer runtime. Nothing runs in the background: `run_until_idle()`
@@ -24,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -42,6 +44,9 @@ from scte.bus.transport import IncomingMessage, OutgoingMessage
 from scte.bus.transports.inprocess import InProcessTransport
 from scte.queue.clock import ManualClock
 from scte.queue.engine import Engine, EngineConfig
+
+if TYPE_CHECKING:
+    from scte.bus.service import Service
 
 E = TypeVar("E", bound=Event)
 
@@ -115,6 +120,22 @@ class BusHarness:
         self.publisher = Publisher(source, topology)
         self.scheduler = SchedulerLoop(self.sessionmaker, transport=self.transport, clock=self.clock.now)
         self.consumers: dict[str, Consumer] = {}
+
+    @classmethod
+    def of(cls, service: Service, **options: Any) -> BusHarness:
+        """A harness running `service` as declared: its topology, registry, tables, dependencies and a
+        consumer of its queue with its handlers (`options` as for the constructor, over the service's)."""
+        options.setdefault("source", service.name)
+        options.setdefault("metadata", service.metadata)
+        options.setdefault("dependencies", service.dependencies)
+        options.setdefault("handler_timeout", service.handler_timeout)
+        if service.retry is not None:
+            options.setdefault("retry", service.retry)
+        harness = cls(service.topology, service.registry, **options)
+        queue = service.queue
+        if queue is not None and service.handlers:
+            harness.consumer(queue.name, service.handlers, name=service.name)
+        return harness
 
     async def start(self) -> BusHarness:
         await self.engine.start()

@@ -1,19 +1,21 @@
 """One service, one process: its HTTP API, its consumer, its outbox relay and its scheduler.
 
-    def build_runtime(settings: Settings | None = None) -> ServiceRuntime:
-        return ServiceRuntime(
-            "members",
-            settings,
-            routers=[api.router],
-            queue=QUEUE,
-            handlers=handlers.HANDLERS,
-            migrations="scte.services.members",
-            domain_errors={MembersError: 400},
-        )
+A service declares itself as a `scte.kit.service.PlatformService` (a `scte.bus.service.Service` with
+its HTTP API); `service.runtime(settings)` builds this object:
 
-    def main() -> None:
-        build_runtime().run()
+    service = PlatformService(
+        "members",
+        queue=QUEUE,
+        handlers=handlers.HANDLERS,
+        routers=[api.router],
+        migrations="scte.services.members",
+        domain_errors={MembersError: 400},
+    )
+    build_runtime = service.runtime
+    main = service.run
 
+The bus half (database, transport, relay, publisher, scheduler, consumer) is the bus service's
+`RunningService`; this object adds the keys, the HTTP app, the service's hooks and background tasks.
 `run()` serves until SIGTERM or SIGINT, then stops in order: the HTTP server stops accepting and
 finishes its requests, the consumer finishes the handlers in hand (releasing the rest), the relay
 delivers what it holds, and the database closes. In tests, `async with runtime:` starts everything
@@ -35,17 +37,17 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import func, select, text
 
 from scte.bus.consumer import Consumer, Handler
-from scte.bus.publisher import OutboxRelay, Publisher
 from scte.bus.scheduler import SchedulerLoop
+from scte.bus.service import BusConfig, RunningService, Service
 from scte.bus.storage import bus_outbox
-from scte.bus.topology import QueueSpec, TopicSpec, Topology
+from scte.bus.topology import QueueSpec, TopicSpec
 from scte.bus.transport import TransportError
 from scte.bus.transports._check import TopologyMissing
 from scte.contracts.members import MemberSessionsRevoked
 from scte.kit.app import ServiceContext, create_app
 from scte.kit.auth import TokenIssuer, TokenVerifier, generate_key_pair
 from scte.kit.clock import Clock
-from scte.kit.db import create_engine, sessionmaker, upgrade
+from scte.kit.db import create_engine, upgrade
 from scte.kit.revocation import RevocationCheck, on_sessions_revoked, receives_revocations
 from scte.kit.settings import Settings, get_settings
 
@@ -128,15 +130,25 @@ class ServiceRuntime:
             from scte.platform import TOPICS
 
             topics = TOPICS
-        self.topology = Topology(topics=tuple(topics), queues=(queue,) if queue is not None else ())
+        self.bus = Service(
+            name,
+            topics=tuple(topics),
+            queue=queue,
+            handlers=self.handlers,
+            prepare_database=self._prepare_database,
+            create_engine=create_engine,
+            concurrency=concurrency,
+            consumer_options={"wait_seconds": self.settings.receive_wait_seconds},
+        )
+        self.topology = self.bus.topology
         self.database_url = self.settings.database_url(name)
         self.app: FastAPI = create_app(name, routers, domain_errors=domain_errors, health=self._health)
         self.app.state.metrics_probe = self._metrics_probe
         self.context: ServiceContext | None = None
+        self.running: RunningService | None = None
         self.consumer: Consumer | None = None
         self.scheduler: SchedulerLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._broker_engine: Any = None
 
     # -- life cycle --------------------------------------------------------------------------------------
 
@@ -144,59 +156,43 @@ class ServiceRuntime:
         """Migrate the database, load the keys, connect to the broker, start relay, scheduler, consumer
         and background tasks. The HTTP app is usable (via `self.app`) once this returns."""
         settings = self.settings
-        if self.migrations is not None:
-            await upgrade(self.migrations, self.database_url)
+        running = self.bus.running(
+            self._bus_config(), transport=None if self._own_transport else self.transport, clock=self.clock.timestamp
+        )
+        await running.open()  # the database (migrated), the transport (provisioned), relay and publisher
+        self.running = running
         verifier, issuer = self._keys()
         self.app.state.token_verifier = verifier
-        engine = create_engine(self.database_url)
-        sessions = sessionmaker(engine)
-        transport = self.transport or await self._make_transport()
-        self.transport = transport
+        assert running.engine is not None and running.sessionmaker is not None and running.transport is not None
+        assert running.publisher is not None and running.relay is not None
+        self.transport = running.transport
         if settings.production:
-            await self._check_topology(transport)  # deployed beforehand: checked, never made here
-        elif settings.provision_on_start:
-            try:
-                await transport.provision(self.topology)
-            except Exception:  # the broker may be down: the relay and consumer retry until it is back
-                log.exception("%s: provisioning the topology failed; continuing", self.name)
-        relay = OutboxRelay(engine, transport)
-        publisher = Publisher(self.name, self.topology, relay=relay)
+            await self._check_topology(running.transport)  # deployed beforehand: checked, never made here
         context = ServiceContext(
             name=self.name,
             settings=settings,
             clock=self.clock,
-            engine=engine,
-            sessionmaker=sessions,
+            engine=running.engine,
+            sessionmaker=running.sessionmaker,
             topology=self.topology,
-            transport=transport,
-            publisher=publisher,
-            relay=relay,
+            transport=running.transport,
+            publisher=running.publisher,
+            relay=running.relay,
             verifier=verifier,
             issuer=issuer,
             extras=dict(self.dependencies),
         )
         self.context = context
         self.app.state.context = context
-        self.app.state.revocations = RevocationCheck(engine)
+        self.app.state.revocations = RevocationCheck(running.engine)
         if self.on_start is not None:
             await self.on_start(context)
-        relay.start()
-        self.scheduler = SchedulerLoop(sessions, transport=transport, relay=relay, clock=self.clock.timestamp)
-        self.scheduler.start()
-        if consume and self.queue is not None and self.handlers:
-            self.consumer = Consumer(
-                transport,
-                self.topology,
-                queue=self.queue.name,
-                handlers=self.handlers,
-                sessionmaker=sessions,
-                publisher=publisher,
-                dependencies={"clock": self.clock, "settings": settings, "context": context, **self.dependencies},
-                concurrency=self.concurrency,
-                name=self.name,
-                wait_seconds=settings.receive_wait_seconds,
-            )
-            await self.consumer.start()
+        await running.start(
+            consume=consume,
+            dependencies={"clock": self.clock, "settings": settings, "context": context, **self.dependencies},
+        )
+        self.scheduler = running.scheduler
+        self.consumer = running.consumer
         for task in self.background:
             self._tasks.append(asyncio.create_task(self._guard(task, context), name=f"{self.name}-{task.__name__}"))
         return context
@@ -216,41 +212,31 @@ class ServiceRuntime:
         def remaining() -> float:
             return max(0.5, deadline - loop.time())
 
-        async def step(name: str, awaitable: Awaitable[object]) -> None:
-            try:
-                await asyncio.wait_for(awaitable, remaining())
-            except TimeoutError:
-                log.warning("%s: stopping %s ran out of time; going on", self.name, name)
-            except Exception:
-                log.exception("%s: stopping %s failed; going on", self.name, name)
-
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, remaining())
         self._tasks.clear()
-        if self.consumer is not None:
-            await step("the consumer", self.consumer.stop(grace / 2))
-            self.consumer = None
-        if self.scheduler is not None:
-            await step("the scheduler", self.scheduler.stop())
-            self.scheduler = None
-        if self.on_stop is not None and self.context is not None:  # the handlers are done with its parts
-            await step("the service's own parts", self.on_stop(self.context))
-        context, self.context = self.context, None
-        self.app.state.context = None
-        self.app.state.revocations = None
-        if context is not None:
-            await step("the last outbox delivery", context.relay.run_once())  # what the final requests wrote
-            await step("the outbox relay", context.relay.stop(timeout=remaining()))
-            await step("the database", context.engine.dispose())
-        if self._own_transport and self.transport is not None:
-            await step("the transport", self.transport.close())
+
+        async def before_close() -> None:  # the consumer and scheduler are stopped: the handlers are done
+            try:
+                if self.on_stop is not None and self.context is not None:
+                    await self.on_stop(self.context)
+            finally:
+                self.context = None
+                self.app.state.context = None
+                self.app.state.revocations = None
+
+        running, self.running = self.running, None
+        if running is not None:
+            await running.stop(grace, before_close=before_close, deadline=deadline)
+        else:
+            await before_close()
+        self.consumer = None
+        self.scheduler = None
+        if self._own_transport:
             self.transport = None
-        if self._broker_engine is not None:
-            await step("the broker engine", self._broker_engine.close())
-            self._broker_engine = None
 
     async def __aenter__(self) -> ServiceRuntime:
         await self.start()
@@ -349,24 +335,22 @@ class ServiceRuntime:
     def _broker_name(self) -> str:
         return self.settings.aws_endpoint_url or "AWS"
 
-    async def _make_transport(self) -> Transport:
+    def _bus_config(self) -> BusConfig:
+        """The platform's settings as the bus service's configuration."""
         settings = self.settings
-        if settings.transport == "aws":
-            from scte.bus.transports.aws import AwsTransport
+        return BusConfig(
+            broker="inprocess" if settings.transport == "inprocess" else settings.aws_endpoint_url or "aws",
+            database=self.database_url,
+            data_dir=settings.data_dir,
+            prefix=settings.queue_prefix,
+            provision=settings.provision_on_start and not settings.production,  # production: checked instead
+            broker_path=settings.data_dir / "queue" / "inprocess.db",
+            credentials_file=settings.broker_key_file(self.name),
+        )
 
-            return AwsTransport(
-                settings.queue_prefix,
-                settings.aws_endpoint_url,
-                topology=self.topology,
-                credentials_file=settings.broker_key_file(self.name),
-            )
-        from scte.bus.transports.inprocess import InProcessTransport
-        from scte.queue.engine import Engine, EngineConfig
-
-        path = settings.data_dir / "queue" / "inprocess.db"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._broker_engine = await Engine(EngineConfig(path=path)).start()
-        return InProcessTransport(self._broker_engine, settings.queue_prefix, topology=self.topology)
+    async def _prepare_database(self, url: str) -> None:
+        if self.migrations is not None:
+            await upgrade(self.migrations, url)
 
     async def _health(self) -> dict[str, Any]:
         context = self.context

@@ -126,7 +126,7 @@ class _AwsOps:
     async def queue_arn_and_redrive(self, name: str) -> tuple[str, str | None] | None:
         try:
             attributes = await self.get_queue_attributes(name, ("QueueArn", "RedrivePolicy"))
-        except ClientError as exc:
+        except (ClientError, WireError) as exc:  # GetQueueUrl goes through the direct client
             if _error(exc, "").code in _NOT_FOUND:
                 return None
             raise

@@ -12,17 +12,14 @@ from datetime import timedelta
 
 from scte.bus.consumer import Consumer
 from scte.bus.topology import QueueSpec, Subscription
-from scte.bus.transport import Transport
 from scte.kit.app import ServiceContext
-from scte.kit.clock import Clock
 from scte.kit.revocation import with_revocations
-from scte.kit.runtime import ServiceRuntime
-from scte.kit.settings import Settings
+from scte.kit.service import PlatformService
 
 from . import api, handlers
 from .writer import ActivityWriter
 
-__all__ = ["QUEUE", "build_runtime", "main"]
+__all__ = ["QUEUE", "build_runtime", "main", "service"]
 
 _TOPIC_OF = {
     "activity": "activity",
@@ -74,23 +71,11 @@ async def consume(context: ServiceContext) -> None:
         await writer.close()
 
 
-def build_runtime(
-    settings: Settings | None = None, *, clock: Clock | None = None, transport: Transport | None = None
-) -> ServiceRuntime:
-    return ServiceRuntime(
-        "activity",
-        settings,
-        routers=[api.router],
-        queue=QUEUE,
-        migrations="scte.services.activity",
-        background=[consume],
-        clock=clock,
-        transport=transport,
-    )
-
-
-def main() -> None:
-    build_runtime().run()
+service = PlatformService(
+    "activity", queue=QUEUE, routers=[api.router], migrations="scte.services.activity", background=[consume]
+)
+build_runtime = service.runtime
+main = service.run
 
 
 if __name__ == "__main__":

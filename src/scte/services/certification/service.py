@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from scte.bus.topology import QueueSpec, Subscription
-from scte.bus.transport import Transport
 from scte.contracts.learning import CourseCompleted, EventAttended, ExamPassed
 from scte.contracts.members import MembershipRenewed, MembershipStarted
-from scte.kit.clock import Clock
 from scte.kit.revocation import with_revocations
-from scte.kit.runtime import ServiceRuntime
-from scte.kit.settings import Settings
+from scte.kit.service import PlatformService
 
 from . import api, handlers
 from .domain import CertificationError
 
-__all__ = ["QUEUE", "build_runtime", "main"]
+__all__ = ["QUEUE", "build_runtime", "main", "service"]
 
 QUEUE = with_revocations(
     QueueSpec(
@@ -32,24 +29,16 @@ QUEUE = with_revocations(
 that may meet its requirement). Milestones arrive on this queue from the service's own scheduler."""
 
 
-def build_runtime(
-    settings: Settings | None = None, *, clock: Clock | None = None, transport: Transport | None = None
-) -> ServiceRuntime:
-    return ServiceRuntime(
-        "certification",
-        settings,
-        routers=[api.router],
-        queue=QUEUE,
-        handlers=handlers.HANDLERS,
-        migrations="scte.services.certification",
-        domain_errors={CertificationError: 409, handlers.NotFound: 404},
-        clock=clock,
-        transport=transport,
-    )
-
-
-def main() -> None:
-    build_runtime().run()
+service = PlatformService(
+    "certification",
+    queue=QUEUE,
+    handlers=handlers.HANDLERS,
+    routers=[api.router],
+    migrations="scte.services.certification",
+    domain_errors={CertificationError: 409, handlers.NotFound: 404},
+)
+build_runtime = service.runtime
+main = service.run
 
 
 if __name__ == "__main__":

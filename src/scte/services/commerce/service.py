@@ -7,15 +7,28 @@ from scte.bus.transport import Transport
 from scte.kit.clock import Clock
 from scte.kit.revocation import with_revocations
 from scte.kit.runtime import ServiceRuntime
+from scte.kit.service import PlatformService
 from scte.kit.settings import Settings
 
 from . import api, handlers
 from .domain import CommerceError
 
-__all__ = ["QUEUE", "build_runtime", "main"]
+__all__ = ["QUEUE", "build_runtime", "main", "service"]
 
 QUEUE = with_revocations(QueueSpec("commerce"))
 """Commerce reacts to no other service: its queue only receives its own scheduled invoicing runs."""
+
+
+service = PlatformService(
+    "commerce",
+    queue=QUEUE,
+    handlers=handlers.HANDLERS,
+    routers=[api.router],
+    migrations="scte.services.commerce",
+    domain_errors={CommerceError: 400, handlers.Conflict: 409, handlers.NotFound: 404},
+    dependencies=lambda _settings: {"card_processor": handlers.EmbeddedCardProcessor()},
+)
+main = service.run
 
 
 def build_runtime(
@@ -25,22 +38,9 @@ def build_runtime(
     transport: Transport | None = None,
     card_processor: handlers.CardProcessor | None = None,
 ) -> ServiceRuntime:
-    return ServiceRuntime(
-        "commerce",
-        settings,
-        routers=[api.router],
-        queue=QUEUE,
-        handlers=handlers.HANDLERS,
-        migrations="scte.services.commerce",
-        domain_errors={CommerceError: 400, handlers.Conflict: 409, handlers.NotFound: 404},
-        dependencies={"card_processor": card_processor or handlers.EmbeddedCardProcessor()},
-        clock=clock,
-        transport=transport,
-    )
-
-
-def main() -> None:
-    build_runtime().run()
+    """The service's process; `card_processor` replaces the embedded one (tests)."""
+    given = {"card_processor": card_processor} if card_processor is not None else None
+    return service.runtime(settings, clock=clock, transport=transport, dependencies=given)
 
 
 if __name__ == "__main__":

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from scte.bus.topology import QueueSpec, Subscription
-from scte.bus.transport import Transport
-from scte.kit.clock import Clock
 from scte.kit.revocation import with_revocations
-from scte.kit.runtime import ServiceRuntime
-from scte.kit.settings import Settings
+from scte.kit.service import PlatformService
 
 from . import api, handlers, invitations
 from .domain import CompaniesError
 
-__all__ = ["QUEUE", "build_runtime", "main"]
+__all__ = ["QUEUE", "build_runtime", "main", "service"]
 
 
 def _types(topic: str) -> tuple[str, ...]:
@@ -32,24 +29,16 @@ QUEUE = with_revocations(
 """FIFO: a member's certification events must apply in order (an expiry after its award)."""
 
 
-def build_runtime(
-    settings: Settings | None = None, *, clock: Clock | None = None, transport: Transport | None = None
-) -> ServiceRuntime:
-    return ServiceRuntime(
-        "companies",
-        settings,
-        routers=[api.router, invitations.router],
-        queue=QUEUE,
-        handlers=handlers.HANDLERS,
-        migrations="scte.services.companies",
-        domain_errors={CompaniesError: 400},
-        clock=clock,
-        transport=transport,
-    )
-
-
-def main() -> None:
-    build_runtime().run()
+service = PlatformService(
+    "companies",
+    queue=QUEUE,
+    handlers=handlers.HANDLERS,
+    routers=[api.router, invitations.router],
+    migrations="scte.services.companies",
+    domain_errors={CompaniesError: 400},
+)
+build_runtime = service.runtime
+main = service.run
 
 
 if __name__ == "__main__":

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from scte.bus.topology import QueueSpec, Subscription
-from scte.bus.transport import Transport
 from scte.contracts.commerce import OrderPaid
 from scte.kit.app import ServiceContext
-from scte.kit.clock import Clock
 from scte.kit.revocation import with_revocations
-from scte.kit.runtime import ServiceRuntime
-from scte.kit.settings import Settings
+from scte.kit.service import PlatformService
 
 from . import api, handlers
 from .domain import LearningError
 from .seed import seed
 
-__all__ = ["QUEUE", "build_runtime", "main"]
+__all__ = ["QUEUE", "build_runtime", "main", "service"]
 
 QUEUE = with_revocations(
     QueueSpec(
@@ -30,25 +27,17 @@ async def _on_start(context: ServiceContext) -> None:
     await seed(context)
 
 
-def build_runtime(
-    settings: Settings | None = None, *, clock: Clock | None = None, transport: Transport | None = None
-) -> ServiceRuntime:
-    return ServiceRuntime(
-        "learning",
-        settings,
-        routers=[api.router],
-        queue=QUEUE,
-        handlers=handlers.HANDLERS,
-        migrations="scte.services.learning",
-        domain_errors={LearningError: 400, handlers.Conflict: 409, handlers.NotFound: 404},
-        on_start=_on_start,
-        clock=clock,
-        transport=transport,
-    )
-
-
-def main() -> None:
-    build_runtime().run()
+service = PlatformService(
+    "learning",
+    queue=QUEUE,
+    handlers=handlers.HANDLERS,
+    routers=[api.router],
+    migrations="scte.services.learning",
+    domain_errors={LearningError: 400, handlers.Conflict: 409, handlers.NotFound: 404},
+    on_start=_on_start,
+)
+build_runtime = service.runtime
+main = service.run
 
 
 if __name__ == "__main__":

@@ -20,14 +20,15 @@ from scte.contracts.commerce import OrderPaid
 from scte.contracts.companies import CompanyEmploymentChanged, CompanyRolesChanged
 from scte.kit.app import ServiceContext, error_body
 from scte.kit.runtime import ServiceRuntime
-from scte.kit.settings import Settings
+from scte.kit.service import PlatformService
+from scte.kit.settings import Settings, get_settings
 
 from . import api, handlers, passwords, sessions
 from .domain import MembersError
 from .hashing import HashingBusy, HashingPool
 from .limits import AbuseLimits, LimitSettings, RateLimited
 
-__all__ = ["NAME", "QUEUE", "build_runtime", "main"]
+__all__ = ["NAME", "QUEUE", "build_runtime", "main", "service"]
 
 log = logging.getLogger(__name__)
 
@@ -83,33 +84,34 @@ async def _hashing_busy(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _parts(_settings: Settings, limits: LimitSettings | None = None) -> dict[str, object]:
+    """The abuse limits and the hashing pool, from `limits` (default: from `SCTE_MEMBERS_*`)."""
+    limit_settings = limits or LimitSettings()
+    return {
+        "abuse_limits": AbuseLimits(limit_settings),
+        "hashing": HashingPool(limit_settings.hash_workers, limit_settings.hash_queue, limit_settings.hash_max_wait),
+    }
+
+
+service = PlatformService(
+    NAME,
+    queue=QUEUE,
+    handlers=handlers.HANDLERS,
+    routers=[api.router, sessions.router, passwords.router],
+    migrations="scte.services.members",
+    domain_errors={MembersError: 400},
+    exception_handlers={RateLimited: _rate_limited, HashingBusy: _hashing_busy},
+    dependencies=_parts,
+    issues_tokens=True,
+    background=[membership_sweep, sessions.session_sweep],
+)
+main = service.run
+
+
 def build_runtime(settings: Settings | None = None, *, limits: LimitSettings | None = None) -> ServiceRuntime:
     """The members service; `limits` (default: from `SCTE_MEMBERS_*`) sets its abuse limits and hashing pool."""
-    limit_settings = limits or LimitSettings()
-    runtime = ServiceRuntime(
-        NAME,
-        settings,
-        routers=[api.router, sessions.router, passwords.router],
-        queue=QUEUE,
-        handlers=handlers.HANDLERS,
-        migrations="scte.services.members",
-        domain_errors={MembersError: 400},
-        issues_tokens=True,
-        background=[membership_sweep, sessions.session_sweep],
-        dependencies={
-            "abuse_limits": AbuseLimits(limit_settings),
-            "hashing": HashingPool(
-                limit_settings.hash_workers, limit_settings.hash_queue, limit_settings.hash_max_wait
-            ),
-        },
-    )
-    runtime.app.add_exception_handler(RateLimited, _rate_limited)
-    runtime.app.add_exception_handler(HashingBusy, _hashing_busy)
-    return runtime
-
-
-def main() -> None:
-    build_runtime().run()
+    given = _parts(settings or get_settings(), limits) if limits is not None else None
+    return service.runtime(settings, dependencies=given)
 
 
 if __name__ == "__main__":

@@ -4,19 +4,16 @@ delivery log's due notices in the background."""
 from __future__ import annotations
 
 from scte.bus.topology import QueueSpec, Subscription
-from scte.bus.transport import Transport
 from scte.kit.app import ServiceContext
-from scte.kit.clock import Clock
 from scte.kit.revocation import with_revocations
-from scte.kit.runtime import ServiceRuntime
-from scte.kit.settings import Settings
+from scte.kit.service import PlatformService
 
 from . import api, handlers, mailbox
 from .dispatcher import Dispatcher
 from .domain import Channel
 from .providers import Provider, RecordingProvider, SmtpProvider
 
-__all__ = ["QUEUE", "build_runtime", "dispatcher_for", "main"]
+__all__ = ["QUEUE", "build_runtime", "dispatcher_for", "main", "service"]
 
 _TOPIC_OF = {
     "member": "members",
@@ -73,24 +70,16 @@ async def _forever() -> None:
     await asyncio.Event().wait()
 
 
-def build_runtime(
-    settings: Settings | None = None, *, clock: Clock | None = None, transport: Transport | None = None
-) -> ServiceRuntime:
-    return ServiceRuntime(
-        "notifications",
-        settings,
-        routers=[api.router, mailbox.router],
-        queue=QUEUE,
-        handlers=handlers.HANDLERS,
-        migrations="scte.services.notifications",
-        background=[dispatch],
-        clock=clock,
-        transport=transport,
-    )
-
-
-def main() -> None:
-    build_runtime().run()
+service = PlatformService(
+    "notifications",
+    queue=QUEUE,
+    handlers=handlers.HANDLERS,
+    routers=[api.router, mailbox.router],
+    migrations="scte.services.notifications",
+    background=[dispatch],
+)
+build_runtime = service.runtime
+main = service.run
 
 
 if __name__ == "__main__":

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from scte.bus.topology import QueueSpec, Subscription
-from scte.bus.transport import Transport
-from scte.kit.clock import Clock
 from scte.kit.revocation import with_revocations
-from scte.kit.runtime import ServiceRuntime
-from scte.kit.settings import Settings
+from scte.kit.service import PlatformService
 
 from . import api, handlers
 
-__all__ = ["QUEUE", "build_runtime", "main"]
+__all__ = ["QUEUE", "build_runtime", "main", "service"]
 
 QUEUE = with_revocations(
     QueueSpec(
@@ -37,23 +34,11 @@ QUEUE = with_revocations(
 model on every event, so the last state wins whatever the order of arrival."""
 
 
-def build_runtime(
-    settings: Settings | None = None, *, clock: Clock | None = None, transport: Transport | None = None
-) -> ServiceRuntime:
-    return ServiceRuntime(
-        "search",
-        settings,
-        routers=[api.router],
-        queue=QUEUE,
-        handlers=handlers.HANDLERS,
-        migrations="scte.services.search",
-        clock=clock,
-        transport=transport,
-    )
-
-
-def main() -> None:
-    build_runtime().run()
+service = PlatformService(
+    "search", queue=QUEUE, handlers=handlers.HANDLERS, routers=[api.router], migrations="scte.services.search"
+)
+build_runtime = service.runtime
+main = service.run
 
 
 if __name__ == "__main__":

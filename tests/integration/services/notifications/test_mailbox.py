@@ -156,3 +156,24 @@ async def test_no_local_mailbox_is_an_empty_list(service: Any) -> None:
     mail_db_path(service.data_dir).unlink()
     r = await service.client.get("/mailbox", headers=service.staff())
     assert r.status_code == 200 and r.json() == {"messages": [], "next_before": None}
+
+
+async def test_staff_read_that_a_reset_link_went_out_but_never_its_token(service: Any) -> None:
+    from datetime import timedelta
+
+    from scte.contracts.members import PasswordResetRequested
+
+    from .test_notifications import NOW
+
+    await service.publish(registered("m1", "ada@example.com"), topic="members")
+    link = "http://127.0.0.1:8000/password-reset?token=tok-SECRET_123"
+    event = PasswordResetRequested(
+        member_id="m1", reset_url=link, expires_at=NOW + timedelta(minutes=30), requested_at=NOW
+    )
+    await service.publish(event, topic="members")
+    mails = await _mail(service, 2)
+    reset = next(m for m in mails if m["flow"] and m["flow"]["template"] == "password_reset")
+    body = (await service.client.get(f"/mailbox/{reset['id']}", headers=service.staff())).json()
+    for part in (body["text"], body["html"]):
+        assert "password-reset?token=WITHHELD" in part
+        assert "tok-SECRET_123" not in part
