@@ -201,7 +201,7 @@ def start(unpacked: Path, wired: tuple[str, AwsTransport], moto_endpoint: str) -
             "PATH": "/usr/bin:/bin",
             "SCTE_NOTIFICATIONS_DATABASE_URL": database,
             "SCTE_QUEUE_PREFIX": prefix,
-            "AWS_ENDPOINT_URL": moto_endpoint,
+            "SCTE_BROKER": moto_endpoint,
             **KEYS,
         }
         started.append(Function(unpacked, environment))
@@ -295,3 +295,19 @@ def test_an_unknown_dependencies_mode_is_refused_with_a_message(tmp_path: Path) 
     assert done.returncode == 1
     assert "--dependencies must be pip, local or none, not 'bogus'" in done.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_the_function_refuses_a_wrong_environment_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scte.deploy.lambda_notifications import ConfigurationError, database_url, endpoint_url
+
+    monkeypatch.delenv("SCTE_BROKER", raising=False)
+    assert endpoint_url() is None  # AWS itself
+    monkeypatch.setenv("SCTE_BROKER", "http://127.0.0.1:5000/")
+    assert endpoint_url() == "http://127.0.0.1:5000"
+    for wrong, reason in (("embedded", "reads an SQS queue"), ("ftp://example.org", "expected `embedded`")):
+        monkeypatch.setenv("SCTE_BROKER", wrong)
+        with pytest.raises(ConfigurationError, match=reason):
+            endpoint_url()
+    monkeypatch.setenv("SCTE_NOTIFICATIONS_DATABASE_URL", " ")
+    with pytest.raises(ConfigurationError, match="SCTE_NOTIFICATIONS_DATABASE_URL is not set"):
+        database_url()

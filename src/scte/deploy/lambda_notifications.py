@@ -11,7 +11,8 @@ Its environment:
   (an SQLite file lives as long as one execution environment: local runs only). Migrated on the first
   invocation of an execution environment, as `scte up` migrates it at start.
 - `SCTE_QUEUE_PREFIX`: the prefix the stack's names were made with (`scte deploy cloudformation --prefix`).
-- `AWS_ENDPOINT_URL`: only to point the function at a local broker (tests); on Lambda, unset (AWS itself).
+- `SCTE_BROKER`: unset (or `aws`) on Lambda, AWS itself; the URL of an SQS/SNS endpoint to point the function
+  at a local broker (the tests: moto_server).
 The AWS credentials and region are Lambda's (the function's execution role).
 """
 
@@ -25,7 +26,7 @@ from typing import Any
 from scte.bus.consumer import Consumer
 from scte.bus.lambda_adapter import LambdaHandler, lambda_handler
 
-__all__ = ["ConfigurationError", "build_consumer", "handler"]
+__all__ = ["ConfigurationError", "build_consumer", "endpoint_url", "handler"]
 
 SERVICE = "notifications"
 MIGRATIONS = "scte.services.notifications"
@@ -46,6 +47,22 @@ def database_url() -> str:
     return url
 
 
+def endpoint_url() -> str | None:
+    """The SQS/SNS endpoint (`SCTE_BROKER`): None for AWS itself, the default."""
+    from scte.kit.settings import parse_broker
+
+    try:
+        broker = parse_broker(os.environ.get("SCTE_BROKER", "aws"))
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if broker == "embedded":
+        raise ConfigurationError(
+            "SCTE_BROKER=embedded: the function reads an SQS queue; leave SCTE_BROKER unset (AWS) or give an "
+            "SQS/SNS endpoint URL"
+        )
+    return None if broker == "aws" else broker
+
+
 def build_consumer() -> Consumer:
     """The notifications service's consumer on the AWS transport and its database, built inside the
     adapter's event loop (the transport's clients and the database pool belong to it)."""
@@ -62,7 +79,7 @@ def build_consumer() -> Consumer:
 
     settings = Settings()
     topology = Topology(topics=TOPICS, queues=(QUEUE,))
-    transport = AwsTransport(settings.queue_prefix, os.environ.get("AWS_ENDPOINT_URL") or None, topology=topology)
+    transport = AwsTransport(settings.queue_prefix, endpoint_url(), topology=topology)
     routes: dict[Any, Any] = dict(handlers.HANDLERS)
     if receives_revocations(QUEUE):  # as the service's runtime does: it keeps the members' session revocations
         routes.setdefault(MemberSessionsRevoked, on_sessions_revoked)
@@ -90,6 +107,7 @@ _entry: list[LambdaHandler] = []
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     """The function's entry point: an SQS event in, `{"batchItemFailures": [...]}` out."""
     if not _entry:
+        endpoint_url()  # a wrong SCTE_BROKER fails the first invocation with its reason, before any work
         _migrate()
         _entry.append(lambda_handler(build_consumer))
     return _entry[0](event, context)

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DLQ_SUFFIX = "-dlq"
+STATIC_SECONDS = 30.0
+"""How long a queue's DLQ and FIFO flag, and the topics with their subscriptions, are taken as known."""
 PEEK_ROUNDS = 8
 """ReceiveMessage calls (10 messages each) when looking at or redriving a dead-letter queue's messages."""
 _ATTRIBUTES = (
@@ -208,6 +211,11 @@ class BrokerAdmin:
         self._clients: dict[str, Any] = {}
         self._lock = asyncio.Lock()
         self._http = httpx.AsyncClient(base_url=self.endpoint_url, timeout=httpx.Timeout(10.0, connect=2.0))
+        # What changes only when the topology does (a queue's DLQ and FIFO flag, the topics and their
+        # subscriptions), kept STATIC_SECONDS: a console refresh then costs the broker one ListQueues and
+        # one `/metrics` scrape, not two calls per queue (bench/console_cost.py).
+        self._static_queues: dict[str, tuple[float, str | None, bool]] = {}
+        self._static_topics: tuple[float, dict[str, list[SubscriptionRow]]] | None = None
 
     async def _client(self, service: str) -> Any:
         client = self._clients.get(service)
@@ -309,7 +317,24 @@ class BrokerAdmin:
         else:
             names, figures = await self.queue_names(), metrics
 
+        now = time.monotonic()
+
         async def one(name: str) -> QueueRow | None:
+            static = self._static_queues.get(name)
+            if static is not None and static[0] > now and name in figures.visible:
+                # the depth counts from the same gauges GetQueueAttributes answers from (no row counted)
+                return QueueRow(
+                    name=name,
+                    visible=figures.visible[name],
+                    in_flight=figures.in_flight.get(name, 0),
+                    delayed=figures.delayed.get(name, 0),
+                    oldest_age=figures.oldest.get(name),
+                    dead_letter_queue=static[1],
+                    fifo=static[2],
+                    sent=figures.sent.get(name),
+                    received=figures.received.get(name),
+                    deleted=figures.deleted.get(name),
+                )
             try:
                 url = await self.queue_url(name)
                 attrs = (
@@ -321,6 +346,8 @@ class BrokerAdmin:
             if attrs.get("RedrivePolicy"):
                 with contextlib.suppress(ValueError, TypeError):
                     dlq = str(json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"]).rsplit(":", 1)[-1]
+            fifo = attrs.get("FifoQueue") == "true"
+            self._static_queues[name] = (now + STATIC_SECONDS, dlq, fifo)
             return QueueRow(
                 name=name,
                 visible=int(attrs.get("ApproximateNumberOfMessages", 0)),
@@ -328,7 +355,7 @@ class BrokerAdmin:
                 delayed=int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
                 oldest_age=figures.oldest.get(name),
                 dead_letter_queue=dlq,
-                fifo=attrs.get("FifoQueue") == "true",
+                fifo=fifo,
                 sent=figures.sent.get(name),
                 received=figures.received.get(name),
                 deleted=figures.deleted.get(name),
@@ -337,7 +364,8 @@ class BrokerAdmin:
         rows = await asyncio.gather(*(one(name) for name in names))
         return [row for row in rows if row is not None]
 
-    async def topics(self, metrics: BrokerMetrics | None = None) -> list[TopicRow]:
+    async def _subscriptions(self) -> dict[str, list[SubscriptionRow]]:
+        """Topic ARN -> its subscriptions (ListTopics, ListSubscriptions)."""
         arns: list[str] = []
         token: str | None = None
         while True:
@@ -362,6 +390,15 @@ class BrokerAdmin:
             token = answer.get("NextToken")
             if not token:
                 break
+        return subscriptions
+
+    async def topics(self, metrics: BrokerMetrics | None = None) -> list[TopicRow]:
+        static = self._static_topics
+        if static is not None and static[0] > time.monotonic():
+            subscriptions = static[1]
+        else:
+            subscriptions = await self._subscriptions()
+            self._static_topics = (time.monotonic() + STATIC_SECONDS, subscriptions)
         if metrics is None:
             metrics = await self.metrics()
         rows = [
