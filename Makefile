@@ -1,5 +1,6 @@
 # The two commands of the README: `make up` installs and starts the system, `make test` installs and
-# runs the tests. Both work on a fresh clone: they create .venv and install the pinned dependencies.
+# runs the tests. Both work on a fresh clone: they create .venv and install the pinned dependencies
+# (constraints.txt: the exact releases; pyproject.toml holds compatible ranges).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,10 +12,12 @@ STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.package-lock.json
 WEB_CSS := build/web/site.css
 
-$(STAMP): pyproject.toml
+PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
+
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(PIP_INSTALL) -e '.[dev]'
 	touch $(STAMP)
 
 $(NPM_STAMP): package.json package-lock.json
@@ -56,6 +59,14 @@ PRODUCTION_FLOWS := tests/e2e/test_flows_b.py tests/e2e/test_flows_c.py tests/e2
 test-production: $(STAMP) assets
 	SCTE_E2E_BROKER=moto SCTE_E2E_DATABASE=postgresql $(BIN)/pytest -n 2 --durations=5 $(PRODUCTION_FLOWS)
 
+# The bus contract suite and the queue/bus integration tests with every speed path off (SCTE_SPEED_PATHS=off,
+# src/scte/speed_paths.py): SQLAlchemy's own greenlet spawner, aiosqlite, uvicorn's ASGI request cycle, as an
+# installation beside other releases of SQLAlchemy or uvicorn runs them.
+SLOW_PATH_TESTS := tests/unit/bus tests/integration/bus tests/integration/queue tests/integration/server tests/unit/test_speed_paths.py
+.PHONY: test-slow-path
+test-slow-path: $(STAMP)
+	SCTE_SPEED_PATHS=off $(BIN)/pytest -n 2 --dist loadgroup --durations=5 $(SLOW_PATH_TESTS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -66,20 +77,20 @@ check: lint test
 # moto's SQS test suite in server mode against `scte queue serve` (downloads the moto sdist; see
 # docs/queue-server.md). Prints "N passed, N failed"; fails unless every selected test passes.
 conformance: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,conformance]'
+	$(PIP_INSTALL) -e '.[dev,conformance]'
 	$(BIN)/python tests/conformance/moto_sqs.py
 
 # moto's SNS test suite (tests/test_sns of the same sdist) in server mode against `scte queue serve`;
 # deselections with reasons in tests/conformance/moto_sns_deselected.txt. Fails unless all selected pass.
 conformance-sns: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,conformance]'
+	$(PIP_INSTALL) -e '.[dev,conformance]'
 	$(BIN)/python tests/conformance/moto_sns.py
 
 # The fuzzing gate: schemathesis (pinned, extra `fuzz`) over every service's OpenAPI, each service
 # served on loopback with a fresh database; no 5xx and every answer as documented. Prints
 # "fuzz: N cases over M operations of 10 services"; a few minutes on two cores (tests/fuzz/fuzz_apis.py).
 fuzz: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,fuzz]'
+	$(PIP_INSTALL) -e '.[dev,fuzz]'
 	$(BIN)/python tests/fuzz/fuzz_apis.py
 
 bench: $(STAMP)

@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.util.concurrency import await_
 
+from scte import speed_paths
 from scte.bus import greenlets, sqlite_inline
 
 __all__ = [
@@ -281,8 +282,11 @@ def sqlite_engine(
     `pool_size` connections (one by default: transactions queue for it); `busy_timeout` seconds to
     wait for another process's lock; `foreign_keys` turns on SQLite's foreign key checks. Other
     keyword arguments go to `create_async_engine`."""
+    # The inline driver subclasses SQLAlchemy's aiosqlite adapter: with an untested SQLAlchemy release, or
+    # SCTE_SPEED_PATHS=off, aiosqlite itself runs (same set-up; a thread hand-off per statement).
+    driver = "scte" if speed_paths.enabled(speed_paths.SQLITE_INLINE) else "aiosqlite"
     engine = create_async_engine(
-        f"sqlite+scte:///{path}",
+        f"sqlite+{driver}:///{path}",
         connect_args={"timeout": busy_timeout},
         poolclass=pool.AsyncAdaptedQueuePool,
         pool_size=pool_size,

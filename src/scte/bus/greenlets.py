@@ -16,8 +16,9 @@ gone.
 
 `install()` puts it in place of SQLAlchemy's `greenlet_spawn` in the SQLAlchemy modules that call it
 (`scte.bus.database` does, for every engine and session factory the bus makes); `uninstall()` puts
-SQLAlchemy's back. It is written against the pinned SQLAlchemy (pyproject.toml): the whole test
-suite runs on it, on SQLite (inline and aiosqlite) and PostgreSQL (asyncpg).
+SQLAlchemy's back. It is written against the pinned SQLAlchemy (constraints.txt): the whole test
+suite runs on it, on SQLite (inline and aiosqlite) and PostgreSQL (asyncpg). With another SQLAlchemy
+release, `install()` does nothing (`scte.speed_paths.GREENLETS`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from typing import Any, TypeVar
 from greenlet import GreenletExit, getcurrent, greenlet
 from sqlalchemy import exc
 from sqlalchemy.util import concurrency
+
+from scte import speed_paths
 
 __all__ = ["greenlet_spawn", "install", "installed", "uninstall"]
 
@@ -148,7 +151,10 @@ def _modules() -> list[Any]:
 
 
 def install() -> None:
-    """Use `greenlet_spawn` in every loaded SQLAlchemy module that calls SQLAlchemy's (idempotent)."""
+    """Use `greenlet_spawn` in every loaded SQLAlchemy module that calls SQLAlchemy's (idempotent); nothing
+    when the speed path is off (`scte.speed_paths`: an untested SQLAlchemy release, or `SCTE_SPEED_PATHS=off`)."""
+    if not speed_paths.enabled(speed_paths.GREENLETS):
+        return
     for module in _modules():
         if getattr(module, "greenlet_spawn", None) is _original:
             module.greenlet_spawn = greenlet_spawn

@@ -6,12 +6,15 @@ served finish, and everything acknowledged is committed before the process exits
 
 Requests are served by `http.SqsHttpProtocol` (httptools parsing, the app called directly, each response in
 one write) rather than uvicorn's ASGI request cycle; uvicorn runs the sockets, signals, lifespan and shutdown.
+That protocol imports uvicorn's internals: with an untested uvicorn or httptools release, or
+`SCTE_SPEED_PATHS=off`, uvicorn's own ASGI cycle serves the app instead (`scte.speed_paths.QUEUE_HTTP`).
 uvloop sets TCP_NODELAY on every connection, so nothing waits for a delayed ACK.
 Request log lines are buffered and written together every 0.2 s instead of one write per request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import sys
@@ -21,9 +24,9 @@ from typing import TextIO
 
 import uvicorn
 
+from scte import speed_paths
 from scte.queue.server.app import SqsApp
 from scte.queue.server.config import ServerConfig
-from scte.queue.server.http import SqsHttpProtocol
 
 log = logging.getLogger("scte.queue.server")
 
@@ -112,6 +115,19 @@ def configure_logging(log_level: str) -> None:
         access.addHandler(lines)
 
 
+def http_protocol() -> type[asyncio.Protocol] | str:
+    """`SqsHttpProtocol` when its speed path is on; otherwise uvicorn's own HTTP protocol ("auto")."""
+    if not speed_paths.enabled(speed_paths.QUEUE_HTTP):
+        log.info("HTTP on uvicorn's own protocol (speed path queue_http off)")
+        return "auto"
+    try:
+        from scte.queue.server.http import SqsHttpProtocol
+    except ImportError as error:  # a tested release always has these names; be safe with a broken install
+        log.warning("speed path queue_http off: %s; using uvicorn's ASGI request cycle", error)
+        return "auto"
+    return SqsHttpProtocol
+
+
 def build_server(config: ServerConfig, *, log_level: str = "info", access_log: bool = False) -> DrainingServer:
     """uvicorn serving the app; `log_level` applies to the request log (JSON lines, INFO) and to uvicorn."""
     configure_logging(log_level)
@@ -126,7 +142,7 @@ def build_server(config: ServerConfig, *, log_level: str = "info", access_log: b
         timeout_graceful_shutdown=30,
         timeout_keep_alive=75,  # SDK connection pools keep connections longer than uvicorn's default 5 s
         server_header=False,
-        http=SqsHttpProtocol,  # our HTTP/1.1 protocol calling the app directly (see http.py)
+        http=http_protocol(),  # our HTTP/1.1 protocol calling the app directly (see http.py), when on
     )
     return DrainingServer(uv_config, app)
 
