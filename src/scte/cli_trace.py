@@ -88,7 +88,8 @@ def load(store_path: Path, wanted: str) -> tuple[list[str], list[SpanRow]]:
 
 def trace(
     correlation_id: Annotated[
-        str, typer.Argument(help="The action's correlation id (X-Correlation-Id, or the page's reference); or a trace id.")
+        str,
+        typer.Argument(help="The action's correlation id (X-Correlation-Id, or the page's reference); or a trace id."),
     ],
     data: Annotated[
         Path | None, typer.Option("--data", help="The install's data directory (default $SCTE_DATA_DIR or ./var).")
