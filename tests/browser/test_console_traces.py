@@ -15,6 +15,9 @@ from tests.browser.test_console import staff_console
 from tests.harness.browser import Browsing
 from tests.harness.people import new_person, register
 from tests.harness.platform import Platform
+from typer.testing import CliRunner
+
+from scte.cli import app
 
 DOWNSTREAM = {"notifications", "search", "activity"}
 """Queues subscribed to member.registered.v1 (the welcome mail, the directory, the activity feed)."""
@@ -126,3 +129,39 @@ def test_the_trace_view_is_for_staff_only(site: Browsing, platform: Platform) ->
     for path in ("/console/traces", "/console/traces/" + "0" * 32):
         response = member.goto(path)
         assert response is not None and response.status == 403, path
+
+
+def test_a_members_page_shows_the_actions_reference_and_scte_trace_follows_it(
+    site: Browsing, platform: Platform
+) -> None:
+    """The page after a form shows the posted action's correlation id (not the redirect's GET): the id a
+    member quotes is the one staff and `scte trace` find; any other page shows its own answer's id."""
+    page = site.new_page()
+    correlation = registration_correlation_id(page)
+    expect(page).to_have_url(re.compile(r"/account\?notice=registered$"))
+    reference = page.locator("#reference code")
+    expect(reference).to_have_text(correlation)
+    site.check_accessibility(page)
+
+    answer = page.reload()  # shown once: a later page shows its own correlation id
+    assert answer is not None
+    own = answer.headers.get("x-correlation-id", "")
+    assert own and own != correlation
+    expect(reference).to_have_text(own)
+    # a carried reference that is not an id is never shown (nor echoed): the page's own id instead
+    page.context.add_cookies([{"name": "scte_ref", "value": "%3Cb%3Ex", "url": page.url}])
+    answer = page.reload()
+    assert answer is not None
+    expect(reference).to_have_text(answer.headers.get("x-correlation-id", ""))
+
+    # the reference from the page finds the action in the console and from the command line
+    staff = staff_console(site, platform)
+    open_trace(staff, correlation, {"gateway", "members", *DOWNSTREAM})
+    runner = CliRunner()
+    result = runner.invoke(app, ["trace", correlation, "--data", str(platform.data_dir), "--json"])
+    assert result.exit_code == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["correlation_id"] == correlation and shown["total_ms"] > 0
+    handled = {r["service"] for r in shown["spans"] if r["hop"] == "handled"}
+    assert handled >= DOWNSTREAM
+    assert any(r["hop"] == "published" and r["service"] == "members" for r in shown["spans"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,6 +34,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from scte.bus import observe
 from scte.kit.app import error_body
 from scte.kit.auth import AuthError, TokenVerifier
 from scte.kit.forwarding import forwarded_headers, gateway_secret_path, read_gateway_secret
@@ -55,6 +57,10 @@ log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 REFRESH_SHARE = 30.0
+REFERENCE_COOKIE = "scte_ref"
+"""The correlation id of the form a visitor just posted, carried over its redirect (a minute, HttpOnly):
+the page after it shows the action's reference, not the one of the GET that drew it."""
+_REFERENCE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 _PAGE_HEADERS = {
     # Our own scripts and styles only (no inline script, nothing from another origin); no framing.
@@ -185,22 +191,42 @@ class Page:
         return self.session.principal.company_id if self.session.principal else None
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        # the action's reference in the footer: the form posted just before (its redirect's cookie), else
+        # this request's own correlation id (the X-Correlation-Id of this answer)
+        carried = self.request.cookies.get(REFERENCE_COOKIE, "")
+        posted = carried if self.request.method == "GET" and _REFERENCE.match(carried) else None
         html = self.site.env.get_template(template).render(
             request=self.request,
             session=self.session,
             csrf_field=CSRF_FIELD,
             current_path=self.request.url.path,
+            reference=posted or observe.correlation_id.get(),
             **context,
         )
         response = HTMLResponse(html, status_code=status, headers=_PAGE_HEADERS)
         if self.session.signed_in:
             response.headers["Cache-Control"] = "no-store"
         self.site.keeper.write(self.session, response)
+        if carried:  # shown once
+            response.delete_cookie(
+                REFERENCE_COOKIE, path="/", secure=self.site.keeper.secure, httponly=True, samesite="lax"
+            )
         return response
 
     def redirect(self, url: str, status: int = 303) -> Response:
         response = RedirectResponse(url, status_code=status)
         self.site.keeper.write(self.session, response)
+        correlation = observe.correlation_id.get()
+        if self.request.method == "POST" and correlation:
+            response.set_cookie(
+                REFERENCE_COOKIE,
+                correlation,
+                max_age=60,
+                path="/",
+                secure=self.site.keeper.secure,
+                httponly=True,
+                samesite="lax",
+            )
         return response
 
     async def form(self) -> FormData:
