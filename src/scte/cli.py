@@ -1,5 +1,6 @@
-"""The `scte` command: `scte up`, `scte down`, `scte seed`, `scte admin ...`, `scte queue serve`,
-`scte contracts asyncapi`, `scte deploy ...`, `scte run module:service`."""
+"""The `scte` command: `scte up`, `scte down`, `scte status`, `scte seed`, `scte admin ...`,
+`scte queue serve`, `scte contracts asyncapi`, `scte deploy ...`, `scte run module:service`; shell
+completion with `scte --install-completion`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="SCTE Platform.")
+# add_completion: `scte --install-completion` (bash, zsh, fish, PowerShell) and `--show-completion`
+app = typer.Typer(no_args_is_help=True, add_completion=True, help="SCTE Platform.")
 queue_app = typer.Typer(no_args_is_help=True, help="The SQS-compatible broker.")
 app.add_typer(queue_app, name="queue")
 contracts_app = typer.Typer(no_args_is_help=True, help="The message contracts: events and topology.")
@@ -23,6 +25,9 @@ from scte.cli_queues import dlq_app, queues_app  # noqa: E402  (the console's op
 
 app.add_typer(queues_app, name="queues")
 app.add_typer(dlq_app, name="dlq")
+from scte.cli_trace import trace as _trace  # noqa: E402  (scte trace: the console's trace view, scte.cli_trace)
+
+app.command("trace")(_trace)
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="Port to listen on (default 9324).")]
@@ -208,6 +213,30 @@ def up(
             "as moto_server; AWS is deployed from `scte deploy cloudformation`).",
         ),
     ] = False,
+    gateway_port: Annotated[
+        int | None,
+        typer.Option(
+            "--gateway-port", min=1, max=65535, help="Port of the gateway: website and APIs (SCTE_GATEWAY_PORT; 8000)."
+        ),
+    ] = None,
+    broker_port: Annotated[
+        int | None,
+        typer.Option("--broker-port", min=1, max=65535, help="Port of the SQS/SNS broker (SCTE_BROKER_PORT; 9324)."),
+    ] = None,
+    mail_port: Annotated[
+        int | None,
+        typer.Option("--mail-port", min=1, max=65535, help="Port of the local mail server (SCTE_SMTP_PORT; 1025)."),
+    ] = None,
+    port_base: Annotated[
+        int | None,
+        typer.Option(
+            "--port-base",
+            min=1,
+            max=65523,
+            help="Put all 13 ports in a row from this one: gateway, broker, mail, then the ten services "
+            "(instead of their SCTE_*_PORT variables); the three flags above still win.",
+        ),
+    ] = None,
 ) -> None:
     """Start the system: broker, mail server, every service, the gateway; Ctrl-C stops it all."""
     import os
@@ -215,6 +244,7 @@ def up(
     from scte.kit.switches import parse_broker, parse_database
     from scte.platform import SERVICES
     from scte.supervision.replicas import ReplicasError, parse_replicas
+    from scte.up import PortError, resolve_ports
     from scte.up import up as run_up
 
     try:
@@ -233,6 +263,10 @@ def up(
     if provision and broker == "embedded":
         raise typer.BadParameter("the embedded broker is always provisioned by `scte up`", param_hint="'--provision'")
     directory = data or Path(os.environ.get("SCTE_DATA_DIR", "./var"))
+    try:
+        ports = resolve_ports(gateway=gateway_port, broker=broker_port, mail=mail_port, base=port_base)
+    except PortError as exc:
+        raise typer.BadParameter(str(exc)) from None
     raise typer.Exit(
         run_up(
             directory,
@@ -243,8 +277,30 @@ def up(
             broker=broker,
             database=database,
             provision=provision,
+            ports=ports,
         )
     )
+
+
+@app.command("status")
+def status(
+    data: PlatformDataOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON instead of a table.")] = False,
+) -> None:
+    """What runs, where, and whether it is healthy. Exit status: 0 up and healthy, 1 not running,
+    2 running with a part down or failing its health check."""
+    import json
+    import os
+
+    from scte.supervision.status import print_status, read_status
+
+    directory = data or Path(os.environ.get("SCTE_DATA_DIR", "./var"))
+    report = read_status(directory)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        print_status(report)
+    raise typer.Exit(report.exit_code)
 
 
 @app.command("down")

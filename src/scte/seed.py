@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -209,8 +210,12 @@ async def _seed_members(settings: Any, count: int, rng: random.Random) -> tuple[
     return ids, staff_id
 
 
-async def seed(gateway_url: str, data_dir: Path, *, members: int = 300) -> SeedReport:
-    """Load the demonstration data into a running platform (`scte up` calls it on first start)."""
+async def seed(
+    gateway_url: str, data_dir: Path, *, members: int = 300, step: Callable[[str], None] | None = None
+) -> SeedReport:
+    """Load the demonstration data into a running platform (`scte up` calls it on first start);
+    `step` is told which part is being loaded (scte up's progress line)."""
+    say = step or (lambda _part: None)
     from scte.admin import AdminError, create_staff
     from scte.kit.auth import TokenIssuer
     from scte.kit.settings import Settings
@@ -223,11 +228,13 @@ async def seed(gateway_url: str, data_dir: Path, *, members: int = 300) -> SeedR
         report.staff_password = staff.password
     except AdminError:
         pass  # made by an earlier, interrupted seed: its password was shown then
+    say(f"{members} members")
     member_ids, staff_id = await _seed_members(settings, members, rng)
     report.members = len(member_ids)
     token = TokenIssuer.from_file(settings.private_key_path).issue(staff_id, ["member", "staff"])
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=gateway_url, headers=headers, timeout=30) as client:
+        say("courses")
         for course_id, title, units in COURSES:
             response = await client.put(
                 f"/api/learning/courses/{course_id}",
@@ -237,6 +244,7 @@ async def seed(gateway_url: str, data_dir: Path, *, members: int = 300) -> SeedR
                 report.skipped.append(f"courses: learning answered {response.status_code}")
                 break
             report.courses += 1
+        say("companies and their employees")
         for index, name in enumerate(_COMPANIES):
             admin = member_ids[index] if index < len(member_ids) else None
             response = await client.post("/api/companies/companies", json={"name": name, "admin_member_id": admin})

@@ -19,9 +19,14 @@ the topology (`scte.deploy.policies`) say what each may do; `scte up` itself pro
 `--replicas notifications=3,search=2` runs several processes of a service, competing consumers of its
 queue; replica 0 serves its API, the others start once it is healthy (`scte.supervision.replicas`).
 
-Ports come from the environment when set (`SCTE_GATEWAY_PORT`, `SCTE_BROKER_PORT`, `SCTE_SMTP_PORT`,
-`SCTE_<SERVICE>_PORT`), else the platform's defaults. `<data>/run/processes.json` lists the children
-(pid, command, environment) so a test can stop one service and start it again.
+Ports (`resolve_ports`): `--gateway-port`, `--broker-port`, `--mail-port` when given; else, with
+`--port-base N`, a block of 13 from N (gateway, broker, mail, then the services in `SERVICES` order);
+else the environment (`SCTE_GATEWAY_PORT`, `SCTE_BROKER_PORT`, `SCTE_SMTP_PORT`, `SCTE_<SERVICE>_PORT`);
+else the platform's defaults. A port in use stops the start with the flag or variable that moves it.
+`<data>/run/processes.json` lists the children (pid, command, environment) so a test can stop one
+service and start it again; `scte status` reads it (`scte.supervision.status`). The long steps (the
+broker, the services' first start with their migrations, the seed data) show their progress
+(`scte.supervision.progress`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -50,9 +56,10 @@ from scte.supervision.forkserver import ForkedProcess, ForkServer, become_subrea
 from scte.supervision.instance import AlreadyRunning, InstanceLock, process_started
 from scte.supervision.launch import launcher_argv
 from scte.supervision.prepare import SEEDED_MARKER
+from scte.supervision.progress import step
 from scte.supervision.replicas import ReplicasError, check_database, replica_environment, replica_name
 
-__all__ = ["Child", "Supervisor", "up"]
+__all__ = ["PORT_FLAGS", "PORT_NAMES", "Child", "PortError", "Supervisor", "how_to_move", "resolve_ports", "up"]
 
 
 class _Console(Console):
@@ -90,9 +97,72 @@ class Child:
     forked: bool = False  # `python -m <module>` forked from the fork server when it runs (shares its imports)
 
 
-def _port_env(name: str, default: int) -> int:
-    value = os.environ.get(f"SCTE_{name.upper()}_PORT")
-    return int(value) if value else default
+PORT_FLAGS = {"gateway": "--gateway-port", "broker": "--broker-port", "smtp": "--mail-port"}
+"""The `scte up` flags of the three ports an operator meets; the services' ports move with --port-base
+or their SCTE_<SERVICE>_PORT variable."""
+PORT_NAMES = ("gateway", "broker", "smtp", *SERVICES)
+"""Every port `scte up` listens on, in the order of a --port-base block (13 ports from the base)."""
+
+
+class PortError(ValueError):
+    """Ports that cannot be used as given (out of range, not a number, or one port twice)."""
+
+
+def port_variable(name: str) -> str:
+    return f"SCTE_{name.upper()}_PORT"
+
+
+def how_to_move(name: str) -> str:
+    """How an operator changes the port of `name`: its flag (if it has one) or its variable."""
+    flag = PORT_FLAGS.get(name)
+    return f"{flag} or {port_variable(name)}" if flag else port_variable(name)
+
+
+def _defaults() -> dict[str, int]:
+    return {
+        "gateway": GATEWAY_PORT,
+        "broker": BROKER_PORT,
+        "smtp": SMTP_PORT,
+        **{name: info.port for name, info in SERVICES.items()},
+    }
+
+
+def resolve_ports(
+    *,
+    gateway: int | None = None,
+    broker: int | None = None,
+    mail: int | None = None,
+    base: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, int]:
+    """name -> port for every part: its flag, else `base` + its place in PORT_NAMES (--port-base), else
+    its SCTE_<NAME>_PORT variable, else the platform's default. Raises PortError naming the flag or
+    variable at fault."""
+    environ = os.environ if environ is None else environ
+    if base is not None and not 1 <= base <= 65535 - len(PORT_NAMES) + 1:
+        raise PortError(f"--port-base {base}: the {len(PORT_NAMES)} ports from it must lie within 1-65535")
+    ports: dict[str, int] = {}
+    for index, (name, default) in enumerate(_defaults().items()):
+        value = environ.get(port_variable(name), "").strip()
+        if value:
+            if not value.isdigit() or not 1 <= int(value) <= 65535:
+                raise PortError(f"{port_variable(name)}={value!r} is not a port (1-65535)")
+            default = int(value)
+        ports[name] = base + index if base is not None else default
+    for name, flag in zip(("gateway", "broker", "smtp"), (gateway, broker, mail), strict=True):
+        if flag is not None:
+            if not 1 <= flag <= 65535:
+                raise PortError(f"{PORT_FLAGS[name]} {flag} is not a port (1-65535)")
+            ports[name] = flag
+    taken: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in taken:
+            raise PortError(
+                f"{taken[port]} and {name} would both listen on {port}: "
+                f"change {how_to_move(name)} (or {how_to_move(taken[port])})"
+            )
+        taken[port] = name
+    return ports
 
 
 def _listening(host: str, port: int) -> bool:
@@ -128,6 +198,7 @@ class Supervisor:
         broker: str = "embedded",
         database: str = "sqlite",
         provision: bool = False,
+        ports: Mapping[str, int] | None = None,
     ):
         from scte.kit.switches import parse_broker, parse_database
 
@@ -139,9 +210,10 @@ class Supervisor:
         self.host = host
         self.test_clock = test_clock
         self.log_level = log_level
-        self.gateway_port = _port_env("gateway", GATEWAY_PORT)
-        self.broker_port = _port_env("broker", BROKER_PORT)
-        self.smtp_port = _port_env("smtp", SMTP_PORT)
+        self.ports = dict(resolve_ports() if ports is None else ports)  # name -> port (resolve_ports)
+        self.gateway_port = self.ports["gateway"]
+        self.broker_port = self.ports["broker"]
+        self.smtp_port = self.ports["smtp"]
         self.children: list[Child] = []
         self.forkserver: ForkServer | None = None
         self.services = installed_services()  # not imported here: the supervisor keeps no service's code
@@ -187,8 +259,8 @@ class Supervisor:
                 env["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"] = "true"
             else:
                 env["AWS_ENDPOINT_URL"] = self.broker
-        for name, info in SERVICES.items():
-            env[f"SCTE_{name.upper()}_PORT"] = str(_port_env(name, info.port))
+        for name in SERVICES:
+            env[port_variable(name)] = str(self.ports[name])
         # links in mail (a password reset) point at the gateway unless the operator names another origin
         env.setdefault("SCTE_PUBLIC_URL", f"http://{self.host}:{self.gateway_port}")
         if self.test_clock:
@@ -290,9 +362,17 @@ class Supervisor:
         if self.broker == "embedded":
             ports["broker"] = self.broker_port
         ports.update({name: self.service_port(name) for name in self.services})
-        busy = [f"{name} ({port})" for name, port in ports.items() if _listening(self.host, port)]
+        busy = [
+            f"{name} {port} (change: {how_to_move(name)})"
+            for name, port in ports.items()
+            if _listening(self.host, port)
+        ]
         if busy:
-            raise RuntimeError("ports already in use: " + ", ".join(busy) + " (another `scte up` running?)")
+            raise RuntimeError(
+                "ports already in use: "
+                + "; ".join(busy)
+                + f". Or move all {len(PORT_NAMES)} with --port-base N. Another `scte up` running? `scte status` tells."
+            )
 
     def _prepare(self, step: str, *args: str) -> subprocess.Popen[bytes] | ForkedProcess:
         """A one-off step in a process of its own (`scte.supervision.prepare`), its messages on our stderr.
@@ -357,13 +437,20 @@ class Supervisor:
             f"http://{self.host}:{self.gateway_port}/health",
             forked=True,
         )
-        self._wait_ready(mail)
-        for child in list(self.children):
-            if child.health is not None:
+        waiting = [child for child in self.children if child.health is not None]
+        first = not (self.data_dir / SEEDED_MARKER).exists()
+        label = "services starting" + (" (first start: database migrations)" if first else "")
+        with step(console, label, total=len(waiting) + 1) as services_step:
+            self._wait_ready(mail)
+            services_step.advance("mail")
+            for child in waiting:
                 self._wait_ready(child)
+                services_step.advance(child.name)
+            services_step.finish(f"mail and {len(waiting)} services ready" + (" (migrated)" if first else ""))
         self._start_replicas()
-        self._spawn(gateway)
-        self._wait_ready(gateway)
+        with step(console, f"gateway on {self.host}:{self.gateway_port}"):
+            self._spawn(gateway)
+            self._wait_ready(gateway)
 
     def _start_broker(self) -> None:
         """The embedded broker, SigV4 strict with a key per service, and the topology on it."""
@@ -393,16 +480,19 @@ class Supervisor:
             self.broker_port,
             None,
         )
-        self._spawn(broker)
-        # the topology and its policies, with the owner's key; the step loads the services' declarations
-        # while the broker starts, then waits for it
-        provision = self._prepare("topology", ",".join(self.services), f"http://{self.host}:{self.broker_port}")
-        try:
-            self._wait_ready(broker)
-        except BaseException:
-            self._abandon(provision)
-            raise
-        self._finish(provision, "provisioning the topology")
+        with step(console, "starting the broker") as broker_step:
+            self._spawn(broker)
+            # the topology and its policies, with the owner's key; the step loads the services' declarations
+            # while the broker starts, then waits for it
+            provision = self._prepare("topology", ",".join(self.services), f"http://{self.host}:{self.broker_port}")
+            try:
+                self._wait_ready(broker)
+            except BaseException:
+                self._abandon(provision)
+                raise
+            broker_step.note("provisioning topics, queues and their policies")
+            self._finish(provision, "provisioning the topology")
+            broker_step.finish(f"broker on {self.host}:{self.broker_port}, topics and queues provisioned")
 
     async def _deployed_topology(self) -> None:
         """Another broker: the topology made first when asked (`--provision`, a development broker), then
@@ -476,6 +566,7 @@ class Supervisor:
         marker = self.data_dir / SEEDED_MARKER
         if marker.exists():
             return
+        # the step shows its own progress (scte.supervision.prepare.seed): it prints the staff password
         self._finish(self._prepare("seed", f"http://{self.host}:{self.gateway_port}"), "loading the seed data")
 
     def print_table(self) -> None:
@@ -489,7 +580,7 @@ class Supervisor:
             where = {
                 "broker": f"http://{self.host}:{child.port} (SQS/SNS; AWS_ENDPOINT_URL)",
                 "mail": f"smtp://{self.host}:{child.port} (mailbox {self.data_dir / 'mail' / 'mail.db'})",
-                "gateway": f"{gateway}/api/<service>/ (REST; API docs: {gateway}/api/<service>/docs)",
+                "gateway": f"{gateway}/api/<service>/ (REST; API docs: {gateway}/docs)",
             }.get(child.name, f"http://{self.host}:{child.port}/docs")
             if child.env:  # a replica after the first: it consumes; the API is replica 0's
                 where = f"http://{self.host}:{child.port}/health (replica: consumes, no API)"
@@ -502,7 +593,7 @@ class Supervisor:
             table.add_row("databases", f"{make_url(self.database).render_as_string()}_<service> (PostgreSQL)", "")
         table.add_row("data", str(self.data_dir), "")
         console.print(table)
-        console.print("Ctrl-C stops everything.")
+        console.print("`scte status` tells how it is doing. Ctrl-C stops everything.")
 
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM in reverse start order (gateway and services together, then mail, then the broker)."""
@@ -583,6 +674,7 @@ def up(
     broker: str = "embedded",
     database: str = "sqlite",
     provision: bool = False,
+    ports: Mapping[str, int] | None = None,
 ) -> int:
     lock = InstanceLock(secure_data_dir(data_dir))
     try:
@@ -598,6 +690,7 @@ def up(
         broker=broker,
         database=database,
         provision=provision,
+        ports=ports,
     )
 
     def interrupt(_sig: int, _frame: object) -> None:

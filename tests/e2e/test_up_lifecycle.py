@@ -111,6 +111,8 @@ def test_ctrl_c_stops_everything_and_a_restart_keeps_all_data(tmp_path: Path) ->
     try:
         wait_until_up(process, data_dir, first_log, url)
         assert "first start: loading the seed data" in first_log.read_text()
+        assert "✓ mail and 10 services ready (migrated)" in first_log.read_text()  # the long steps, reported
+        assert "✓ seed data loaded" in first_log.read_text()
         marker = (data_dir / ".seeded").read_bytes()
         email = f"{uuid.uuid4().hex[:10]}@e2e.example"
 

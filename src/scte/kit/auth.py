@@ -30,10 +30,13 @@ from typing import Annotated
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 __all__ = [
     "AUDIENCE",
+    "BEARER",
+    "BEARER_SCHEME_NAME",
     "ISSUER",
     "MAX_ACCESS_TOKEN_TTL",
     "ROLES",
@@ -255,7 +258,22 @@ RevokedCheck = Callable[[Principal], Awaitable[bool]]
 """`app.state.revocations`: True when a principal's session is revoked (set by the service runtime)."""
 
 
-async def require_principal(request: Request) -> Principal:
+BEARER_SCHEME_NAME = "bearer"
+BEARER = HTTPBearer(
+    scheme_name=BEARER_SCHEME_NAME,
+    bearerFormat="JWT",
+    description="An access token from the members service (`POST /api/members/sessions`), sent as "
+    "`Authorization: Bearer <token>`; every service verifies it with the members service's public key.",
+    auto_error=False,  # the refusal is ours (uniform body, WWW-Authenticate), below
+)
+
+
+async def require_principal(
+    request: Request,
+    # declares the bearer scheme on every route that depends on this one, so the OpenAPI documents show
+    # which operations need a token; the header is read below, as it always was
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+) -> Principal:
     """The caller, from `Authorization: Bearer <token>`; 401 without a valid one, or when the token's
     session was revoked (signed out, password changed, roles taken away)."""
     header = request.headers.get("authorization", "")

@@ -120,13 +120,19 @@ class Action:
 class SpanStore:
     """The span file: `write` (from any process, any thread), `actions` and `trace` (the console)."""
 
-    def __init__(self, path: Path, *, max_spans: int = DEFAULT_MAX_SPANS) -> None:
+    def __init__(self, path: Path, *, max_spans: int = DEFAULT_MAX_SPANS, read_only: bool = False) -> None:
         self.path = path
         self.max_spans = max_spans
+        self.read_only = read_only
+        """Open an existing file for reading only (`scte trace`): never creates, never writes."""
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
+        if self._conn is None and self.read_only:
+            self._conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0, check_same_thread=False
+            )
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             with contextlib.suppress(FileExistsError):  # created 0600 before SQLite opens it

@@ -98,10 +98,15 @@ def topology(data_dir: Path, services: list[str], endpoint: str) -> None:
 
 
 def seed(data_dir: Path, gateway: str) -> None:
+    from rich.console import Console
+
     from scte.seed import seed as load_seed
+    from scte.supervision.progress import step
 
     _say("first start: loading the seed data ...")
-    report = asyncio.run(load_seed(gateway, data_dir))
+    with step(Console(stderr=True), "seeding") as seeding:  # a live line on a terminal, one line in a log
+        report = asyncio.run(load_seed(gateway, data_dir, step=seeding.note))
+        seeding.finish("seed data loaded")
     # the marker holds counts only (no password), readable by the install's owner alone
     fd = os.open(data_dir / SEEDED_MARKER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:

@@ -3,7 +3,8 @@
 `/api/<service>/<path>` is forwarded to `http://127.0.0.1:<service port>/<path>` with the method,
 query, body and the headers that matter (Authorization among them); the service's answer comes back
 as it is. `/health` asks every service for its own and sums them up. The gateway holds no state and
-checks no tokens: each service verifies the token it is given.
+checks no tokens: each service verifies the token it is given. `/openapi.json` and `/docs` document
+every service's API in one place (`scte.web.api_docs`).
 
 Every other path is the website (`scte.web.site`): the member portal at `/`, `/company`, `/staff`,
 pages rendered here from the services' APIs, called over the same connections.
@@ -42,6 +43,7 @@ from scte.kit.metrics import install_metrics_route
 from scte.kit.observability import CORRELATION_HEADER, RequestObserver
 from scte.kit.settings import Settings, get_settings
 from scte.platform import GATEWAY_PORT, SERVICES
+from scte.web.api_docs import install_api_docs
 from scte.web.console_rates import sampling
 
 __all__ = ["UPLOAD_ROUTES", "create_gateway", "main", "service_urls"]
@@ -116,13 +118,24 @@ def create_gateway(
             if admin is not None:
                 await admin.close()
 
-    app = FastAPI(title="SCTE gateway", lifespan=lifespan, docs_url=None, redoc_url=None, max_body_size=MAX_BODY_SIZE)
+    app = FastAPI(
+        title="SCTE gateway",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # scte.web.api_docs serves the platform's document instead
+        max_body_size=MAX_BODY_SIZE,
+    )
     # a visitor's request starts a user action: its correlation id (answered in X-Correlation-Id) and root span
     app.add_middleware(RequestObserver, service="gateway", entry=True)
     app.state.metrics_token_path = data_dir / "keys" / "metrics-token" if data_dir is not None else None
     install_metrics_route(app, "gateway", lambda request: request.app.state.metrics_token_path)
 
-    @app.get("/health")
+    @app.get(
+        "/health",
+        summary="Every service's health, summed up",
+        responses={503: {"description": "A service is failing or down"}},
+    )
     async def health() -> JSONResponse:
         async def one(name: str) -> tuple[str, dict[str, Any]]:
             try:
@@ -137,7 +150,7 @@ def create_gateway(
         ok = all(r["status"] == "ok" for r in results.values())
         return JSONResponse({"status": "ok" if ok else "degraded", "services": results}, status_code=200 if ok else 503)
 
-    @app.get("/api")
+    @app.get("/api", summary="The services and where their APIs are")
     async def index() -> dict[str, Any]:
         return {"services": {name: f"/api/{name}/" for name in routes}}
 
@@ -192,7 +205,14 @@ def create_gateway(
             include_in_schema=False,
         )
 
-    @app.api_route("/api/{service}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+    install_api_docs(app, clients)  # before the proxy: /api/<service>/openapi.json gets the gateway's prefix
+
+    # not in the document itself: the services' operations stand there under /api/<service>
+    @app.api_route(
+        "/api/{service}/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        include_in_schema=False,
+    )
     async def proxy(service: str, path: str, request: Request) -> Response:
         return await forward(service, path, request)
 

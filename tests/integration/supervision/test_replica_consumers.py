@@ -188,3 +188,36 @@ async def test_three_replicas_handle_a_burst_once_each_and_in_order_per_member(d
     for member, times in order.items():
         assert times == sorted(times), f"{member}'s events were handled out of order: {times}"
     assert statuses == {events_[0].member_id: events_[-1].status for events_ in members}
+
+
+@pytest.mark.timeout(300)
+def test_scte_up_refuses_replicas_of_a_service_whose_database_is_in_memory(tmp_path: Path) -> None:
+    """Each process would have a database of its own: refused before anything starts, exit 1, the reason."""
+    import subprocess
+    import sys
+
+    from tests.harness.platform import scte_env, up_ports
+
+    env = scte_env(up_ports(), {"SCTE_SEARCH_DATABASE_URL": "sqlite+aiosqlite:///:memory:"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scte.cli",
+            "up",
+            "--data",
+            str(tmp_path / "data"),
+            "--no-seed",
+            "--replicas",
+            "search=2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "search's database is an in-memory SQLite database" in " ".join(output.split()), output
+    assert not (tmp_path / "data" / "logs").exists()  # no child was started
