@@ -61,11 +61,12 @@ test-production: $(STAMP) assets
 
 # The bus contract suite and the queue/bus integration tests with every speed path off (SCTE_SPEED_PATHS=off,
 # src/scte/speed_paths.py): SQLAlchemy's own greenlet spawner, aiosqlite, uvicorn's ASGI request cycle, as an
-# installation beside other releases of SQLAlchemy or uvicorn runs them.
+# installation beside other releases of SQLAlchemy or uvicorn runs them. Tests of a speed path itself (marker
+# `speed_path`: the pooled greenlets, the inline driver's direct statements, server/http.py) are deselected.
 SLOW_PATH_TESTS := tests/unit/bus tests/integration/bus tests/integration/queue tests/integration/server tests/unit/test_speed_paths.py
 .PHONY: test-slow-path
 test-slow-path: $(STAMP)
-	SCTE_SPEED_PATHS=off $(BIN)/pytest -n 2 --dist loadgroup --durations=5 $(SLOW_PATH_TESTS)
+	SCTE_SPEED_PATHS=off $(BIN)/pytest -n 2 --dist loadgroup --durations=5 -m "not speed_path" $(SLOW_PATH_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -120,6 +120,7 @@ def _json(text: str) -> dict[str, Any]:
     return value
 
 
+@pytest.mark.speed_path
 async def test_outbox_rows_and_what_the_relay_reads_back_are_the_same_on_both_paths(tmp_path: Path) -> None:
     inline_rows, inline_sent = await _publish_all("inline", tmp_path / "inline.db")
     plain_rows, plain_sent = await _publish_all("aiosqlite", tmp_path / "plain.db")
@@ -133,6 +134,7 @@ async def test_outbox_rows_and_what_the_relay_reads_back_are_the_same_on_both_pa
         assert (a.group_id is None) == (b.group_id is None)
 
 
+@pytest.mark.speed_path
 @pytest.mark.parametrize("kind", ["inline", "aiosqlite"])
 async def test_an_outbox_row_round_trips_its_message_exactly(kind: str, tmp_path: Path) -> None:
     _rows_written, sent = await _publish_all(kind, tmp_path / "s.db")

@@ -20,6 +20,9 @@ from scte.bus.database import sessionmaker, sqlite_engine
 from scte.bus.greenlets import greenlet_spawn
 from scte.kit.testing import POSTGRES_URL, postgres_unreachable, skip_postgres_on_purpose
 
+# Tests of the speed path itself: `make test-slow-path` (SCTE_SPEED_PATHS=off) deselects them.
+pytestmark = pytest.mark.speed_path
+
 
 @pytest.fixture(params=["inline", "aiosqlite", "postgresql"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[AsyncEngine, Table]]:

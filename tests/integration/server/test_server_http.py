@@ -23,6 +23,9 @@ from scte.queue.server.app import MAX_BODY_BYTES
 from scte.queue.server.config import ServerConfig
 from scte.queue.server.serve import DrainingServer, build_server
 
+# Tests of the speed path itself: `make test-slow-path` (SCTE_SPEED_PATHS=off) deselects them.
+pytestmark = pytest.mark.speed_path
+
 JSON_TYPE = "application/x-amz-json-1.0"
 
 

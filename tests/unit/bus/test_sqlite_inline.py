@@ -144,6 +144,7 @@ async def test_engine_transactions_savepoints_and_errors(tmp_path: Path) -> None
         await engine.dispose()
 
 
+@pytest.mark.speed_path
 async def test_begin_and_savepoints_go_straight_to_sqlite(tmp_path: Path) -> None:
     """BEGIN IMMEDIATE, SAVEPOINT, RELEASE and ROLLBACK TO skip SQLAlchemy's execution context (they
     cost more there than the statements they protect) and behave the same: nested savepoints roll
@@ -193,6 +194,7 @@ async def test_concurrent_sessions_queue_for_the_connection(tmp_path: Path) -> N
         await engine.dispose()
 
 
+@pytest.mark.speed_path
 async def test_two_engines_on_one_file_wait_for_each_other(tmp_path: Path) -> None:
     """Two engines stand for two processes: the second waits (asynchronously) for the first's commit."""
     first, second = sqlite_engine(tmp_path / "s.db"), sqlite_engine(tmp_path / "s.db", busy_timeout=5)
