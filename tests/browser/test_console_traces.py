@@ -13,7 +13,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 from tests.browser.test_console import staff_console
 from tests.harness.browser import Browsing
-from tests.harness.people import new_person, register
+from tests.harness.people import buy_and_pay, new_person, register, sit_and_pass_exam
 from tests.harness.platform import Platform
 from typer.testing import CliRunner
 
@@ -165,3 +165,30 @@ def test_a_members_page_shows_the_actions_reference_and_scte_trace_follows_it(
     handled = {r["service"] for r in shown["spans"] if r["hop"] == "handled"}
     assert handled >= DOWNSTREAM
     assert any(r["hop"] == "published" and r["service"] == "members" for r in shown["spans"])
+
+
+AWARD_HOPS = {"learning", "certification", "members", "notifications", "search", "companies", "reports", "activity"}
+"""An exam pass: learning publishes it, certification awards, the award's consumers handle it."""
+
+
+def test_staff_follow_an_exam_pass_by_the_reference_on_the_members_page(site: Browsing, platform: Platform) -> None:
+    staff = staff_console(site, platform)
+    member = site.new_page()
+    register(member, new_person(), listed=True, city="Exeter")
+    buy_and_pay(member, "/account", "Pay dues for a year")
+    buy_and_pay(member, "/exams", "Buy the BPI exam")
+    sit_and_pass_exam(member, staff, "BPI")  # the paper handed in: a POST, then /exams?notice=exam-passed
+    correlation = member.locator("#reference code").inner_text()
+    assert re.fullmatch(r"[0-9a-f-]{36}", correlation), correlation
+
+    shown = open_trace(staff, correlation, {"gateway", *AWARD_HOPS})
+    assert shown >= AWARD_HOPS
+    expect(staff.locator("#trace-summary")).to_contain_text(correlation)
+    expect(staff.locator("#trace-total")).to_have_text(re.compile(r"^\d+\.\d ms$"))
+    table = staff.locator("#spans-table tbody")
+    for service in AWARD_HOPS - {"learning"}:  # each downstream hop: a handler with its duration
+        row = table.locator(f'tr[data-kind="consumer"][data-service="{service}"]').first
+        expect(row.locator("td").nth(3)).to_have_text(re.compile(r"^\d+\.\d$"))
+    expect(table.locator('tr[data-kind="producer"][data-service="learning"]').first).to_contain_text("publish")
+    site.check_accessibility(staff)
+    site.shoot(staff, "console-trace-exam-pass")
