@@ -165,6 +165,19 @@ CASES: dict[Key, Case] = {
         Access.STAFF,
         lambda w: Req("POST", f"/exams/{w.exam['exam_id']}/attempts", json={"member_id": w.c.id, "correct": 1}),
     ),
+    # sitting an exam acts on the caller's own paid attempts (B has none: told to pay, 409)
+    ("learning", "GET", "/exams/{exam_id}/paper"): Case(Access.SELF, lambda w: Req("GET", "/exams/BPI/paper")),
+    ("learning", "POST", "/exams/{exam_id}/sittings"): Case(
+        Access.SELF, lambda w: Req("POST", "/exams/BPI/sittings", json={"answers": [None]})
+    ),
+    ("learning", "GET", "/exams/{exam_id}/questions"): Case(Access.STAFF, lambda w: Req("GET", "/exams/BPI/questions")),
+    # an answer that is not one of the choices: staff get the 400 and the paper stays as it is
+    ("learning", "PUT", "/exams/{exam_id}/questions"): Case(
+        Access.STAFF,
+        lambda w: Req(
+            "PUT", "/exams/BPI/questions", json={"questions": [{"prompt": "?", "choices": ["a", "b"], "answer": 5}]}
+        ),
+    ),
     ("learning", "GET", "/members/{member_id}/transcript"): Case(
         Access.OWNER, lambda w: Req("GET", f"/members/{w.a.id}/transcript")
     ),
@@ -298,6 +311,11 @@ CASES: dict[Key, Case] = {
         Access.OWNER,
         lambda w: Req("PUT", f"/notifications/preferences/{w.a.id}", json={"channels": {"learning": ["email"]}}),
     ),
+    ("notifications", "GET", "/notifications/deliveries/{notification_id}"): Case(
+        Access.OWNER, lambda w: Req("GET", f"/notifications/deliveries/{w.extra['notice_id']}")
+    ),
+    ("notifications", "GET", "/mailbox"): Case(Access.STAFF, lambda w: Req("GET", "/mailbox")),
+    ("notifications", "GET", "/mailbox/{mail_id}"): Case(Access.STAFF, lambda w: Req("GET", "/mailbox/1")),
     ("notifications", "GET", "/notifications/deliveries"): Case(
         Access.OWNER, lambda w: Req("GET", "/notifications/deliveries", params={"recipient_id": w.a.id})
     ),
@@ -539,9 +557,14 @@ async def build_world(platform: Platform) -> World:
             certs = (await client.get(f"/api/certification/members/{a.id}/certifications")).json()
             return str(certs[0]["certification_id"]) if certs else None
 
+        async def notice() -> str | None:
+            found = (await client.get("/api/notifications/notifications/deliveries")).json()
+            return str(found[0]["notification_id"]) if found else None
+
         await eventually(media_refused, what="the broken upload refused by the worker")
         await eventually(attempt, what="A's exam attempt accepted (fee paid)")
         certification_id = await eventually(certified, what="A certified")
+        notice_id = await eventually(notice, what="a notice to A in the delivery log")
 
     return World(
         a=a,
@@ -566,6 +589,7 @@ async def build_world(platform: Platform) -> World:
             "po_validity": po_validity,
             "month": f"{today:%Y-%m}",
             "jpeg": _jpeg_that_cannot_be_decoded(),
+            "notice_id": notice_id,
             **invitations,
         },
     )
