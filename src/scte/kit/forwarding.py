@@ -14,13 +14,12 @@ mode 0600), read by the gateway and the services, never printed.
 from __future__ import annotations
 
 import hmac
-import os
-import secrets
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from scte.kit.secret_file import write_new_secret
 from scte.kit.settings import Settings
 
 __all__ = [
@@ -54,16 +53,7 @@ def forwarded_headers(address: str | None, secret: str | None) -> dict[str, str]
 
 def ensure_gateway_secret(path: Path) -> bool:
     """Write a new secret (mode 0600) unless one exists; True if written."""
-    if path.exists():
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(secrets.token_urlsafe(32))
-    return True
+    return write_new_secret(path)
 
 
 def read_gateway_secret(path: Path) -> str | None:

@@ -4,25 +4,16 @@ only: the supervisor writes it without importing the services' web stack."""
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
+
+from scte.kit.secret_file import write_new_secret
 
 __all__ = ["ensure_metrics_token", "read_metrics_token"]
 
 
 def ensure_metrics_token(path: Path) -> bool:
     """Write a new token (mode 0600) unless one exists; True if written."""
-    if path.exists():
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(secrets.token_urlsafe(32))
-    return True
+    return write_new_secret(path)
 
 
 def read_metrics_token(path: Path | None) -> str | None:
