@@ -28,10 +28,12 @@ from . import db
 from .domain import CourseState
 from .handlers import (
     Conflict,
-    NotFound,
+    attempts_left,
     complete_course,
     enroll_member,
     get_course,
+    get_exam,
+    paper_to_sit,
     record_attempt,
     sit_exam,
     transcript,
@@ -303,17 +305,12 @@ async def post_attempt(
     summary="The exam's questions without the key, to sit it (a member with a paid attempt left)",
 )
 async def read_paper(exam_id: ExamPath, principal: CurrentPrincipal, session: DbSession) -> PaperOut:
-    exam = (await session.execute(select(db.exams).where(db.exams.c.exam_id == exam_id))).mappings().first()
-    if exam is None:
-        raise NotFound(f"no exam {exam_id}")
-    found = await transcript(session, principal.member_id)
-    left = found.exam_attempts_available.get(exam_id, 0)
+    exam = await get_exam(session, exam_id)
+    left = await attempts_left(session, principal.member_id, exam_id)
     if left < 1:
         # the paper is shown only to someone about to sit it: the questions are the exam
         raise Conflict(f"pay the {exam_id} exam fee first: no paid attempt is left")
-    questions = await exam_paper(session, exam_id)
-    if len(questions) != exam["questions"]:
-        raise Conflict(f"exam {exam_id} has no paper to sit online yet")
+    questions = await paper_to_sit(session, exam)
     return PaperOut(
         exam_id=exam_id,
         title=exam["title"],
@@ -342,14 +339,16 @@ async def post_sitting(
     return AttemptOut.model_validate(recorded, from_attributes=True)
 
 
+def _keyed(questions: list[Question]) -> list[KeyedQuestion]:
+    return [
+        KeyedQuestion(number=q.number, prompt=q.prompt, choices=list(q.choices), answer=q.answer) for q in questions
+    ]
+
+
 @router.get("/exams/{exam_id}/questions", summary="The exam's paper with its key (staff)")
 async def read_questions(exam_id: ExamPath, _: Staff, session: DbSession) -> list[KeyedQuestion]:
-    if await session.scalar(select(db.exams.c.exam_id).where(db.exams.c.exam_id == exam_id)) is None:
-        raise NotFound(f"no exam {exam_id}")
-    return [
-        KeyedQuestion(number=q.number, prompt=q.prompt, choices=list(q.choices), answer=q.answer)
-        for q in await exam_paper(session, exam_id)
-    ]
+    await get_exam(session, exam_id)
+    return _keyed(await exam_paper(session, exam_id))
 
 
 @router.put("/exams/{exam_id}/questions", summary="Replace the exam's paper; its question count follows (staff)")
@@ -358,12 +357,9 @@ async def put_questions(exam_id: ExamPath, body: PaperIn, _: Staff, session: DbS
         Question(number, q.prompt, tuple(q.choices), q.answer) for number, q in enumerate(body.questions, start=1)
     ]
     async with session.begin():
-        if await session.scalar(select(db.exams.c.exam_id).where(db.exams.c.exam_id == exam_id)) is None:
-            raise NotFound(f"no exam {exam_id}")
+        await get_exam(session, exam_id)
         await replace_paper(session, exam_id, questions)
-    return [
-        KeyedQuestion(number=q.number, prompt=q.prompt, choices=list(q.choices), answer=q.answer) for q in questions
-    ]
+    return _keyed(questions)
 
 
 @router.get("/members/{member_id}/transcript", summary="A member's courses, units and exam attempts (self or staff)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,8 +36,8 @@ from .domain import (
     enroll,
     score_attempt,
 )
+from .questions import Question, score_answers
 from .questions import paper as exam_paper
-from .questions import score_answers
 
 __all__ = [
     "HANDLERS",
@@ -45,8 +45,11 @@ __all__ = [
     "Conflict",
     "NotFound",
     "Transcript",
+    "attempts_left",
     "complete_course",
+    "get_exam",
     "on_order_paid",
+    "paper_to_sit",
     "record_attempt",
     "sit_exam",
     "transcript",
@@ -243,23 +246,11 @@ async def record_attempt(
     recorded_by: str,
 ) -> AttemptRecorded:
     """Score an attempt paid for by an exam fee; publishes exam.passed or exam.failed."""
-    exam = (await session.execute(select(db.exams).where(db.exams.c.exam_id == exam_id))).mappings().first()
-    if exam is None:
-        raise NotFound(f"no exam {exam_id}")
+    exam = await get_exam(session, exam_id)
     total = exam["questions"] if questions is None else questions
     if total != exam["questions"]:
         raise LearningError(f"exam {exam_id} has {exam['questions']} questions, not {total}")
-    fees = await session.scalar(
-        select(func.count())
-        .select_from(db.exam_fees)
-        .where(db.exam_fees.c.member_id == member_id, db.exam_fees.c.exam_id == exam_id)
-    )
-    taken = await session.scalar(
-        select(func.count())
-        .select_from(db.attempts)
-        .where(db.attempts.c.member_id == member_id, db.attempts.c.exam_id == exam_id)
-    )
-    available = attempts_available(fees or 0, taken or 0)
+    available = await attempts_left(session, member_id, exam_id)
     if available < 1:
         raise Conflict(f"member {member_id} has no paid exam fee left for exam {exam_id}")
     result = score_attempt(ExamAttempt(uuid.uuid4().hex, member_id, exam_id, correct, total, taken_at))
@@ -291,6 +282,36 @@ async def record_attempt(
     )
 
 
+async def get_exam(session: AsyncSession, exam_id: str) -> Mapping[Any, Any]:
+    exam = (await session.execute(select(db.exams).where(db.exams.c.exam_id == exam_id))).mappings().first()
+    if exam is None:
+        raise NotFound(f"no exam {exam_id}")
+    return exam
+
+
+async def attempts_left(session: AsyncSession, member_id: str, exam_id: str) -> int:
+    """How many paid attempts at the exam the member has not used yet."""
+    fees = await session.scalar(
+        select(func.count())
+        .select_from(db.exam_fees)
+        .where(db.exam_fees.c.member_id == member_id, db.exam_fees.c.exam_id == exam_id)
+    )
+    taken = await session.scalar(
+        select(func.count())
+        .select_from(db.attempts)
+        .where(db.attempts.c.member_id == member_id, db.attempts.c.exam_id == exam_id)
+    )
+    return attempts_available(fees or 0, taken or 0)
+
+
+async def paper_to_sit(session: AsyncSession, exam: Mapping[Any, Any]) -> list[Question]:
+    """The exam's paper, when it is whole (as many questions as the exam is scored out of)."""
+    questions = await exam_paper(session, exam["exam_id"])
+    if len(questions) != exam["questions"]:
+        raise Conflict(f"exam {exam['exam_id']} has no paper to sit online yet")
+    return questions
+
+
 async def sit_exam(
     session: AsyncSession,
     publish: Publish,
@@ -301,12 +322,7 @@ async def sit_exam(
     taken_at: datetime,
 ) -> AttemptRecorded:
     """Score a member's answers to the exam's paper as one paid attempt (the member sits it themselves)."""
-    questions = await exam_paper(session, exam_id)
-    exam_questions = await session.scalar(select(db.exams.c.questions).where(db.exams.c.exam_id == exam_id))
-    if exam_questions is None:
-        raise NotFound(f"no exam {exam_id}")
-    if len(questions) != exam_questions:
-        raise Conflict(f"exam {exam_id} has no paper to sit online yet")
+    questions = await paper_to_sit(session, await get_exam(session, exam_id))
     return await record_attempt(
         session,
         publish,
