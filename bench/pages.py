@@ -41,6 +41,7 @@ MEMBER_PAGES = [
     "/orders",
     "/courses",
     "/exams",
+    "/exams/BPI/sit",  # the paper (the member has a paid BPI attempt; a GET spends nothing)
     "/transcript",
     "/gallery",
     "/search?q=program:BPI",
@@ -51,7 +52,7 @@ MEMBER_PAGES = [
 ]
 PUBLIC_PAGES = ["/", "/sign-in", "/register"]
 ADMIN_PAGES = ["/company", "/company/orders"]
-STAFF_PAGES = ["/staff", "/staff/courses", "/staff/companies", "/staff/reports"]
+STAFF_PAGES = ["/staff", "/staff/courses", "/staff/companies", "/staff/reports", "/staff/exams", "/staff/exams/BPI"]
 
 
 async def _token(client: httpx.AsyncClient, email: str, password: str) -> dict[str, Any]:
@@ -89,7 +90,8 @@ async def people(url: str, data_dir: Path) -> dict[str, dict[str, str]]:
             (await client.post("/api/members/members", json=body)).raise_for_status()
             tokens = await _token(client, email, PASSWORD)
             auth = {"Authorization": f"Bearer {tokens['access_token']}"}
-            order = await client.post("/api/commerce/orders", json={"lines": [{"kind": "dues"}]}, headers=auth)
+            lines = [{"kind": "dues"}, {"kind": "exam_fee", "reference": "BPI"}]
+            order = await client.post("/api/commerce/orders", json={"lines": lines}, headers=auth)
             order.raise_for_status()
             paid = await client.post(
                 f"/api/commerce/orders/{order.json()['order_id']}/pay", json={"card": CARD}, headers=auth
@@ -111,6 +113,21 @@ async def people(url: str, data_dir: Path) -> dict[str, dict[str, str]]:
             await asyncio.sleep(0.5)
         member = await _token(client, made["member"][0], PASSWORD)
     return {"member": _cookies(member), "admin": _cookies(admin), "staff": _cookies(staff), "visitor": {}}
+
+
+async def a_notice(url: str, cookies: dict[str, str]) -> str:
+    """The page of one notice sent to the member (their welcome), once the delivery log has it."""
+    tokens = {"Authorization": f"Bearer {cookies['scte_session']}"}
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        deadline = time.monotonic() + 120
+        while True:
+            found = await client.get("/api/notifications/notifications/deliveries", headers=tokens)
+            found.raise_for_status()
+            if found.json():
+                return f"/inbox/{found.json()[0]['notification_id']}"
+            if time.monotonic() > deadline:
+                raise RuntimeError("no notice reached the member's delivery log within 120 s")
+            await asyncio.sleep(0.5)
 
 
 async def _one(client: httpx.AsyncClient, path: str) -> float:
@@ -146,9 +163,10 @@ def percentile(values: list[float], q: float) -> float:
 
 async def bench(url: str, data_dir: Path, requests: int, conditions: Conditions) -> list[dict[str, Any]]:
     cookies = await people(url, data_dir)
+    notice = await a_notice(url, cookies["member"])
     plan = (
         [(p, "visitor") for p in PUBLIC_PAGES]
-        + [(p, "member") for p in MEMBER_PAGES]
+        + [(p, "member") for p in [*MEMBER_PAGES, notice]]
         + [(p, "admin") for p in ADMIN_PAGES]
         + [(p, "staff") for p in STAFF_PAGES]
     )
